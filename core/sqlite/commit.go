@@ -1,0 +1,156 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// maxJobsPerCommit bounds one group commit, so that a burst of writers
+// cannot make the first of them wait for the last.
+const maxJobsPerCommit = 512
+
+// A job is one caller's write. fn runs on the writer connection inside a
+// SAVEPOINT of the shared transaction; it must use tx for every statement
+// and must not keep tx. What fn returns decides only its own savepoint.
+// The caller learns the outcome on res (buffered: the committer never
+// waits for a caller that gave up).
+type job struct {
+	ctx context.Context
+	fn  func(tx *sqlx.Tx) error
+	res chan error
+}
+
+// write hands fn to the committer and waits until its transaction has
+// committed (nil) or fn or the commit failed. If ctx ends while the job
+// is still queued, the job is skipped; if ctx ends after the job ran,
+// write returns ctx.Err() and the outcome is unknown to the caller, as
+// with any database whose answer is lost.
+func (db *DB) write(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	j := &job{ctx: ctx, fn: fn, res: make(chan error, 1)}
+
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	// Holding the read lock while we send keeps Close from closing jobs
+	// under us; the committer keeps draining, so the send ends.
+	select {
+	case db.jobs <- j:
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	db.mu.RUnlock()
+
+	select {
+	case err := <-j.res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitLoop is the committer: the only goroutine that uses the writer
+// connection. It runs until Close closes jobs, answering every job it took.
+func (db *DB) commitLoop() {
+	defer close(db.done)
+	batch := make([]*job, 0, maxJobsPerCommit)
+	for j := range db.jobs {
+		batch = append(batch[:0], j)
+		// Take whatever else is already queued: those callers share this
+		// commit instead of waiting for their own fsync.
+	drain:
+		for len(batch) < maxJobsPerCommit {
+			select {
+			case j, ok := <-db.jobs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		db.commit(batch)
+		clear(batch) // let the answered jobs' closures be collected
+	}
+}
+
+// commit runs batch in one transaction, one savepoint per job, commits,
+// then answers every job. No job hears "ok" before the commit is durable.
+func (db *DB) commit(batch []*job) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, j := range batch {
+			j.res <- err
+		}
+	}
+
+	// The statements run under a context of their own, never a caller's:
+	// an interrupted statement inside a transaction makes SQLite roll the
+	// whole transaction back, which would take the other callers' work
+	// with it. A caller that gives up is skipped before its job runs.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tx, err := db.wdb.BeginTxx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	ran := 0
+	for i, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT job`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("sqlite: savepoint: %w", err))
+			return
+		}
+		if errs[i] = run(j, tx); errs[i] != nil {
+			if _, err := tx.Exec(`ROLLBACK TO job`); err != nil {
+				// SQLite already rolled the whole transaction back (an
+				// I/O error, a full disk): nothing of this batch holds.
+				tx.Rollback()
+				fail(fmt.Errorf("sqlite: rollback to savepoint: %w (after %v)", err, errs[i]))
+				return
+			}
+		} else {
+			ran++
+		}
+		if _, err := tx.Exec(`RELEASE job`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("sqlite: release savepoint: %w", err))
+			return
+		}
+	}
+	if ran == 0 {
+		// Nothing to make durable: spare the fsync.
+		err = tx.Rollback()
+	} else {
+		err = tx.Commit()
+	}
+	if err != nil {
+		fail(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	for i, j := range batch {
+		j.res <- errs[i]
+	}
+}
+
+// run calls the job's function, turning a panic into its error: a bug in
+// one write must not stop the committer and hang every later writer.
+func run(j *job, tx *sqlx.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: write panicked: %v", p)
+		}
+	}()
+	return j.fn(tx)
+}

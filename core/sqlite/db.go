@@ -1,0 +1,234 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/mattn/go-sqlite3"
+
+	presence "github.com/presence-service/presence"
+	"github.com/presence-service/presence/core"
+)
+
+var _ core.Store = (*DB)(nil)
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("sqlite: database closed")
+
+// busyTimeout is how long a connection waits for a lock held by another
+// process (the CLI touching the same file while the server runs) before it
+// gives up with SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+// DB is a Presence database: a core.Store on one SQLite file.
+type DB struct {
+	// Now is the clock for the times the store sets itself (created_at of
+	// apps, users and grants; applied_at of migrations). Tests replace it
+	// before the first call; it is time.Now by default.
+	Now func() time.Time
+
+	path string
+	rdb  *sqlx.DB // read-only pool, several connections
+	wdb  *sqlx.DB // the one writer connection; only the committer uses it
+
+	mu     sync.RWMutex // guards: closed, and sends on jobs (held for reading)
+	closed bool
+	jobs   chan *job     // to the committer; closed by Close
+	done   chan struct{} // closed when the committer has answered its last job
+}
+
+// Open opens (creating it and its folder if need be) the database at path,
+// brings its schema up to date and starts the committer.
+func Open(path string) (*DB, error) {
+	if path == "" || path == ":memory:" {
+		// Two pools on ":memory:" would be two different databases.
+		return nil, fmt.Errorf("sqlite: open: need a file path, got %q", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	db := &DB{
+		Now:  time.Now,
+		path: path,
+		jobs: make(chan *job, 1024),
+		done: make(chan struct{}),
+	}
+
+	var err error
+	// The writer sets the journal mode (persistent in the file) before any
+	// reader opens, and takes the write lock at BEGIN, so that a
+	// transaction never fails half-way on a lock upgrade.
+	db.wdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"FULL"},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.wdb.SetMaxOpenConns(1)
+	db.wdb.SetMaxIdleConns(1)
+	db.wdb.SetConnMaxLifetime(0)
+	db.wdb.SetConnMaxIdleTime(0)
+	if err := db.wdb.Ping(); err != nil {
+		db.wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
+	db.rdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{"_query_only": {"true"}}))
+	if err != nil {
+		db.wdb.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	db.rdb.SetMaxOpenConns(n)
+	db.rdb.SetMaxIdleConns(n)
+	db.rdb.SetConnMaxIdleTime(0)
+
+	go db.commitLoop()
+
+	if err := db.Migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// dsn builds the connection string: settings every connection needs, plus
+// extra ones.
+func dsn(path string, extra url.Values) string {
+	v := url.Values{
+		"_foreign_keys":    {"1"},
+		"_busy_timeout":    {fmt.Sprint(busyTimeout.Milliseconds())},
+		"_stmt_cache_size": {"64"}, // the hot statements are prepared once per connection
+	}
+	for k, vs := range extra {
+		v[k] = vs
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close waits for the writes already handed to the committer, then closes
+// both pools. Later calls fail with ErrClosed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.jobs)
+	db.mu.Unlock()
+
+	<-db.done
+	return errors.Join(db.rdb.Close(), db.wdb.Close())
+}
+
+// Ping checks that the file can still be read.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.rdb.GetContext(ctx, &one, `SELECT 1 FROM schema_migrations LIMIT 1`); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies presence.Schema unless schema_migrations already records
+// presence.SchemaVersion, and records it. Running it again does nothing.
+// Open calls it; `presence migrate` may too.
+func (db *DB) Migrate(ctx context.Context) error {
+	err := db.write(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.Get(&n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, presence.SchemaVersion); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.Exec(presence.Schema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			presence.SchemaVersion, db.now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate to version %d: %w", presence.SchemaVersion, err)
+	}
+	return nil
+}
+
+func (db *DB) now() time.Time {
+	if db.Now != nil {
+		return db.Now()
+	}
+	return time.Now()
+}
+
+// nanos is how a time is stored; the zero time is 0 (no time.Time before
+// 1970 is ever stored).
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// nullNanos stores the zero time as NULL, for the columns that may be NULL.
+func nullNanos(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+// fromNanos reads a stored time back, in UTC; 0 and NULL are the zero time.
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid || n.Int64 == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// notFound wraps core.ErrNotFound with what was missing.
+func notFound(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), core.ErrNotFound)
+}
+
+// mapErr turns driver errors that callers need to match into the core
+// sentinels: a duplicate key is core.ErrConflict, a dangling reference is
+// core.ErrNotFound, no row is core.ErrNotFound.
+func mapErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound("%s", what)
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.ExtendedCode {
+		case sqlite3.ErrConstraintUnique, sqlite3.ErrConstraintPrimaryKey:
+			return fmt.Errorf("%s: %w: %v", what, core.ErrConflict, err)
+		case sqlite3.ErrConstraintForeignKey:
+			return fmt.Errorf("%s: %w: %v", what, core.ErrNotFound, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,24 @@
+// Package sqlite is the SQLite implementation of core.Store, on sqlx and
+// github.com/mattn/go-sqlite3 (cgo).
+//
+// The file is opened twice: a pool of read-only connections for queries,
+// and one writer connection (SQLite allows one writer at a time). Every
+// write, from CreateApp to AddNotifications, is a job handed to a single
+// committer goroutine, which takes everything queued, runs each job inside
+// its own SAVEPOINT of one transaction, commits once, and only then answers
+// the callers (group commit). A job that fails rolls back to its savepoint
+// and leaves the others of the same commit alone, so one app's bad batch
+// never costs another app its notifications, and many small writers share
+// one fsync instead of taking turns at it.
+//
+// The database runs in WAL mode with synchronous=FULL: when a write method
+// returns nil, its data is on disk, so a 200 from the notification endpoint
+// means durable. Foreign keys are on: revoking a grant deletes its waiting
+// status and its notifications. Times are stored as Unix nanoseconds (UTC);
+// a zero time.Time is stored as NULL or 0 and read back as zero.
+//
+// Errors: a missing row is an error for which errors.Is(err,
+// core.ErrNotFound) holds; a duplicate key is core.ErrConflict. A bad item
+// of AddNotifications is an *ItemError that names its index and unwraps to
+// the *core.Error the edges map to the wire.
+package sqlite

@@ -1,0 +1,235 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/presence-service/presence/core"
+)
+
+// Defaults for the arguments of AddNotifications that a caller leaves at
+// zero (PROTOCOL §9: notifications.default_ttl and queue_size).
+const (
+	DefaultTTL       = 60 * time.Second
+	DefaultQueueSize = 100
+)
+
+// AddNotifications stores the batch in one transaction or not at all. The
+// items are checked first (core.CheckNotification), then, inside the
+// write, each PUID must be a grant of app: a PUID of another app is as
+// unknown as one that never was, so apps stay isolated. A bad item fails
+// the whole batch with an *ItemError naming its index (errno 3 for a bad
+// field, 44 for an unknown UID, reason "item N: …").
+//
+// Each PUID's queue keeps the newest queueSize items (DefaultQueueSize
+// when queueSize <= 0); the oldest are deleted in the same transaction.
+// It returns one Notification per item, in order (ID, times and UserID
+// filled in; an item that its own batch pushed out of a full queue is
+// returned all the same), and each item's queue size after the batch.
+//
+// The write shares its commit with concurrent writers (group commit) and
+// returns only once that commit is durable.
+func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]core.Notification, []int, error) {
+	if len(items) == 0 {
+		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: no items")
+	}
+	if len(items) > core.MaxNotificationBatch {
+		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: %d items, at most %d", len(items), core.MaxNotificationBatch)
+	}
+	if defaultTTL <= 0 {
+		defaultTTL = DefaultTTL
+	}
+	if queueSize <= 0 {
+		queueSize = DefaultQueueSize
+	}
+	now = now.Round(0).UTC() // as it reads back from the database
+	ns := make([]core.Notification, len(items))
+	for i, it := range items {
+		if err := core.CheckNotification(it); err != nil {
+			return nil, nil, itemError(i, core.ErrnoOf(err), core.ReasonOf(err))
+		}
+		ttl := it.TTL
+		if ttl == 0 {
+			ttl = defaultTTL
+		}
+		ns[i] = core.Notification{
+			ID:        newID(),
+			AppID:     app,
+			PUID:      it.PUID,
+			Message:   it.Message,
+			Action:    it.Action,
+			CreatedAt: now,
+			ExpiresAt: now.Add(ttl),
+		}
+	}
+
+	sizes := make([]int, len(items))
+	err := db.write(ctx, func(tx *sqlx.Tx) error {
+		// Check every PUID before writing anything: a bad batch costs
+		// reads only.
+		users := make(map[string]string, 1)
+		for i := range ns {
+			p := ns[i].PUID
+			if _, ok := users[p]; !ok {
+				var uid []string
+				if err := tx.Select(&uid, `SELECT user_id FROM grants WHERE puid = ? AND app_id = ?`, p, int64(app)); err != nil {
+					return err
+				}
+				if len(uid) == 0 {
+					return itemError(i, core.ErrnoUnknownUID, "unknown UID")
+				}
+				users[p] = uid[0]
+			}
+			ns[i].UserID = users[p]
+		}
+		for i := range ns {
+			n := &ns[i]
+			if _, err := tx.Exec(`INSERT INTO notifications
+				(id, app_id, puid, user_id, message, action, created_at, expires_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				n.ID, int64(app), n.PUID, n.UserID, n.Message, n.Action,
+				n.CreatedAt.UnixNano(), n.ExpiresAt.UnixNano()); err != nil {
+				return err
+			}
+		}
+		// Cap each queue touched, then read its size.
+		size := make(map[string]int, len(users))
+		for p := range users {
+			if _, err := tx.Exec(`DELETE FROM notifications WHERE puid = ? AND seq <=
+				(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+				p, p, queueSize); err != nil {
+				return err
+			}
+			var c int
+			if err := tx.Get(&c, `SELECT COUNT(*) FROM notifications WHERE puid = ?`, p); err != nil {
+				return err
+			}
+			size[p] = c
+		}
+		for i := range ns {
+			sizes[i] = size[ns[i].PUID]
+		}
+		return nil
+	})
+	if err != nil {
+		if _, ok := err.(*ItemError); ok {
+			return nil, nil, err
+		}
+		return nil, nil, mapErr(err, fmt.Sprintf("sqlite: add notifications of app %d", app))
+	}
+	return ns, sizes, nil
+}
+
+// newID is a notification id: 128 random bits, URL-safe.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// notificationRow is a row of notifications as sqlx scans it.
+type notificationRow struct {
+	ID        string `db:"id"`
+	AppID     int64  `db:"app_id"`
+	PUID      string `db:"puid"`
+	UserID    string `db:"user_id"`
+	Message   string `db:"message"`
+	Action    string `db:"action"`
+	CreatedAt int64  `db:"created_at"`
+	ExpiresAt int64  `db:"expires_at"`
+}
+
+// PendingNotifications lists the user's queued notifications, oldest
+// first, for the given apps: all apps when apps is nil, none when it is
+// empty but not nil.
+func (db *DB) PendingNotifications(ctx context.Context, userID string, apps []core.AppID) ([]core.Notification, error) {
+	if apps != nil && len(apps) == 0 {
+		return nil, nil
+	}
+	q := `SELECT id, app_id, puid, user_id, message, action, created_at, expires_at
+		FROM notifications WHERE user_id = ?`
+	args := []any{userID}
+	if apps != nil {
+		var err error
+		q, args, err = sqlx.In(q+` AND app_id IN (?)`, userID, apps)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
+		}
+	}
+	var rows []notificationRow
+	if err := db.rdb.SelectContext(ctx, &rows, q+` ORDER BY seq`, args...); err != nil {
+		return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
+	}
+	ns := make([]core.Notification, len(rows))
+	for i, r := range rows {
+		ns[i] = core.Notification{
+			ID:        r.ID,
+			AppID:     core.AppID(r.AppID),
+			PUID:      r.PUID,
+			UserID:    r.UserID,
+			Message:   r.Message,
+			Action:    r.Action,
+			CreatedAt: time.Unix(0, r.CreatedAt).UTC(),
+			ExpiresAt: time.Unix(0, r.ExpiresAt).UTC(),
+		}
+	}
+	return ns, nil
+}
+
+// ackChunk bounds the ids of one DELETE, well under SQLite's limit on
+// bound parameters.
+const ackChunk = 500
+
+// AckNotifications deletes the user's notifications with these ids and
+// returns how many went; ids that are unknown, already acked or another
+// user's are ignored.
+func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	var deleted int
+	err := db.write(ctx, func(tx *sqlx.Tx) error {
+		deleted = 0
+		for start := 0; start < len(ids); start += ackChunk {
+			chunk := ids[start:min(start+ackChunk, len(ids))]
+			q, args, err := sqlx.In(`DELETE FROM notifications WHERE user_id = ? AND id IN (?)`, userID, chunk)
+			if err != nil {
+				return err
+			}
+			res, err := tx.Exec(q, args...)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			deleted += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, mapErr(err, "sqlite: ack notifications")
+	}
+	return deleted, nil
+}
+
+// PurgeNotifications deletes the notifications created before the time,
+// acked or not (notifications' maximum age), and returns how many went.
+func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
+	var deleted int64
+	err := db.write(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.Exec(`DELETE FROM notifications WHERE created_at < ?`, nanos(createdBefore))
+		if err != nil {
+			return err
+		}
+		deleted, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, mapErr(err, "sqlite: purge notifications")
+	}
+	return int(deleted), nil
+}
