@@ -30,7 +30,7 @@ type fakeIssuer struct {
 	clientID     string
 	clientSecret string
 
-	mu             sync.Mutex // guards: keys, signer, jwksFetches, jwksDown, emailInIDToken, logins, codes, accessTokens, lastAccessToken
+	mu             sync.Mutex   // guards: keys, signer, jwksFetches, jwksDown, emailInIDToken, logins, codes, accessTokens, lastAccess
 	keys           []signingKey // published in the JWKS
 	signer         signingKey   // signs what the issuer issues
 	jwksFetches    int
