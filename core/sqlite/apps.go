@@ -53,7 +53,7 @@ func (r *appRow) app() *core.App {
 func (db *DB) CreateApp(ctx context.Context, a *core.App) error {
 	created := a.CreatedAt
 	if created.IsZero() {
-		created = db.now().UTC()
+		created = db.now().Round(0).UTC()
 	}
 	state := a.State
 	if state == "" {

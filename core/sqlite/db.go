@@ -149,6 +149,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // presence.SchemaVersion, and records it. Running it again does nothing.
 // Open calls it; `presence migrate` may too.
 func (db *DB) Migrate(ctx context.Context) error {
+	now := db.now() // read here: only callers' goroutines read db.Now
 	err := db.write(ctx, func(tx *sqlx.Tx) error {
 		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
@@ -165,7 +166,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 			return err
 		}
 		_, err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			presence.SchemaVersion, db.now().UnixNano())
+			presence.SchemaVersion, now.UnixNano())
 		return err
 	})
 	if err != nil {
