@@ -1,0 +1,200 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+)
+
+// AppSink is how the router reaches one channel of an app (a WebSocket or
+// an XMPP component). Both methods must return at once.
+type AppSink interface {
+	// SendStatus queues an update; channels coalesce per PUID
+	// (StatusOutbox does it for them).
+	SendStatus(u StatusUpdate)
+	// Close ends the channel: errno 41 when the app was deactivated, 40
+	// when its key was rotated, -4 when the server stops.
+	Close(errno Errno)
+}
+
+// appState is one app's live side: its channels, the status of each of its
+// PUIDs that is not offline, and the queue waiting while no channel is
+// connected.
+type appState struct {
+	id      AppID
+	mu      sync.Mutex // guards: sinks, current, waiting
+	sinks   map[AppSink]struct{}
+	current map[string]StatusUpdate // non-offline PUIDs, for probes and XMPP's initial presence
+	waiting map[string]StatusUpdate // newest per PUID while no sink is attached
+}
+
+// publish tells app an update: to every channel, or to the waiting queue.
+// Callers hold the user's lock, which keeps each PUID's updates in order.
+func (r *Router) publish(app AppID, u StatusUpdate) {
+	a := r.appState(app)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if u.Status == Offline {
+		delete(a.current, u.PUID)
+	} else {
+		a.current[u.PUID] = u
+	}
+	r.Metrics.UpdatesPublished.Add(1)
+	if len(a.sinks) == 0 {
+		a.waiting[u.PUID] = u
+		return
+	}
+	for s := range a.sinks {
+		s.SendStatus(u)
+	}
+}
+
+// AttachOptions say what a new app channel gets before live updates.
+type AttachOptions struct {
+	// Initial sends the status of every PUID that is not offline first
+	// (the XMPP component's initial presence).
+	Initial bool
+}
+
+// AttachApp registers a channel of an active app. Before any live update
+// it gets, in order: with Initial, every PUID not offline; then the
+// waiting queue (none older than apps.status_queue_ttl). detach must be
+// called when the channel ends.
+func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts AttachOptions) (detach func(), err error) {
+	if r.shuttingDown.Load() {
+		return nil, &Error{Errno: ErrnoShuttingDown}
+	}
+	app, err := r.App(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !app.Active() {
+		return nil, &Error{Errno: ErrnoAppInactive}
+	}
+	a := r.appState(id)
+	a.mu.Lock()
+	if opts.Initial {
+		for _, u := range sortedUpdates(a.current) {
+			sink.SendStatus(u)
+		}
+	}
+	oldest := r.opts.Now().Add(-r.opts.StatusQueueTTL)
+	for _, u := range sortedUpdates(a.waiting) {
+		if !u.At.Before(oldest) {
+			sink.SendStatus(u)
+		}
+	}
+	clear(a.waiting)
+	a.sinks[sink] = struct{}{}
+	a.mu.Unlock()
+	r.Metrics.AppChannels.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.mu.Lock()
+			delete(a.sinks, sink)
+			a.mu.Unlock()
+			r.Metrics.AppChannels.Add(-1)
+		})
+	}, nil
+}
+
+// closeAppChannels ends every channel of app with errno.
+func (r *Router) closeAppChannels(id AppID, errno Errno) {
+	a := r.appState(id)
+	a.mu.Lock()
+	sinks := make([]AppSink, 0, len(a.sinks))
+	for s := range a.sinks {
+		sinks = append(sinks, s)
+	}
+	a.mu.Unlock()
+	for _, s := range sinks {
+		s.Close(errno)
+	}
+}
+
+// CloseAllApps ends every app channel with errno (at shutdown).
+func (r *Router) CloseAllApps(errno Errno) {
+	for i := range r.apps {
+		sh := &r.apps[i]
+		sh.mu.Lock()
+		ids := make([]AppID, 0, len(sh.m))
+		for id := range sh.m {
+			ids = append(ids, id)
+		}
+		sh.mu.Unlock()
+		for _, id := range ids {
+			r.closeAppChannels(id, errno)
+		}
+	}
+}
+
+func sortedUpdates(m map[string]StatusUpdate) []StatusUpdate {
+	out := make([]StatusUpdate, 0, len(m))
+	for _, u := range m {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b StatusUpdate) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return compareStrings(a.PUID, b.PUID)
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ProbeResult is the answer for one probed PUID.
+type ProbeResult struct {
+	StatusUpdate
+	Known bool // false: not a grant of this app (or revoked)
+}
+
+// MaxProbe bounds the PUIDs of one probe.
+const MaxProbe = 1000
+
+// Probe returns the current status of each PUID for app, in order. PUIDs
+// that are not grants of app are reported offline and not Known: an app
+// never learns anything of another app's users.
+func (r *Router) Probe(ctx context.Context, id AppID, puids []string) ([]ProbeResult, error) {
+	if len(puids) > MaxProbe {
+		return nil, Errorf(ErrnoInvalidField, "UIDs: at most %d", MaxProbe)
+	}
+	now := r.opts.Now()
+	out := make([]ProbeResult, len(puids))
+	a := r.appState(id)
+	var unknown []int
+	a.mu.Lock()
+	for i, p := range puids {
+		if u, ok := a.current[p]; ok {
+			out[i] = ProbeResult{StatusUpdate: u, Known: true}
+			out[i].At = now
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+	a.mu.Unlock()
+	for _, i := range unknown {
+		p := puids[i]
+		out[i] = ProbeResult{StatusUpdate: StatusUpdate{PUID: p, Status: Offline, At: now}}
+		g, err := r.store.GrantByPUID(ctx, p)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i].Known = g.AppID == id
+	}
+	return out, nil
+}

@@ -1,0 +1,347 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DeviceSink is how the router reaches a device's connection. Both methods
+// must return at once: the edge queues, its writer sends.
+type DeviceSink interface {
+	// SendNotifications queues live notifications for the device.
+	SendNotifications(ns []Notification)
+	// Close ends the session with a (negative) errno, e.g. -2 when a newer
+	// connection of the same user and device replaces it.
+	Close(errno Errno)
+}
+
+// Session is one device's connection, from connect to disconnect.
+type Session struct {
+	id        string
+	user      *userState
+	identity  Identity
+	deviceID  string
+	sink      DeviceSink
+	createdAt time.Time
+
+	// guarded by user.mu:
+	apps       map[AppID]devicePresence // what this device shows each app
+	current    Presence                 // its last status for all apps
+	currentAt  time.Time
+	gone       bool        // socket ended; waiting out the grace
+	replaced   bool        // a newer session took over; it owns the presence now
+	graceTimer *time.Timer // runs while gone
+}
+
+type devicePresence struct {
+	Presence
+	at time.Time
+}
+
+// ID is the session_id the device must quote.
+func (s *Session) ID() string { return s.id }
+
+// Identity is who the device's assertion vouched for.
+func (s *Session) Identity() Identity { return s.identity }
+
+// DeviceID is the device's id within its user.
+func (s *Session) DeviceID() string { return s.deviceID }
+
+// CreatedAt is when the session connected (device.max_session counts from it).
+func (s *Session) CreatedAt() time.Time { return s.createdAt }
+
+// userState is one user's live devices and what each app was last told.
+type userState struct {
+	mu       sync.Mutex // guards every field below, and the guarded fields of its sessions
+	id       string
+	sessions map[string]*Session // by device id, including ones in their grace
+	puids    map[AppID][]string  // the user's grants, as of the last connect or grant
+	shown    map[AppID]shownPresence
+	dead     bool // removed from its shard; look it up again
+}
+
+// shownPresence is what an app was last told of a user (non-offline only).
+type shownPresence struct {
+	Presence
+}
+
+// MaxDeviceIDLength bounds device_id (PROTOCOL §2).
+const MaxDeviceIDLength = 64
+
+// ValidDeviceID reports whether id is 1–64 of [A-Za-z0-9._-].
+func ValidDeviceID(id string) bool {
+	if id == "" || len(id) > MaxDeviceIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ConnectRequest is a device's connect, after its assertion was verified.
+type ConnectRequest struct {
+	Identity Identity
+	DeviceID string
+	AppIDs   []AppID
+	Sink     DeviceSink
+}
+
+// Connect opens a session for (user, device). An older session of the same
+// pair is closed with errno -2 (or, if it was in its disconnect grace,
+// quietly taken over); the new one inherits what it showed, so a network
+// hand-over does not flap. It returns the requested ids that are unknown,
+// inactive or not granted by this user.
+func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []AppID, error) {
+	if r.shuttingDown.Load() {
+		return nil, nil, &Error{Errno: ErrnoShuttingDown}
+	}
+	if !ValidDeviceID(req.DeviceID) {
+		return nil, nil, Errorf(ErrnoInvalidField, "device_id: want 1 to 64 of A-Z a-z 0-9 . _ -")
+	}
+	grants, err := r.grantsOf(ctx, req.Identity.Subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	visible, ignored := r.filterApps(ctx, req.AppIDs, grants)
+	now := r.opts.Now()
+	s := &Session{
+		id:        NewSessionID(),
+		identity:  req.Identity,
+		deviceID:  req.DeviceID,
+		sink:      req.Sink,
+		createdAt: now,
+		apps:      make(map[AppID]devicePresence, len(visible)),
+	}
+	u := r.lockUser(req.Identity.Subject, true)
+	defer u.mu.Unlock()
+	s.user = u
+	u.puids = grants
+	touched := slices.Clone(visible)
+	if old := u.sessions[req.DeviceID]; old != nil {
+		s.current, s.currentAt = old.current, old.currentAt
+		for app, p := range old.apps {
+			if slices.Contains(visible, app) {
+				s.apps[app] = p
+			}
+			touched = append(touched, app)
+		}
+		old.replaced = true
+		if old.graceTimer != nil {
+			old.graceTimer.Stop()
+		}
+		if !old.gone {
+			old.sink.Close(ErrnoReplaced)
+		}
+		r.Metrics.DevicesConnected.Add(-1)
+	}
+	for _, app := range visible {
+		if _, ok := s.apps[app]; !ok {
+			s.apps[app] = devicePresence{Presence: Presence{Status: Offline}, at: now}
+		}
+	}
+	u.sessions[req.DeviceID] = s
+	r.Metrics.DevicesConnected.Add(1)
+	r.Metrics.Connects.Add(1)
+	for _, app := range uniqueApps(touched) {
+		r.recomputeLocked(u, app, now)
+	}
+	return s, ignored, nil
+}
+
+// SetStatus records what the device shows: to every app of the session,
+// or only to apps (those of the session) for this one call.
+func (r *Router) SetStatus(s *Session, p Presence, apps []AppID) error {
+	if err := CheckMessage(p.Message); err != nil {
+		return err
+	}
+	u := s.user
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s.replaced || s.gone {
+		return &Error{Errno: ErrnoUnknownSession}
+	}
+	now := r.opts.Now()
+	r.Metrics.StatusUpdates.Add(1)
+	if apps == nil {
+		s.current, s.currentAt = p, now
+		for app := range s.apps {
+			s.apps[app] = devicePresence{p, now}
+			r.recomputeLocked(u, app, now)
+		}
+		return nil
+	}
+	for _, app := range uniqueApps(apps) {
+		if _, ok := s.apps[app]; ok {
+			s.apps[app] = devicePresence{p, now}
+			r.recomputeLocked(u, app, now)
+		}
+	}
+	return nil
+}
+
+// SetVisibility replaces the session's app set: apps taken out are told
+// offline (unless another device still shows them the user), apps added
+// are told the device's current status. It returns the ids ignored.
+func (r *Router) SetVisibility(ctx context.Context, s *Session, apps []AppID) ([]AppID, error) {
+	grants, err := r.grantsOf(ctx, s.identity.Subject)
+	if err != nil {
+		return nil, err
+	}
+	visible, ignored := r.filterApps(ctx, apps, grants)
+	u := s.user
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s.replaced || s.gone {
+		return nil, &Error{Errno: ErrnoUnknownSession}
+	}
+	u.puids = grants
+	now := r.opts.Now()
+	var touched []AppID
+	for app := range s.apps {
+		if !slices.Contains(visible, app) {
+			delete(s.apps, app)
+			touched = append(touched, app)
+		}
+	}
+	for _, app := range visible {
+		if _, ok := s.apps[app]; !ok {
+			s.apps[app] = devicePresence{s.current, now}
+			touched = append(touched, app)
+		}
+	}
+	for _, app := range touched {
+		r.recomputeLocked(u, app, now)
+	}
+	return ignored, nil
+}
+
+// Disconnect is called by the edge when the device's socket has ended.
+// If the device still showed a status, apps are told offline only after
+// the disconnect grace, unless the same (user, device) connects again.
+func (r *Router) Disconnect(s *Session) {
+	u := s.user
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s.replaced || s.gone {
+		return
+	}
+	s.gone = true
+	r.Metrics.DevicesConnected.Add(-1)
+	showing := false
+	for _, p := range s.apps {
+		if p.Status != Offline {
+			showing = true
+			break
+		}
+	}
+	if !showing || r.opts.DisconnectGrace <= 0 || r.shuttingDown.Load() {
+		r.removeSessionLocked(s)
+		return
+	}
+	s.graceTimer = time.AfterFunc(r.opts.DisconnectGrace, func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if s.gone && !s.replaced && u.sessions[s.deviceID] == s {
+			r.removeSessionLocked(s)
+		}
+	})
+}
+
+func (r *Router) removeSessionLocked(s *Session) {
+	u := s.user
+	if u.sessions[s.deviceID] == s {
+		delete(u.sessions, s.deviceID)
+	}
+	s.replaced = true // nothing may touch it again
+	now := r.opts.Now()
+	for app := range s.apps {
+		r.recomputeLocked(u, app, now)
+	}
+	r.dropUserIfIdleLocked(u)
+}
+
+// aggregateLocked is the user's status for app: the best of the devices
+// that show it to app; between equals, the most recent (its message wins).
+func aggregateLocked(u *userState, app AppID) Presence {
+	best := Presence{Status: Offline}
+	var bestAt time.Time
+	found := false
+	for _, s := range u.sessions {
+		p, ok := s.apps[app]
+		if !ok {
+			continue
+		}
+		if !found || p.Status > best.Status || (p.Status == best.Status && p.at.After(bestAt)) {
+			best, bestAt, found = p.Presence, p.at, true
+		}
+	}
+	if best.Status == Offline {
+		return Presence{Status: Offline} // an offline user carries no message
+	}
+	return best
+}
+
+// recomputeLocked tells app the user's new status, if it changed.
+func (r *Router) recomputeLocked(u *userState, app AppID, now time.Time) {
+	next := aggregateLocked(u, app)
+	prev, shown := u.shown[app]
+	if !shown {
+		prev = shownPresence{Presence{Status: Offline}}
+	}
+	if prev.Presence == next {
+		return
+	}
+	if next.Status == Offline {
+		delete(u.shown, app)
+	} else {
+		u.shown[app] = shownPresence{next}
+	}
+	for _, puid := range u.puids[app] {
+		r.publish(app, StatusUpdate{PUID: puid, Status: next.Status, Message: next.Message, At: now})
+	}
+}
+
+// grantsOf loads the user's grants, by app.
+func (r *Router) grantsOf(ctx context.Context, userID string) (map[AppID][]string, error) {
+	gs, err := r.store.UserGrants(ctx, userID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	m := make(map[AppID][]string, len(gs))
+	for _, g := range gs {
+		m[g.AppID] = append(m[g.AppID], g.PUID)
+	}
+	return m, nil
+}
+
+// filterApps splits ids into those the device may show (known, active,
+// granted by this user) and the rest.
+func (r *Router) filterApps(ctx context.Context, ids []AppID, grants map[AppID][]string) (visible, ignored []AppID) {
+	visible, ignored = []AppID{}, []AppID{}
+	for _, id := range uniqueApps(ids) {
+		a, err := r.App(ctx, id)
+		if err != nil || !a.Active() || len(grants[id]) == 0 {
+			ignored = append(ignored, id)
+			continue
+		}
+		visible = append(visible, id)
+	}
+	return visible, ignored
+}
+
+func uniqueApps(ids []AppID) []AppID {
+	out := make([]AppID, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -1,0 +1,87 @@
+package core
+
+import (
+	"context"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxUserStringRunes bounds how a user appears to an app.
+const MaxUserStringRunes = 128
+
+// CheckUserString validates the "appear online as" string of a grant.
+func CheckUserString(s string) error {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxUserStringRunes ||
+		strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return Errorf(ErrnoInvalidField, "id: 1 to %d printable characters", MaxUserStringRunes)
+	}
+	return nil
+}
+
+// Grant lets app see the user's status as userString: the PUID of
+// (user, app, userString) is created, or the existing one returned. A
+// device of the user that already shows the app a status shows it to the
+// new PUID at once.
+func (r *Router) Grant(ctx context.Context, who Identity, id AppID, userString string) (*Grant, error) {
+	if err := CheckUserString(userString); err != nil {
+		return nil, err
+	}
+	app, err := r.App(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if app.State != AppVerified && app.State != AppActive {
+		return nil, &Error{Errno: ErrnoAppInactive, Reason: "this app is not open for grants"}
+	}
+	if err := r.store.UpsertUser(ctx, User{ID: who.Subject, Email: who.Email, CreatedAt: r.opts.Now()}); err != nil {
+		return nil, err
+	}
+	g, created, err := r.store.Grant(ctx, who.Subject, id, userString, NewPUID())
+	if err != nil || !created {
+		return g, err
+	}
+	if u := r.lockUser(who.Subject, false); u != nil {
+		u.puids[id] = append(u.puids[id], g.PUID)
+		if p, ok := u.shown[id]; ok {
+			r.publish(id, StatusUpdate{PUID: g.PUID, Status: p.Status, Message: p.Message, At: r.opts.Now()})
+		}
+		u.mu.Unlock()
+	}
+	return g, nil
+}
+
+// Revoke ends a grant: the app is told a last offline for the PUID, which
+// then stops working everywhere (probes, notifications, its queue).
+// Only the grant's user may revoke it (userID must match).
+func (r *Router) Revoke(ctx context.Context, userID, puid string) error {
+	g, err := r.store.GrantByPUID(ctx, puid)
+	if err != nil {
+		return err
+	}
+	if g.UserID != userID {
+		return ErrNotFound // someone else's PUID does not exist for this user
+	}
+	if err := r.store.RevokeGrant(ctx, puid); err != nil {
+		return err
+	}
+	last := StatusUpdate{PUID: puid, Status: Offline, At: r.opts.Now()}
+	if u := r.lockUser(g.UserID, false); u != nil {
+		u.puids[g.AppID] = removeString(u.puids[g.AppID], puid)
+		r.publish(g.AppID, last)
+		u.mu.Unlock()
+	} else {
+		r.publish(g.AppID, last)
+	}
+	return nil
+}
+
+func removeString(list []string, s string) []string {
+	out := list[:0:0]
+	for _, v := range list {
+		if v != s {
+			out = append(out, v)
+		}
+	}
+	return out
+}

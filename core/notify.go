@@ -1,0 +1,72 @@
+package core
+
+import (
+	"context"
+)
+
+// ItemError says which item of a batch was refused; the whole batch was.
+type ItemError struct {
+	Index int
+	Err   *Error
+}
+
+func (e *ItemError) Error() string { return e.Err.Error() }
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// Notify validates a batch of live notifications from app, stores it in
+// one transaction (or not at all), and only then pushes each item to the
+// connected devices of its user. It returns each item's queue size.
+func (r *Router) Notify(ctx context.Context, app AppID, items []NotificationInput) ([]Notification, []int, error) {
+	if len(items) == 0 || len(items) > MaxNotificationBatch {
+		return nil, nil, Errorf(ErrnoInvalidField, "want 1 to %d items, got %d", MaxNotificationBatch, len(items))
+	}
+	for i, it := range items {
+		if err := CheckNotification(it); err != nil {
+			e := err.(*Error)
+			return nil, nil, &ItemError{Index: i, Err: &Error{Errno: e.Errno, Reason: e.Reason}}
+		}
+	}
+	stored, sizes, err := r.store.AddNotifications(ctx, app, items, r.opts.Now(), r.opts.NotificationDefaultTTL, r.opts.NotificationQueueSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.Metrics.NotificationsStored.Add(int64(len(stored)))
+	r.pushNotifications(stored)
+	return stored, sizes, nil
+}
+
+// pushNotifications hands stored notifications to the live devices of
+// their users. Delivery is at least once: the device acks by id.
+func (r *Router) pushNotifications(ns []Notification) {
+	byUser := make(map[string][]Notification)
+	for _, n := range ns {
+		byUser[n.UserID] = append(byUser[n.UserID], n)
+	}
+	for userID, list := range byUser {
+		u := r.lockUser(userID, false)
+		if u == nil {
+			continue
+		}
+		for _, s := range u.sessions {
+			if !s.gone && !s.replaced {
+				s.sink.SendNotifications(list)
+				r.Metrics.NotificationsPushed.Add(int64(len(list)))
+			}
+		}
+		u.mu.Unlock()
+	}
+}
+
+// PendingNotifications returns what waits for the session's user, oldest
+// first; the edge pushes them right after the connect answer.
+func (r *Router) PendingNotifications(ctx context.Context, s *Session) ([]Notification, error) {
+	return r.store.PendingNotifications(ctx, s.identity.Subject, nil)
+}
+
+// Ack removes notifications the device has shown. Only the session's
+// user's notifications can be removed.
+func (r *Router) Ack(ctx context.Context, s *Session, ids []string) error {
+	n, err := r.store.AckNotifications(ctx, s.identity.Subject, ids)
+	r.Metrics.NotificationsAcked.Add(int64(n))
+	return err
+}

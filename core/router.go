@@ -1,0 +1,277 @@
+package core
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options are the router's settings, from presence.toml.
+type Options struct {
+	DisconnectGrace        time.Duration    // device.disconnect_grace
+	StatusQueueTTL         time.Duration    // apps.status_queue_ttl
+	NotificationDefaultTTL time.Duration    // notifications.default_ttl
+	NotificationQueueSize  int              // notifications.queue_size
+	Keys                   *Keyring         // seals API keys; required to activate apps
+	Now                    func() time.Time // nil: time.Now
+	Logger                 *slog.Logger     // nil: slog.Default()
+}
+
+// Router owns all live state: device sessions by (user, device_id), the
+// status each app was last told per user, and the channels of each app.
+// Edges call its methods; it calls back through DeviceSink and AppSink,
+// which never block. Maps are sharded so that no global lock sits on the
+// hot path.
+type Router struct {
+	store   Store
+	opts    Options
+	log     *slog.Logger
+	Metrics *Metrics
+
+	users [shardCount]userShard
+	apps  [shardCount]appShard
+
+	cache appCache
+
+	shuttingDown atomic.Bool
+}
+
+const shardCount = 64
+
+type userShard struct {
+	mu sync.Mutex // guards: m
+	m  map[string]*userState
+}
+
+type appShard struct {
+	mu sync.Mutex // guards: m
+	m  map[AppID]*appState
+}
+
+// NewRouter returns a router over store. Call Start before use.
+func NewRouter(store Store, opts Options) *Router {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.StatusQueueTTL <= 0 {
+		opts.StatusQueueTTL = time.Hour
+	}
+	if opts.NotificationDefaultTTL <= 0 {
+		opts.NotificationDefaultTTL = time.Minute
+	}
+	if opts.NotificationQueueSize <= 0 {
+		opts.NotificationQueueSize = 100
+	}
+	r := &Router{store: store, opts: opts, log: opts.Logger, Metrics: NewMetrics()}
+	for i := range r.users {
+		r.users[i].m = make(map[string]*userState)
+	}
+	for i := range r.apps {
+		r.apps[i].m = make(map[AppID]*appState)
+	}
+	r.cache.m = make(map[AppID]cachedApp)
+	return r
+}
+
+// Store is the store the router was built on, for edges that need reads
+// the router does not wrap.
+func (r *Router) Store() Store { return r.store }
+
+// Now is the router's clock.
+func (r *Router) Now() time.Time { return r.opts.Now() }
+
+// Options returns the router's settings.
+func (r *Router) Options() Options { return r.opts }
+
+// Start loads the status updates that were waiting for apps when the
+// server last stopped. They then live in memory until an app takes them
+// or the server stops again (Shutdown writes them back).
+func (r *Router) Start(ctx context.Context) error {
+	since := r.opts.Now().Add(-r.opts.StatusQueueTTL)
+	all, err := r.store.AllWaiting(ctx, since)
+	if err != nil {
+		return err
+	}
+	for app, updates := range all {
+		a := r.appState(app)
+		a.mu.Lock()
+		for _, u := range updates {
+			a.waiting[u.PUID] = u
+			if u.Status != Offline {
+				a.current[u.PUID] = u
+			}
+		}
+		a.mu.Unlock()
+		if _, err := r.store.TakeWaiting(ctx, app, since); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shutdown tells every device errno -4 and writes the waiting status
+// queues to the store, so that nothing an app has not yet seen is lost.
+// Apps are not told offline: a restart is a hand-over, and devices
+// connect again (to this node or another).
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.shuttingDown.Store(true)
+	for i := range r.users {
+		sh := &r.users[i]
+		sh.mu.Lock()
+		users := make([]*userState, 0, len(sh.m))
+		for _, u := range sh.m {
+			users = append(users, u)
+		}
+		sh.mu.Unlock()
+		for _, u := range users {
+			u.mu.Lock()
+			for _, s := range u.sessions {
+				if s.graceTimer != nil {
+					s.graceTimer.Stop()
+				}
+				if !s.gone {
+					s.sink.Close(ErrnoShuttingDown)
+				}
+			}
+			u.mu.Unlock()
+		}
+	}
+	var firstErr error
+	for i := range r.apps {
+		sh := &r.apps[i]
+		sh.mu.Lock()
+		apps := make([]*appState, 0, len(sh.m))
+		for _, a := range sh.m {
+			apps = append(apps, a)
+		}
+		sh.mu.Unlock()
+		for _, a := range apps {
+			a.mu.Lock()
+			updates := make([]StatusUpdate, 0, len(a.waiting))
+			for _, u := range a.waiting {
+				updates = append(updates, u)
+			}
+			a.mu.Unlock()
+			if len(updates) == 0 {
+				continue
+			}
+			if err := r.saveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// saveWaiting writes updates, skipping PUIDs revoked meanwhile (their rows
+// would break the foreign key).
+func (r *Router) saveWaiting(ctx context.Context, app AppID, updates []StatusUpdate) error {
+	if err := r.store.SaveWaiting(ctx, app, updates); err == nil {
+		return nil
+	}
+	var firstErr error
+	for _, u := range updates {
+		if _, err := r.store.GrantByPUID(ctx, u.PUID); err != nil {
+			continue
+		}
+		if err := r.store.SaveWaiting(ctx, app, []StatusUpdate{u}); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// ShuttingDown reports whether Shutdown has begun; edges refuse new work.
+func (r *Router) ShuttingDown() bool { return r.shuttingDown.Load() }
+
+func shardOf(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32() % shardCount
+}
+
+// lockUser returns the user's state, locked, creating it when create is
+// set; nil when absent and not created.
+func (r *Router) lockUser(id string, create bool) *userState {
+	sh := &r.users[shardOf(id)]
+	for {
+		sh.mu.Lock()
+		u := sh.m[id]
+		if u == nil {
+			if !create {
+				sh.mu.Unlock()
+				return nil
+			}
+			u = &userState{id: id, sessions: make(map[string]*Session), shown: make(map[AppID]shownPresence), puids: make(map[AppID][]string)}
+			sh.m[id] = u
+		}
+		sh.mu.Unlock()
+		u.mu.Lock()
+		if !u.dead {
+			return u
+		}
+		u.mu.Unlock() // removed between the two locks: look again
+	}
+}
+
+// dropUserIfIdleLocked forgets a user with no session and nothing shown.
+func (r *Router) dropUserIfIdleLocked(u *userState) {
+	if len(u.sessions) > 0 || len(u.shown) > 0 {
+		return
+	}
+	sh := &r.users[shardOf(u.id)]
+	sh.mu.Lock()
+	if sh.m[u.id] == u {
+		delete(sh.m, u.id)
+	}
+	sh.mu.Unlock()
+	u.dead = true
+}
+
+func (r *Router) appState(id AppID) *appState {
+	sh := &r.apps[uint64(id)%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	a := sh.m[id]
+	if a == nil {
+		a = &appState{id: id, sinks: make(map[AppSink]struct{}), current: make(map[string]StatusUpdate), waiting: make(map[string]StatusUpdate)}
+		sh.m[id] = a
+	}
+	return a
+}
+
+// Stats are counts of what is live now.
+type Stats struct {
+	Users       int
+	Devices     int
+	AppChannels int
+}
+
+// Stats counts live users, device sessions and app channels.
+func (r *Router) Stats() Stats {
+	var st Stats
+	for i := range r.users {
+		sh := &r.users[i]
+		sh.mu.Lock()
+		st.Users += len(sh.m)
+		sh.mu.Unlock()
+	}
+	st.Devices = int(r.Metrics.DevicesConnected.Load())
+	for i := range r.apps {
+		sh := &r.apps[i]
+		sh.mu.Lock()
+		for _, a := range sh.m {
+			a.mu.Lock()
+			st.AppChannels += len(a.sinks)
+			a.mu.Unlock()
+		}
+		sh.mu.Unlock()
+	}
+	return st
+}

@@ -1,0 +1,221 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/presence-service/presence/core"
+)
+
+// keyWait bounds how long an app may take to send its key.
+const keyWait = 10 * time.Second
+
+// appChannel is one WebSocket of an app. Status updates wait in a
+// coalescing outbox (newest per PUID); a writer goroutine turns whatever
+// is pending into one JSON array.
+type appChannel struct {
+	ws     *websocket.Conn
+	outbox *core.StatusOutbox
+	extra  chan []byte    // probe answers, written between arrays
+	closed chan core.Errno // router asked to close; buffered 1
+}
+
+func parseAppID(r *http.Request) (core.AppID, bool) {
+	id, err := strconv.ParseInt(r.PathValue("app_id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, false
+	}
+	return core.AppID(id), true
+}
+
+func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseAppID(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if _, err := s.router.App(r.Context(), id); err != nil {
+		if core.ErrnoOf(err) == core.ErrnoUnknownUID {
+			http.NotFound(w, r)
+		} else {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+		}
+		return
+	}
+	c, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.conns.Add(1)
+	defer s.conns.Done()
+	defer c.Close()
+	c.SetReadLimit(int64(s.cfg.Limits.MaxFrameBytes) * 16) // probes list many UIDs
+
+	// The key comes first.
+	c.SetReadDeadline(time.Now().Add(keyWait))
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		return
+	}
+	var hello struct {
+		Key string `json:"key"`
+	}
+	if json.Unmarshal(data, &hello) != nil || hello.Key == "" {
+		s.refuseApp(c, core.Errorf(core.ErrnoBadKey, "first frame must be {\"key\": \"<api key>\"}"))
+		return
+	}
+	if _, err := s.router.AuthenticateApp(r.Context(), id, hello.Key); err != nil {
+		s.refuseApp(c, err)
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.WriteMessage(websocket.TextMessage, resultTrue); err != nil {
+		return
+	}
+
+	ch := &appChannel{ws: c, outbox: core.NewStatusOutbox(), extra: make(chan []byte, 16), closed: make(chan core.Errno, 1)}
+	detach, err := s.router.AttachApp(r.Context(), id, ch, core.AttachOptions{})
+	if err != nil {
+		s.refuseApp(c, err)
+		return
+	}
+	defer detach()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		s.readApp(id, ch)
+	}()
+	ch.write(readerDone, s.cfg.Device.IdleTimeout.Duration)
+	c.Close()
+	<-readerDone
+}
+
+func (s *Server) refuseApp(c *websocket.Conn, err error) {
+	errno := core.ErrnoOf(err)
+	s.router.Metrics.CountError(errno)
+	c.SetWriteDeadline(time.Now().Add(writeWait))
+	c.WriteMessage(websocket.TextMessage, appendError(nil, errno, core.ReasonOf(err), 0))
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, core.ReasonOf(err)), time.Now().Add(time.Second))
+}
+
+// write is the channel's only writer: arrays of pending updates, probe
+// answers, pings, and the close frame.
+func (ch *appChannel) write(readerDone <-chan struct{}, idle time.Duration) {
+	ping := time.NewTicker(idle / 2)
+	defer ping.Stop()
+	var buf []byte
+	var pending []core.StatusUpdate
+	for {
+		select {
+		case <-readerDone:
+			return
+		case errno := <-ch.closed:
+			ch.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, errno.DefaultReason()), time.Now().Add(time.Second))
+			return
+		case frame := <-ch.extra:
+			ch.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if ch.ws.WriteMessage(websocket.TextMessage, frame) != nil {
+				return
+			}
+		case <-ch.outbox.Ready():
+			pending = ch.outbox.Take(pending[:0])
+			if len(pending) == 0 {
+				continue
+			}
+			buf = append(buf[:0], '[')
+			for i, u := range pending {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = appendUpdate(buf, u)
+			}
+			buf = append(buf, ']')
+			ch.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if ch.ws.WriteMessage(websocket.TextMessage, buf) != nil {
+				return
+			}
+		case <-ping.C:
+			if ch.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// readApp handles what the app sends: probes.
+func (s *Server) readApp(id core.AppID, ch *appChannel) {
+	idle := s.cfg.Device.IdleTimeout.Duration
+	c := ch.ws
+	c.SetReadDeadline(time.Now().Add(idle))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(idle)) })
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(idle))
+		var req struct {
+			Type string   `json:"type"`
+			UIDs []string `json:"UIDs"`
+		}
+		var answer []byte
+		if err := json.Unmarshal(data, &req); err != nil {
+			answer = appendError(nil, core.ErrnoNotObject, "frame is not a JSON object of the app channel", 0)
+		} else if req.Type != "probe" {
+			answer = appendError(nil, core.ErrnoUnknownType, "unknown type: the app channel takes probe", 0)
+		} else {
+			answer = s.probe(id, req.UIDs)
+		}
+		select {
+		case ch.extra <- answer:
+		case <-time.After(writeWait):
+			return // the writer is stuck: the app does not read
+		}
+	}
+}
+
+func (s *Server) probe(id core.AppID, uids []string) []byte {
+	if len(uids) == 0 {
+		return appendError(nil, core.ErrnoInvalidField, "UIDs: want a non-empty array", 0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeWait)
+	defer cancel()
+	results, err := s.router.Probe(ctx, id, uids)
+	if err != nil {
+		var e *core.Error
+		if !errors.As(err, &e) {
+			s.log.Error("probe", "app", id, "err", err)
+		}
+		return appendError(nil, core.ErrnoOf(err), core.ReasonOf(err), 0)
+	}
+	b := []byte{'['}
+	for i, r := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendUpdate(b, r.StatusUpdate)
+		if !r.Known {
+			b = append(b[:len(b)-1], `,"error":"unknown UID"}`...)
+		}
+	}
+	return append(b, ']')
+}
+
+// SendStatus implements core.AppSink.
+func (ch *appChannel) SendStatus(u core.StatusUpdate) { ch.outbox.Push(u) }
+
+// Close implements core.AppSink.
+func (ch *appChannel) Close(errno core.Errno) {
+	select {
+	case ch.closed <- errno:
+	default:
+	}
+}
+
+var _ core.AppSink = (*appChannel)(nil)

@@ -1,0 +1,173 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/presence-service/presence/core"
+)
+
+// maxNotifyBody caps a notification request: 100 items of two 512-character
+// fields (up to 4 bytes a character) and a PUID fit well within it.
+const maxNotifyBody = 512 << 10
+
+type notifyItem struct {
+	UID     *string          `json:"UID"`
+	Message *string          `json:"message"`
+	Action  *string          `json:"action"`
+	TTL     *json.RawMessage `json:"ttl"`
+}
+
+// serveNotify is POST /{app_id}/notification (PROTOCOL §4).
+func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseAppID(r)
+	if !ok {
+		notifyError(w, http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
+		return
+	}
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || key == "" {
+		notifyError(w, http.StatusUnauthorized, core.ErrnoBadKey, "want Authorization: Bearer <api key>", -1)
+		return
+	}
+	if _, err := s.router.AuthenticateApp(r.Context(), id, key); err != nil {
+		s.notifyFailed(w, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			notifyError(w, http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1)
+			return
+		}
+		notifyError(w, http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1)
+		return
+	}
+	items, err := decodeNotifyItems(body)
+	if err != nil {
+		s.notifyFailed(w, err)
+		return
+	}
+	if ok, wait := s.appLimiter(id).Allow(time.Now(), len(items)); !ok {
+		secs := int(wait/time.Second) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.router.Metrics.CountError(core.ErrnoRateLimited)
+		notifyError(w, http.StatusTooManyRequests, core.ErrnoRateLimited, "slow down: notifications_per_minute reached", -1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	_, sizes, err := s.router.Notify(ctx, id, items)
+	if err != nil {
+		s.notifyFailed(w, err)
+		return
+	}
+	b := append([]byte(nil), `{"result":"OK","queue_size":`...)
+	b = strconv.AppendInt(b, int64(sizes[len(sizes)-1]), 10)
+	b = append(b, `,"results":[`...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"UID":`...)
+		b = appendString(b, it.PUID)
+		b = append(b, `,"queue_size":`...)
+		b = strconv.AppendInt(b, int64(sizes[i]), 10)
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// decodeNotifyItems parses the body: a JSON array of 1 to 100 items.
+func decodeNotifyItems(body []byte) ([]core.NotificationInput, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, core.Errorf(core.ErrnoInvalidField, "body: want a JSON array of notifications")
+	}
+	if len(raw) == 0 || len(raw) > core.MaxNotificationBatch {
+		return nil, core.Errorf(core.ErrnoInvalidField, "body: want 1 to %d notifications, got %d", core.MaxNotificationBatch, len(raw))
+	}
+	items := make([]core.NotificationInput, len(raw))
+	for i, r := range raw {
+		var it notifyItem
+		if err := json.Unmarshal(r, &it); err != nil {
+			return nil, &core.ItemError{Index: i, Err: core.Errorf(core.ErrnoInvalidField, "item %d: want an object with UID, message, action, ttl", i)}
+		}
+		if it.UID == nil || it.Message == nil {
+			return nil, &core.ItemError{Index: i, Err: core.Errorf(core.ErrnoInvalidField, "item %d: UID and message are required", i)}
+		}
+		in := core.NotificationInput{PUID: *it.UID, Message: *it.Message}
+		if it.Action != nil {
+			in.Action = *it.Action
+		}
+		if it.TTL != nil {
+			secs, err := strconv.ParseInt(string(*it.TTL), 10, 64)
+			if err != nil || secs < 5 || secs > 86400 {
+				return nil, &core.ItemError{Index: i, Err: core.Errorf(core.ErrnoInvalidField, "item %d: ttl: want whole seconds from 5 to 86400", i)}
+			}
+			in.TTL = time.Duration(secs) * time.Second
+		}
+		items[i] = in
+	}
+	return items, nil
+}
+
+// notifyFailed maps a domain error to the HTTP answer of PROTOCOL §4.
+func (s *Server) notifyFailed(w http.ResponseWriter, err error) {
+	index := -1
+	var ie *core.ItemError
+	if errors.As(err, &ie) {
+		index = ie.Index
+	}
+	errno := core.ErrnoOf(err)
+	s.router.Metrics.CountError(errno)
+	status := http.StatusBadRequest
+	switch errno {
+	case core.ErrnoBadKey:
+		status = http.StatusUnauthorized
+	case core.ErrnoAppInactive:
+		status = http.StatusForbidden
+	case core.ErrnoUnknownUID:
+		status = http.StatusNotFound
+	case core.ErrnoRateLimited:
+		status = http.StatusTooManyRequests
+	case core.ErrnoShuttingDown:
+		status = http.StatusServiceUnavailable
+	case core.ErrnoInternal:
+		s.log.Error("notification", "err", err)
+		status = http.StatusInternalServerError
+	}
+	notifyError(w, status, errno, core.ReasonOf(err), index)
+}
+
+func notifyError(w http.ResponseWriter, status int, errno core.Errno, reason string, index int) {
+	b := append([]byte(nil), `{"result":"error","errno":`...)
+	b = strconv.AppendInt(b, int64(errno), 10)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, reason)
+	if index >= 0 {
+		b = append(b, `,"index":`...)
+		b = strconv.AppendInt(b, int64(index), 10)
+	}
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (s *Server) appLimiter(id core.AppID) *core.RateLimiter {
+	if l, ok := s.appLimits.Load(id); ok {
+		return l.(*core.RateLimiter)
+	}
+	l, _ := s.appLimits.LoadOrStore(id, core.NewRateLimiter(s.cfg.Limits.NotificationsPerMinute, time.Now()))
+	return l.(*core.RateLimiter)
+}

@@ -1,0 +1,95 @@
+package ws
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	presence "github.com/presence-service/presence"
+	"github.com/presence-service/presence/core"
+)
+
+// Config wires the edge to the router.
+type Config struct {
+	Router   *core.Router
+	Verifier core.Verifier
+	Config   *presence.Config
+	Logger   *slog.Logger
+}
+
+// Server serves the device and app channels and the notification endpoint.
+type Server struct {
+	router   *core.Router
+	verifier core.Verifier
+	cfg      *presence.Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	appLimits sync.Map // core.AppID → *core.RateLimiter (notifications_per_minute)
+
+	conns sync.WaitGroup // live connections, for Shutdown
+}
+
+// writeWait bounds every write; a peer that takes longer is dropped.
+const writeWait = 10 * time.Second
+
+// New returns the edge. Register its routes on a mux.
+func New(c Config) *Server {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return &Server{
+		router:   c.Router,
+		verifier: c.Verifier,
+		cfg:      c.Config,
+		log:      c.Logger,
+		upgrader: websocket.Upgrader{
+			// Small buffers: an idle device must cost little. Frames are at
+			// most limits.max_frame_bytes; gorilla grows reads as needed.
+			ReadBufferSize:  512,
+			WriteBufferSize: 1024,
+			WriteBufferPool: &sync.Pool{},
+			// Devices are browsers on any origin and native apps; the
+			// channel is authenticated by its assertion, not by cookies.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+}
+
+// Register adds the edge's routes.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /presence", s.serveDevice)
+	mux.HandleFunc("GET /{app_id}", s.serveApp)
+	mux.HandleFunc("POST /{app_id}/notification", s.serveNotify)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
+}
+
+// Wait blocks until every connection has ended or ctx is done. Call it
+// after Router.Shutdown has told every device errno -4.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.router.Store().Ping(ctx); err != nil {
+		s.log.Error("health check", "err", err)
+		http.Error(w, "database not answering", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
