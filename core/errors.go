@@ -25,13 +25,13 @@ const (
 	ErrnoAppInactive      Errno = 41 // app not activated
 	ErrnoUnknownUID       Errno = 44 // unknown app, or UID not a grant of this app
 
-	ErrnoUnknownSession   Errno = -1 // unknown or wrong session_id
-	ErrnoReplaced         Errno = -2 // replaced by a newer connection of the same user and device
-	ErrnoSessionTooOld    Errno = -3 // session older than device.max_session
-	ErrnoShuttingDown     Errno = -4 // server shutting down
-	ErrnoTooManyErrors    Errno = -5 // too many errors in a row
-	ErrnoSlowConsumer     Errno = -6 // the device read too slowly; its outbox overflowed
-	ErrnoInternal         Errno = 50 // the server failed; the request may be retried
+	ErrnoUnknownSession Errno = -1 // unknown or wrong session_id
+	ErrnoReplaced       Errno = -2 // replaced by a newer connection of the same user and device
+	ErrnoSessionTooOld  Errno = -3 // session older than device.max_session
+	ErrnoShuttingDown   Errno = -4 // server shutting down
+	ErrnoTooManyErrors  Errno = -5 // too many errors in a row
+	ErrnoSlowConsumer   Errno = -6 // the device read too slowly; its outbox overflowed
+	ErrnoInternal       Errno = 50 // the server failed; the request may be retried
 )
 
 // Fatal reports whether the errno ends the device session.

@@ -227,8 +227,8 @@ func TestDisconnectGrace(t *testing.T) {
 	// A quick reconnect (a network hand-over) tells the app nothing.
 	f.router.Disconnect(phone)
 	phone2, _ := f.connect("ann@example.com", "phone", f.app)
-	f.status(phone2, core.Online, "")           // same as before: no change
-	f.status(phone2, core.Online, "marker")     // the next thing the app sees
+	f.status(phone2, core.Online, "")          // same as before: no change
+	f.status(phone2, core.Online, "marker")    // the next thing the app sees
 	app.expect(t, puid, core.Online, "marker") // no offline came before it
 
 	// A real drop tells offline after the grace.

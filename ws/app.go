@@ -22,7 +22,7 @@ const keyWait = 10 * time.Second
 type appChannel struct {
 	ws     *websocket.Conn
 	outbox *core.StatusOutbox
-	extra  chan []byte    // probe answers, written between arrays
+	extra  chan []byte     // probe answers, written between arrays
 	closed chan core.Errno // router asked to close; buffered 1
 }
 

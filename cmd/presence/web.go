@@ -13,4 +13,3 @@ func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow) error {
 
 // startXMPP starts the XEP-0114 listener when xmpp.listen is set.
 func startXMPP(s *server, tlsConfig any) error { return nil }
-
