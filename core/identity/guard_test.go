@@ -16,7 +16,8 @@ import (
 type countingVerifier struct {
 	entered chan string
 	release chan struct{}
-	expires time.Time // of every identity it vouches for
+	slow    func(assertion string) bool // which calls block; nil: all
+	expires time.Time                   // of every identity it vouches for
 
 	calls, inflight, maxInflight atomic.Int32
 }
@@ -31,7 +32,7 @@ func (c *countingVerifier) Verify(ctx context.Context, assertion string) (core.I
 			break
 		}
 	}
-	if c.release != nil {
+	if c.release != nil && (c.slow == nil || c.slow(assertion)) {
 		c.entered <- assertion
 		<-c.release
 	}
@@ -242,5 +243,24 @@ func TestGuardWaiterUsesCache(t *testing.T) {
 	}
 	if c := v.calls.Load(); c != 1 {
 		t.Fatalf("%d calls, want 1", c)
+	}
+}
+
+// TestGuardSlowVerifierDoesNotStallCachedConnects: with every slot taken by
+// a verification that hangs, a device whose assertion is cached still
+// connects at once.
+func TestGuardSlowVerifierDoesNotStallCachedConnects(t *testing.T) {
+	v := blockingVerifier()
+	v.slow = func(a string) bool { return a == "slowpoke" }
+	g := Guard(v, GuardOptions{MaxConcurrent: 1, MaxWait: time.Hour})
+	if _, err := g.Verify(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	go g.Verify(context.Background(), "slowpoke")
+	<-v.entered // the only slot now hangs
+	defer close(v.release)
+	id, err := g.Verify(context.Background(), "alice")
+	if err != nil || id.Subject != "alice" {
+		t.Fatalf("%+v %v", id, err)
 	}
 }
