@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// bench holds the targets of one run and turns scenario results into report
+// rows with their ratios and floors.
+type bench struct {
+	o       *options
+	prog    *progress
+	rep     *report
+	fdLimit uint64
+
+	pres, rel    *target // nil when -only leaves one out
+	server, rchd *child
+	stopOnce     sync.Once
+}
+
+func (b *bench) stopChildren() {
+	b.stopOnce.Do(func() {
+		b.rchd.stop()
+		b.server.stop()
+	})
+}
+
+// setup starts (or finds) Presence, provisions it, and spawns the relay.
+func (b *bench) setup(ctx context.Context) error {
+	o := b.o
+	if o.only != "relay" {
+		c, addr, pid := cli{bin: o.bin, config: o.conf}, o.addr, o.pid
+		if o.spawn {
+			srv, sc, _, err := spawnServer(ctx, o.src, o.bin, o.extraConf, b.prog)
+			if err != nil {
+				return err
+			}
+			b.server, c, addr, pid = srv, sc, srv.addr, srv.pid()
+		} else if pid == 0 {
+			b.prog.logf("no -pid: server memory, threads and fds will read as 0")
+		}
+		b.prog.logf("provisioning %d apps and %d users on %s", o.apps+1, o.users, addr)
+		t, err := provision(ctx, c, addr, o.apps, o.users, o.perIP, b.prog)
+		if err != nil {
+			return err
+		}
+		t.pid = pid
+		b.pres = t
+		b.rep.detail("server_pid", pid)
+	}
+	if o.only != "presence" {
+		rc, err := spawnRelay(ctx)
+		if err != nil {
+			return err
+		}
+		b.rchd = rc
+		b.rel = relayTarget(rc.addr, rc.pid(), o.apps, o.users, o.perIP)
+		b.prog.logf("relay pid %d on %s", rc.pid(), rc.addr)
+	}
+	return nil
+}
+
+// targets lists the sides that run, relay first: its figures set the rates
+// the open-loop runs use.
+func (b *bench) targets() []*target {
+	var ts []*target
+	if b.rel != nil {
+		ts = append(ts, b.rel)
+	}
+	if b.pres != nil {
+		ts = append(ts, b.pres)
+	}
+	return ts
+}
+
+// pair returns the presence and relay values of f over results keyed by
+// target name; -1 when a side did not run.
+func pair[T any](res map[string]T, f func(T) float64) (p, r float64) {
+	p, r = -1, -1
+	if v, ok := res["presence"]; ok {
+		p = f(v)
+	}
+	if v, ok := res["relay"]; ok {
+		r = f(v)
+	}
+	return p, r
+}
+
+func (b *bench) connect(ctx context.Context) {
+	o := b.o
+	res := map[string]connectResult{}
+	for _, t := range b.targets() {
+		r := runConnect(ctx, t, connectOpts{n: o.connN, conc: o.connConc, checkpoints: parseInts(o.checkpts),
+			hold: o.hold, settle: o.settle, fdLimit: b.fdLimit}, b.prog)
+		res[t.name] = r
+		b.rep.detail("connect_"+t.name, r)
+		b.prog.logf("connect %s: held %d (still %d after hold), %.0f connects/s, errors: %s",
+			t.name, r.Held, r.StillHeld, r.ConnectsPerSec, formatErrs(r.Errors))
+	}
+	p, r := pair(res, func(c connectResult) float64 { return float64(c.StillHeld) })
+	held := newRow("connect", "devices held", "", p, r)
+	if o.connN >= 19000 {
+		held = held.atLeast(p, 19000, "≥ 19,000")
+	}
+	p, r = pair(res, func(c connectResult) float64 { return c.ConnectsPerSec })
+	rows := []row{held, newRow("connect", "connects/s", "", p, r).atLeast(p, 5000, "≥ 5,000")}
+	p, r = pair(res, func(c connectResult) float64 { return c.Latency.P99 })
+	rows = append(rows, newRow("connect", "connect p99", "ms", p, r))
+	pc := res["presence"]
+	rc, hasRelay := res["relay"]
+	for i, cp := range pc.Checkpoints {
+		rv, rs := -1.0, -1.0
+		if hasRelay && i < len(rc.Checkpoints) {
+			rv, rs = rc.Checkpoints[i].KiBPerConn, rc.Checkpoints[i].SlopeKiB
+		}
+		rows = append(rows,
+			newRow("connect", fmt.Sprintf("RSS/conn at %s", formatNum(float64(cp.Held))), "KiB", cp.KiBPerConn, rv).
+				atMost(cp.KiBPerConn, 10, "≤ 10 KiB"),
+			newRow("connect", fmt.Sprintf("RSS slope to %s", formatNum(float64(cp.Held))), "KiB", cp.SlopeKiB, rs),
+			newRow("connect", fmt.Sprintf("server RSS at %s", formatNum(float64(cp.Held))), "MiB", float64(cp.Server.RSSKiB)/1024, -1),
+			newRow("connect", fmt.Sprintf("threads/fds at %s", formatNum(float64(cp.Held))), "", float64(cp.Server.Threads), -1),
+		)
+		rows[len(rows)-1].Metric = fmt.Sprintf("threads at %s (fds %d)", formatNum(float64(cp.Held)), cp.Server.FDs)
+	}
+	if pc.Stopped != "" {
+		b.rep.detail("connect_presence_stopped", pc.Stopped)
+	}
+	b.rep.add(rows...)
+}
+
+func (b *bench) status(ctx context.Context) error {
+	o := b.o
+	closed := map[string]statusResult{}
+	for _, t := range b.targets() {
+		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, dur: o.dur, warm: o.warm}, b.prog)
+		if err != nil {
+			return fmt.Errorf("%s closed loop: %w", t.name, err)
+		}
+		closed[t.name] = r
+		b.rep.detail("status_closed_"+t.name, r)
+		b.logStatus(r)
+	}
+	p, r := pair(closed, func(s statusResult) float64 { return s.DeliveredPerSec })
+	max := newRow("status", fmt.Sprintf("max delivered/s (closed loop, %d dev → %d apps)", o.statusDevs, o.apps), "", p, r)
+	if max.Ratio != nil {
+		max = max.atLeast(*max.Ratio, 0.5, "ratio ≥ 0.50")
+	}
+	pu, ru := pair(closed, func(s statusResult) float64 { return s.UpdatesPerSec })
+	rows := []row{max, newRow("status", "max device updates/s (closed loop)", "", pu, ru)}
+
+	rate := o.rate
+	if rate == 0 { // half of what the ceiling sustained
+		rate = ru / 2
+		if ru <= 0 {
+			rate = pu / 2
+		}
+	}
+	open := map[string]statusResult{}
+	for _, t := range b.targets() {
+		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm}, b.prog)
+		if err != nil {
+			return fmt.Errorf("%s open loop: %w", t.name, err)
+		}
+		open[t.name] = r
+		b.rep.detail("status_open_"+t.name, r)
+		b.logStatus(r)
+	}
+	label := fmt.Sprintf("at %s updates/s open loop", formatNum(rate))
+	p, r = pair(open, func(s statusResult) float64 { return s.DeliveredPerSec })
+	rows = append(rows, newRow("status", "delivered/s "+label, "", p, r))
+	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P50 })
+	rows = append(rows, newRow("status", "latency p50 "+label, "ms", p, r))
+	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P99 })
+	rows = append(rows, newRow("status", "latency p99 "+label, "ms", p, r).atMost(p, 10, "≤ 10 ms"))
+	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P999 })
+	rows = append(rows, newRow("status", "latency p99.9 "+label, "ms", p, r))
+	if b.pres == nil { // relay-only runs judge nothing
+		for i := range rows {
+			rows[i].Verdict, rows[i].Floor = "", ""
+		}
+	}
+	b.rep.add(rows...)
+	return nil
+}
+
+func (b *bench) logStatus(r statusResult) {
+	b.prog.logf("status %s %s: %d devices → %d apps: %s updates/s, %s delivered/s, latency p50 %.2f p99 %.2f p99.9 %.2f ms, errors: %s",
+		r.Target, r.Mode, r.Devices, r.Apps, formatNum(r.UpdatesPerSec), formatNum(r.DeliveredPerSec),
+		r.Latency.P50, r.Latency.P99, r.Latency.P999, formatErrs(r.Errors))
+}
+
+func (b *bench) notify(ctx context.Context) error {
+	o := b.o
+	type runSpec struct {
+		clients, batch int
+		metric, floor  string
+		min            float64
+	}
+	specs := []runSpec{
+		{o.clients, 1, fmt.Sprintf("single-item POSTs/s (%d clients)", o.clients), "≥ 20,000", 20000},
+		{o.batchClients, 100, fmt.Sprintf("notifications/s in batches of 100 (%d clients)", o.batchClients), "≥ 100,000", 100000},
+	}
+	for _, s := range specs {
+		res := map[string]notifyResult{}
+		for _, t := range b.targets() {
+			r, err := runNotify(ctx, t, notifyOpts{clients: s.clients, batch: s.batch, dur: o.dur, warm: o.warm}, b.prog)
+			if err != nil {
+				return fmt.Errorf("%s notify: %w", t.name, err)
+			}
+			res[t.name] = r
+			b.rep.detail(fmt.Sprintf("notify_b%d_%s", s.batch, t.name), r)
+			b.prog.logf("notify %s batch %d: %s POSTs/s, %s stored/s, p99 %.2f ms, errors: %s",
+				t.name, s.batch, formatNum(r.PostsPerSec), formatNum(r.PerSec), r.Latency.P99, formatErrs(r.Errors))
+		}
+		p, r := pair(res, func(n notifyResult) float64 { return n.PerSec })
+		main := newRow("notify", s.metric, "", p, r)
+		if b.pres != nil {
+			main = main.atLeast(p, s.min, s.floor)
+		}
+		p, r = pair(res, func(n notifyResult) float64 { return n.Latency.P99 })
+		b.rep.add(main, newRow("notify", fmt.Sprintf("POST p99 (batch %d)", s.batch), "ms", p, r))
+	}
+	return nil
+}

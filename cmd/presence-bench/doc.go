@@ -1,0 +1,36 @@
+// Command presence-bench is the load generator of Presence: it drives a
+// running server over real sockets on loopback, written only against the
+// wire contract in PROTOCOL.md (device channel, app channel, notification
+// POSTs, the CLI and the grant pages). It imports no server package.
+//
+// Every throughput figure is measured twice in the same run: once against
+// Presence and once against a bare gorilla WebSocket relay (the `relay`
+// subcommand, spawned as its own process) that forwards the same frames with
+// no presence logic. The ratio between the two is the figure that counts on a
+// shared 2-core machine, because it cancels out what the load generator and
+// the kernel cost.
+//
+// Usage:
+//
+//	presence-bench -spawn [flags] connect|status|notify|mixed|slowapp|all ...
+//	presence-bench -addr 127.0.0.1:8080 -config presence.toml -bin /tmp/presence -pid N status
+//	presence-bench relay -listen 127.0.0.1:0
+//
+// Scenarios:
+//
+//   - connect: N devices connect and stay, spread over 127.0.0.x source
+//     addresses; server RSS, threads and fds are read from /proc at each
+//     checkpoint (default 5k/10k/19k) to give the memory slope per connection.
+//   - status: D devices send status updates, K apps receive them over the
+//     WebSocket app channel. A closed-loop run finds the rate each side
+//     sustains; an open-loop run at half the relay's rate gives the latency
+//     from device send to app receive (p50/p99/p99.9).
+//   - notify: single-item and batch-of-100 notification POSTs from C
+//     keep-alive clients; notifications stored per second.
+//   - mixed: idle devices, status traffic and notification POSTs at once.
+//   - slowapp: one app stops reading for 30 s while the others' latency and
+//     the server's memory are watched.
+//
+// Every loop is bounded by -duration and by a -max-time watchdog, so the tool
+// always stops by itself.
+package main

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "relay" {
+		if err := runRelay(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command-line flags.
+type options struct {
+	spawn      bool
+	src, bin   string
+	addr, conf string
+	pid        int
+	only       string // "", "presence" or "relay"
+	extraConf  string
+	jsonOut    string
+	cpuProfile string
+	maxTime    time.Duration
+	dur, warm  time.Duration
+	perIP      int
+	users      int
+	apps       int
+
+	connN    int
+	connConc int
+	checkpts string
+	hold     time.Duration
+	settle   time.Duration
+
+	statusDevs int
+	rate       float64
+
+	clients, batchClients int
+
+	mixedIdle, mixedDevs, mixedClients int
+	mixedRate                          float64
+
+	slowFor  time.Duration
+	slowRate float64
+}
+
+var allScenarios = []string{"connect", "status", "notify", "mixed", "slowapp"}
+
+func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("presence-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: presence-bench [flags] %s|all ...\n       presence-bench relay -listen 127.0.0.1:0\n\n",
+			strings.Join(allScenarios, "|"))
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&o.spawn, "spawn", false, "build and start the server with a temp config and data dir (knows its pid)")
+	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/presence from, with -spawn")
+	fs.StringVar(&o.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
+	fs.StringVar(&o.addr, "addr", "", "address of a running server (without -spawn), loopback only")
+	fs.StringVar(&o.conf, "config", "", "config file of the running server, for the provisioning CLI (without -spawn)")
+	fs.IntVar(&o.pid, "pid", 0, "pid of the running server, for RSS/threads/fds (without -spawn)")
+	fs.StringVar(&o.only, "only", "", `run one side only: "presence" or "relay" (default both)`)
+	fs.StringVar(&o.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
+	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this tool's CPU profile here (to see whether the tool is the bottleneck)")
+	fs.DurationVar(&o.maxTime, "max-time", 30*time.Minute, "watchdog: the tool stops whatever happens after this")
+	fs.DurationVar(&o.dur, "duration", 10*time.Second, "measured window of each run")
+	fs.DurationVar(&o.warm, "warmup", 2*time.Second, "unmeasured start of each run")
+	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address (few keep connect() fast)")
+	fs.IntVar(&o.users, "users", 256, "users to provision (assertion + a grant per app each)")
+	fs.IntVar(&o.apps, "apps", 2, "K: apps receiving status updates over WebSocket")
+	fs.IntVar(&o.connN, "devices", 19000, "connect: devices to connect and hold")
+	fs.IntVar(&o.connConc, "conc", 64, "connect: dials at once")
+	fs.StringVar(&o.checkpts, "checkpoints", "5000,10000,19000", "connect: held counts at which server memory is read")
+	fs.DurationVar(&o.hold, "hold", 5*time.Second, "connect: hold all devices this long, then check they are still there")
+	fs.DurationVar(&o.settle, "settle", 2*time.Second, "connect: pause before each memory reading")
+	fs.IntVar(&o.statusDevs, "status-devices", 128, "status: devices sending updates (closed loop: one in flight each)")
+	fs.Float64Var(&o.rate, "rate", 0, "status: open-loop total updates/s (0 = half the relay's closed-loop rate)")
+	fs.IntVar(&o.clients, "clients", 64, "notify: concurrent clients for single-item POSTs")
+	fs.IntVar(&o.batchClients, "batch-clients", 16, "notify: concurrent clients for batch-100 POSTs")
+	fs.IntVar(&o.mixedIdle, "mixed-idle", 5000, "mixed: idle devices held during the run")
+	fs.IntVar(&o.mixedDevs, "mixed-devices", 64, "mixed: devices sending status")
+	fs.Float64Var(&o.mixedRate, "mixed-rate", 5000, "mixed: status updates/s")
+	fs.IntVar(&o.mixedClients, "mixed-clients", 8, "mixed: single-item notification clients")
+	fs.DurationVar(&o.slowFor, "slow-for", 30*time.Second, "slowapp: how long the slow app reads nothing")
+	fs.Float64Var(&o.slowRate, "slow-rate", 5000, "slowapp: status updates/s during both phases")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	scen := fs.Args()
+	if len(scen) == 0 {
+		fs.Usage()
+		return nil, nil, fmt.Errorf("name at least one scenario")
+	}
+	if slices.Contains(scen, "all") {
+		scen = allScenarios
+	}
+	for _, s := range scen {
+		if !slices.Contains(allScenarios, s) {
+			return nil, nil, fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	if o.only != "" && o.only != "presence" && o.only != "relay" {
+		return nil, nil, fmt.Errorf(`-only must be "presence" or "relay"`)
+	}
+	if o.only != "relay" && !o.spawn && (o.addr == "" || o.conf == "" || o.bin == "") {
+		return nil, nil, fmt.Errorf("give -spawn, or -addr, -config and -bin of a running server (and -pid for memory), or -only relay")
+	}
+	if o.addr != "" {
+		if err := requireLoopback(o.addr); err != nil {
+			return nil, nil, err
+		}
+	}
+	return o, scen, nil
+}
+
+func parseInts(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, scen, err := parseFlags(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "presence-bench:", err)
+		return 2
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, o.maxTime)
+	defer cancelT()
+	prog := newProgress(stderr)
+	defer prog.close()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+
+	b := &bench{o: o, prog: prog, rep: &report{Started: time.Now().UTC().Format(time.RFC3339), Args: args}}
+	limit, err := raiseFileLimit()
+	if err != nil {
+		prog.logf("cannot raise the file limit: %v", err)
+	}
+	b.fdLimit = limit
+	b.rep.Machine = readMachine(limit)
+	prog.logf("machine: %s", b.rep.Machine)
+	prog.logf("this tool may hold %d open files (soft limit raised to the hard one)", limit)
+	defer b.stopChildren()
+	// The watchdog is for a run that hangs despite its deadlines: it stops the
+	// children and exits instead of leaving a load generator behind.
+	watchdog := time.AfterFunc(o.maxTime+time.Minute, func() {
+		fmt.Fprintln(stderr, "presence-bench: watchdog: -max-time exceeded, exiting")
+		b.stopChildren()
+		os.Exit(3)
+	})
+	defer watchdog.Stop()
+
+	if err := b.setup(ctx); err != nil {
+		fmt.Fprintln(stderr, "presence-bench:", err)
+		return 1
+	}
+	for _, s := range scen {
+		if ctx.Err() != nil {
+			break
+		}
+		prog.logf("=== scenario %s", s)
+		var err error
+		switch s {
+		case "connect":
+			b.connect(ctx)
+		case "status":
+			err = b.status(ctx)
+		case "notify":
+			err = b.notify(ctx)
+		case "mixed":
+			err = b.mixed(ctx)
+		case "slowapp":
+			err = b.slowapp(ctx)
+		}
+		if err != nil {
+			prog.logf("scenario %s failed: %v", s, err)
+			b.rep.detail(s+"_error", err.Error())
+		}
+	}
+	prog.set("", nil)
+	fmt.Fprintf(stdout, "\npresence-bench %s\nmachine: %s\n\n%s", strings.Join(args, " "), b.rep.Machine, formatTable(b.rep.Rows))
+	if o.jsonOut != "" {
+		if err := b.rep.writeJSON(o.jsonOut); err != nil {
+			fmt.Fprintln(stderr, "presence-bench:", err)
+			return 1
+		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "presence-bench: stopped early:", ctx.Err())
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// procSample is what /proc says about a server process at one moment.
+type procSample struct {
+	RSSKiB     int64 `json:"rss_kib"`
+	Threads    int   `json:"threads"`
+	FDs        int   `json:"fds"`
+	FDLimit    int64 `json:"fd_limit"`
+	Goroutines int   `json:"goroutines"` // from /metrics; -1 when not exported
+}
+
+// sampleProc reads VmRSS and Threads from /proc/<pid>/status, the open file
+// count from /proc/<pid>/fd and the soft file limit from /proc/<pid>/limits.
+// metricsURL, when set, is asked for a goroutine gauge.
+func sampleProc(pid int, metricsURL string) (procSample, error) {
+	s := procSample{Goroutines: -1}
+	if pid <= 0 {
+		return s, fmt.Errorf("no pid")
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	s.RSSKiB, s.Threads = parseStatus(status)
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		s.FDs = len(ents)
+	}
+	if lim, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid)); err == nil {
+		s.FDLimit = parseFDLimit(lim)
+	}
+	if metricsURL != "" {
+		s.Goroutines = scrapeGoroutines(metricsURL)
+	}
+	return s, nil
+}
+
+func parseStatus(b []byte) (rssKiB int64, threads int) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rssKiB, _ = strconv.ParseInt(f[1], 10, 64)
+		case "Threads:":
+			threads, _ = strconv.Atoi(f[1])
+		}
+	}
+	return rssKiB, threads
+}
+
+func parseFDLimit(b []byte) int64 {
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Max open files") {
+			f := strings.Fields(strings.TrimPrefix(line, "Max open files"))
+			if len(f) > 0 {
+				v, _ := strconv.ParseInt(f[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// scrapeGoroutines looks for a gauge whose name ends in "goroutines" in the
+// server's Prometheus text; the contract promises /metrics but not this name.
+func scrapeGoroutines(url string) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) == 2 && strings.HasSuffix(f[0], "goroutines") {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err == nil {
+				return int(v)
+			}
+		}
+	}
+	return -1
+}
+
+// raiseFileLimit lifts this process's soft RLIMIT_NOFILE to the hard limit
+// (Go does it at start too, but saying so is part of the report) and returns
+// the limit now in force.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return lim.Cur, err
+		}
+	}
+	return lim.Cur, nil
+}
+
+// openFiles counts this process's open descriptors.
+func openFiles() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
+
+func readMachine(fdLimit uint64) machineInfo {
+	m := machineInfo{CPUs: runtime.NumCPU(), GoVer: runtime.Version(), FDLimit: fdLimit}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if i := strings.Index(line, ":"); i >= 0 {
+					m.CPUModel = strings.TrimSpace(line[i+1:])
+				}
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kib, _ := strconv.ParseInt(f[1], 10, 64)
+				m.MemTotal = fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		m.Ports = strings.Join(strings.Fields(string(b)), "-")
+	}
+	return m
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// connectOpts shapes one connect run.
+type connectOpts struct {
+	n           int
+	conc        int   // dialers at once
+	checkpoints []int // held counts at which server memory is read
+	hold        time.Duration
+	settle      time.Duration // pause before reading memory, so the figure is not mid-burst
+	fdLimit     uint64        // this process's file limit
+}
+
+// checkpoint is the server's state with held connections open.
+type checkpoint struct {
+	Held       int        `json:"held"`
+	Server     procSample `json:"server"`
+	KiBPerConn float64    `json:"kib_per_conn"`   // (RSS - RSS before any device) / held
+	SlopeKiB   float64    `json:"slope_kib"`      // RSS growth per connection since the previous checkpoint
+	ConnectsPS float64    `json:"connects_per_s"` // during the segment that led here
+}
+
+type connectResult struct {
+	Target         string           `json:"target"`
+	Asked          int              `json:"asked"`
+	Held           int              `json:"held"`
+	StillHeld      int              `json:"still_held_after_hold"`
+	ConnectsPerSec float64          `json:"connects_per_s"`
+	Latency        latencySummary   `json:"connect_latency"`
+	Base           procSample       `json:"server_base"`
+	Checkpoints    []checkpoint     `json:"checkpoints"`
+	Stopped        string           `json:"stopped,omitempty"` // why it held fewer than asked
+	Errors         map[string]int64 `json:"errors"`
+}
+
+// fleet is a set of idle devices held open. Each has a reader, so the
+// server's WebSocket pings are answered and a drop is noticed.
+type fleet struct {
+	mu    sync.Mutex // guards: devs
+	devs  []*device
+	alive atomic.Int64
+	wg    sync.WaitGroup
+	errs  errCounts
+}
+
+func (f *fleet) add(d *device) {
+	f.mu.Lock()
+	f.devs = append(f.devs, d)
+	f.mu.Unlock()
+	f.alive.Add(1)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer f.alive.Add(-1)
+		for {
+			if _, _, err := d.conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (f *fleet) close() {
+	f.mu.Lock()
+	devs := f.devs
+	f.devs = nil
+	f.mu.Unlock()
+	for _, d := range devs {
+		d.conn.Close()
+	}
+	f.wg.Wait()
+}
+
+// fdBudget is how many more sockets this process may open, keeping a margin
+// for the app channels, HTTP clients and the files Go itself needs.
+func fdBudget(limit uint64) int {
+	return int(limit) - openFiles() - 200
+}
+
+// holdDevices connects up to o.n idle devices, pausing at each checkpoint to
+// read the server's memory. It stops early, and says why, at this process's
+// file limit or when the server keeps refusing.
+func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *progress) connectResult {
+	res := connectResult{Target: t.name, Asked: o.n}
+	if budget := fdBudget(o.fdLimit); o.n > budget {
+		res.Stopped = fmt.Sprintf("this tool's file limit (%d open files) allows %d device sockets, not %d: holding %d",
+			o.fdLimit, budget, o.n, budget)
+		prog.logf("connect %s: %s", t.name, res.Stopped)
+		o.n = max(budget, 0)
+	}
+	time.Sleep(o.settle)
+	res.Base = t.sample()
+	if room := int(res.Base.FDLimit) - res.Base.FDs - 50; res.Base.FDLimit > 0 && o.n > room {
+		prog.logf("connect %s: WARNING the server's file limit (%d, %d in use) leaves room for about %d devices, %d asked",
+			t.name, res.Base.FDLimit, res.Base.FDs, room, o.n)
+	}
+	run := runSeq.Add(1)
+	apps := []int{t.apps[0].ID}
+	var next, fails, consecutive, reserved atomic.Int64
+	var stop atomic.Value // string: why dialing stopped
+	var mu sync.Mutex     // guards: lat
+	lat := &sampler{max: 1 << 20}
+	maxAttempts := int64(o.n + o.n/10 + 100) // errors are retried, but not forever
+
+	prog.set("connect "+t.name, func() string {
+		return fmt.Sprintf("held %d/%d errors %d server %s", f.alive.Load(), o.n, f.errs.total()+fails.Load(), fmtSample(t.sample()))
+	})
+	var dialTime time.Duration
+	prevHeld, prevRSS := 0, res.Base.RSSKiB
+	for _, cp := range append(sortedCheckpoints(o.checkpoints, o.n), o.n) {
+		if cp <= prevHeld || stop.Load() != nil || ctx.Err() != nil {
+			continue
+		}
+		segStart := time.Now()
+		var wg sync.WaitGroup
+		for range o.conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil && stop.Load() == nil {
+					// Reserve a slot before dialing, so that conc dialers
+					// stop exactly at the checkpoint instead of past it.
+					if reserved.Add(1) > int64(cp) {
+						reserved.Add(-1)
+						return
+					}
+					i := next.Add(1) - 1
+					if i >= maxAttempts {
+						stop.CompareAndSwap(nil, "too many failed connects")
+						return
+					}
+					u := t.users[int(i)%len(t.users)]
+					start := now()
+					d, err := connectDevice(ctx, t.d, u.Assertion, apps, fmt.Sprintf("c%d-%d", run, i))
+					if err != nil {
+						reserved.Add(-1)
+						fails.Add(1)
+						f.errs.addErr(err)
+						if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+							stop.CompareAndSwap(nil, fmt.Sprintf("this tool reached its file limit (%d) at %d held", o.fdLimit, f.alive.Load()))
+						}
+						if consecutive.Add(1) >= 500 {
+							stop.CompareAndSwap(nil, fmt.Sprintf("500 connects failed in a row at %d held (%s): the server's limit?", f.alive.Load(), errKind(err)))
+						}
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					consecutive.Store(0)
+					mu.Lock()
+					lat.add(now() - start)
+					mu.Unlock()
+					f.add(d)
+				}
+			}()
+		}
+		wg.Wait()
+		seg := time.Since(segStart)
+		dialTime += seg
+		held := int(f.alive.Load())
+		time.Sleep(o.settle)
+		s := t.sample()
+		c := checkpoint{Held: held, Server: s, ConnectsPS: float64(held-prevHeld) / seg.Seconds()}
+		if held > 0 {
+			c.KiBPerConn = float64(s.RSSKiB-res.Base.RSSKiB) / float64(held)
+		}
+		if held > prevHeld {
+			c.SlopeKiB = float64(s.RSSKiB-prevRSS) / float64(held-prevHeld)
+		}
+		res.Checkpoints = append(res.Checkpoints, c)
+		prog.logf("connect %s: %d held, server RSS %s KiB (%.2f KiB/conn, slope %.2f), %d threads, %d fds",
+			t.name, held, formatNum(float64(s.RSSKiB)), c.KiBPerConn, c.SlopeKiB, s.Threads, s.FDs)
+		prevHeld, prevRSS = held, s.RSSKiB
+	}
+	if v := stop.Load(); v != nil && res.Stopped == "" {
+		res.Stopped = v.(string)
+		prog.logf("connect %s: stopped: %s", t.name, res.Stopped)
+	}
+	res.Held = int(f.alive.Load())
+	if dialTime > 0 {
+		res.ConnectsPerSec = float64(res.Held) / dialTime.Seconds()
+	}
+	res.Latency = summarize(lat.samples)
+	return res
+}
+
+func sortedCheckpoints(cps []int, n int) []int {
+	var out []int
+	for _, c := range cps {
+		if c > 0 && c < n && (len(out) == 0 || c > out[len(out)-1]) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func fmtSample(s procSample) string {
+	return fmt.Sprintf("RSS %s KiB, %d threads, %d fds", formatNum(float64(s.RSSKiB)), s.Threads, s.FDs)
+}
+
+// runConnect holds the devices for o.hold, checks they are all still there,
+// and closes them.
+func runConnect(ctx context.Context, t *target, o connectOpts, prog *progress) connectResult {
+	var f fleet
+	defer f.close()
+	res := holdDevices(ctx, t, o, &f, prog)
+	select {
+	case <-ctx.Done():
+	case <-time.After(o.hold):
+	}
+	res.StillHeld = int(f.alive.Load())
+	res.Errors = f.errs.snapshot()
+	return res
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// mixedResult is the mixed scenario on one target: idle devices held while
+// status updates and notification POSTs run at the same time.
+type mixedResult struct {
+	Target string        `json:"target"`
+	Idle   connectResult `json:"idle"`
+	Status statusResult  `json:"status"`
+	Notify notifyResult  `json:"notify"`
+}
+
+func runMixed(ctx context.Context, t *target, o *options, fdLimit uint64, prog *progress) (mixedResult, error) {
+	res := mixedResult{Target: t.name}
+	var f fleet
+	defer f.close()
+	res.Idle = holdDevices(ctx, t, connectOpts{n: o.mixedIdle, conc: o.connConc, settle: time.Second, fdLimit: fdLimit}, &f, prog)
+	var wg sync.WaitGroup
+	var serr, nerr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		res.Status, serr = runStatus(ctx, t, statusOpts{devices: o.mixedDevs, rate: o.mixedRate, dur: o.dur, warm: o.warm}, prog)
+	}()
+	go func() {
+		defer wg.Done()
+		res.Notify, nerr = runNotify(ctx, t, notifyOpts{clients: o.mixedClients, batch: 1, dur: o.dur, warm: o.warm}, prog)
+	}()
+	wg.Wait()
+	res.Idle.StillHeld = int(f.alive.Load())
+	res.Idle.Errors = f.errs.snapshot()
+	if serr != nil {
+		return res, serr
+	}
+	return res, nerr
+}
+
+func (b *bench) mixed(ctx context.Context) error {
+	res := map[string]mixedResult{}
+	for _, t := range b.targets() {
+		r, err := runMixed(ctx, t, b.o, b.fdLimit, b.prog)
+		if err != nil {
+			return fmt.Errorf("%s mixed: %w", t.name, err)
+		}
+		res[t.name] = r
+		b.rep.detail("mixed_"+t.name, r)
+		b.prog.logf("mixed %s: %d idle held, %s delivered/s p99 %.2f ms, %s notifications/s",
+			t.name, r.Idle.StillHeld, formatNum(r.Status.DeliveredPerSec), r.Status.Latency.P99, formatNum(r.Notify.PerSec))
+	}
+	o := b.o
+	p, r := pair(res, func(m mixedResult) float64 { return float64(m.Idle.StillHeld) })
+	rows := []row{newRow("mixed", "idle devices held", "", p, r)}
+	label := fmt.Sprintf("at %s/s", formatNum(o.mixedRate))
+	p, r = pair(res, func(m mixedResult) float64 { return m.Status.DeliveredPerSec })
+	rows = append(rows, newRow("mixed", "status delivered/s "+label, "", p, r))
+	p, r = pair(res, func(m mixedResult) float64 { return m.Status.Latency.P99 })
+	rows = append(rows, newRow("mixed", "status p99 "+label, "ms", p, r))
+	p, r = pair(res, func(m mixedResult) float64 { return m.Notify.PerSec })
+	rows = append(rows, newRow("mixed", fmt.Sprintf("notifications/s (%d clients)", o.mixedClients), "", p, r))
+	p, r = pair(res, func(m mixedResult) float64 { return float64(m.Status.ServerAfter.RSSKiB) / 1024 })
+	rows = append(rows, newRow("mixed", "server RSS at end", "MiB", p, r))
+	b.rep.add(rows...)
+	return nil
+}
+
+// slowapp runs the same open-loop status load twice on Presence: once with
+// an extra app that reads, once with that app reading nothing for -slow-for.
+// The other apps' latency and the server's memory must not change: the
+// server coalesces the slow app's pending updates per PUID. The relay has no
+// such state (it drops), so this scenario is Presence only.
+func (b *bench) slowapp(ctx context.Context) error {
+	t := b.pres
+	if t == nil {
+		b.prog.logf("slowapp: needs Presence, skipped")
+		return nil
+	}
+	o := b.o
+	reading, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: o.slowRate, dur: o.dur, warm: o.warm, withSlow: true}, b.prog)
+	if err != nil {
+		return fmt.Errorf("slow app reading: %w", err)
+	}
+	b.logStatus(reading)
+	stalled, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: o.slowRate, dur: o.slowFor, warm: o.warm,
+		withSlow: true, stallSlow: true, drain: 3 * time.Second}, b.prog)
+	if err != nil {
+		return fmt.Errorf("slow app stalled: %w", err)
+	}
+	b.logStatus(stalled)
+	b.rep.detail("slowapp_reading", reading)
+	b.rep.detail("slowapp_stalled", stalled)
+	label := fmt.Sprintf("at %s/s", formatNum(o.slowRate))
+	a, s := reading.Latency.P99, stalled.Latency.P99
+	growth := float64(stalled.ServerAfter.RSSKiB - stalled.ServerBefore.RSSKiB)
+	// Coalesced state is one pending update per PUID; 2 MiB is GC and
+	// allocator noise. Unbounded queueing would instead grow with
+	// rate × time (150,000 frames at 5,000/s over 30 s).
+	bound := float64(stalled.Devices)*4 + 2048
+	b.rep.add(
+		newRow("slowapp", "others' p99 "+label+", slow app reading", "ms", a, -1),
+		newRow("slowapp", fmt.Sprintf("others' p99 %s, slow app stalled %s", label, o.slowFor), "ms", s, -1).
+			atMost(s, max(1.5*a, a+1), "≤ max(1.5×reading, reading+1 ms)"),
+		newRow("slowapp", "others' delivered/s, slow app stalled", "", stalled.DeliveredPerSec, -1),
+		newRow("slowapp", fmt.Sprintf("server RSS growth while stalled (%d PUIDs)", stalled.Devices), "KiB", growth, -1).
+			atMost(growth, bound, fmt.Sprintf("≤ %s KiB", formatNum(bound))),
+	)
+	return nil
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// postConn is one keep-alive HTTP/1.1 connection that POSTs notification
+// batches. It writes requests by hand and reads answers with
+// http.ReadResponse: net/http's client costs two goroutines and channel
+// hand-offs per request, which on two shared cores would measure the client
+// rather than the server.
+type postConn struct {
+	d    *sourceDialer
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	head []byte // request line and headers up to Content-Length's value
+}
+
+func newPostConn(d *sourceDialer, appID int, key string) *postConn {
+	head := fmt.Sprintf("POST /%d/notification HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: ", appID, d.addr, key)
+	return &postConn{d: d, head: []byte(head)}
+}
+
+func (p *postConn) post(ctx context.Context, body []byte) (int, []byte, error) {
+	if p.c == nil {
+		c, err := p.d.dialContext(ctx, "tcp", p.d.addr)
+		if err != nil {
+			return 0, nil, err
+		}
+		p.c, p.br, p.bw = c, bufio.NewReaderSize(c, 4096), bufio.NewWriterSize(c, 8192)
+	}
+	p.c.SetDeadline(time.Now().Add(10 * time.Second))
+	p.bw.Write(p.head)
+	p.bw.WriteString(strconv.Itoa(len(body)))
+	p.bw.WriteString("\r\n\r\n")
+	p.bw.Write(body)
+	if err := p.bw.Flush(); err != nil {
+		p.close()
+		return 0, nil, err
+	}
+	resp, err := http.ReadResponse(p.br, nil)
+	if err != nil {
+		p.close()
+		return 0, nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		p.close()
+	}
+	return resp.StatusCode, b, err
+}
+
+func (p *postConn) close() {
+	if p.c != nil {
+		p.c.Close()
+		p.c = nil
+	}
+}
+
+// notifyOpts shapes one notify run.
+type notifyOpts struct {
+	clients   int
+	batch     int // items per POST, 1 to 100
+	dur, warm time.Duration
+}
+
+type notifyResult struct {
+	Target      string           `json:"target"`
+	Clients     int              `json:"clients"`
+	Batch       int              `json:"batch"`
+	Window      float64          `json:"window_s"`
+	Posts       int64            `json:"posts"`
+	Stored      int64            `json:"stored"`
+	PostsPerSec float64          `json:"posts_per_s"`
+	PerSec      float64          `json:"stored_per_s"`
+	Latency     latencySummary   `json:"post_latency"`
+	Errors      map[string]int64 `json:"errors"`
+	Server      procSample       `json:"server"`
+}
+
+// notifyBodies prebuilds the batches a client cycles through, spreading items
+// over the PUIDs of app so that no single per-PUID queue is all the load.
+func notifyBodies(t *target, app appCred, client, batch, count int) [][]byte {
+	bodies := make([][]byte, count)
+	k := client * 7919
+	for i := range bodies {
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for j := range batch {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			puid := t.users[k%len(t.users)].PUIDs[app.ID]
+			k++
+			fmt.Fprintf(&b, `{"UID":%q,"message":"bench %d/%d","action":"https://%s/r/%d","ttl":60}`,
+				puid, client, i, app.Domain, j)
+		}
+		b.WriteByte(']')
+		bodies[i] = b.Bytes()
+	}
+	return bodies
+}
+
+// runNotify runs clients closed-loop POSTers for warm+dur against the first
+// app and counts items acknowledged with 200 inside the window.
+func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (notifyResult, error) {
+	res := notifyResult{Target: t.name, Clients: o.clients, Batch: o.batch}
+	if len(t.users) == 0 || len(t.apps) == 0 {
+		return res, fmt.Errorf("notify needs users and an app")
+	}
+	app := t.apps[0]
+	var errs errCounts
+	var posts, stored atomic.Int64
+	begin := now()
+	lo, hi := begin+int64(o.warm), begin+int64(o.warm+o.dur)
+	samplers := make([]*sampler, o.clients)
+	var wg sync.WaitGroup
+	var lastStored int64
+	prog.set(fmt.Sprintf("notify %s batch %d", t.name, o.batch), func() string {
+		s := stored.Load()
+		line := fmt.Sprintf("stored %s/s errors %d", formatNum(float64(s-lastStored)), errs.total())
+		lastStored = s
+		return line
+	})
+	for c := range o.clients {
+		s := &sampler{max: 1 << 20}
+		samplers[c] = s
+		bodies := notifyBodies(t, app, c, o.batch, 16)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pc := newPostConn(t.d, app.ID, app.Key)
+			defer pc.close()
+			for i := 0; ctx.Err() == nil; i++ {
+				start := now()
+				if start >= hi {
+					return
+				}
+				code, body, err := pc.post(ctx, bodies[i%len(bodies)])
+				if err == nil && code != http.StatusOK {
+					err = &httpStatusError{Code: code, Body: string(body)}
+				}
+				if err != nil {
+					errs.addErr(err)
+					time.Sleep(5 * time.Millisecond) // a refusing server must not be spun on
+					continue
+				}
+				if start >= lo {
+					posts.Add(1)
+					stored.Add(int64(o.batch))
+					s.add(now() - start)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Server = t.sample()
+	var all []int64
+	for _, s := range samplers {
+		all = append(all, s.samples...)
+	}
+	res.Window = o.dur.Seconds()
+	res.Posts, res.Stored = posts.Load(), stored.Load()
+	res.PostsPerSec = float64(res.Posts) / res.Window
+	res.PerSec = float64(res.Stored) / res.Window
+	res.Latency = summarize(all)
+	res.Errors = errs.snapshot()
+	return res, ctx.Err()
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// statusOpts shapes one status run.
+type statusOpts struct {
+	devices    int
+	rate       float64 // total updates/s; 0 runs closed-loop (next update on each answer)
+	dur, warm  time.Duration
+	drain      time.Duration // how long apps keep reading after the last send
+	withSlow   bool          // devices also show themselves to the slow app
+	stallSlow  bool          // the slow app connects and then reads nothing until the end
+	maxSamples int
+}
+
+// statusResult is one status run on one target. Counts are for updates sent
+// inside the measured window (after warm-up), whenever they arrived.
+type statusResult struct {
+	Target          string           `json:"target"`
+	Mode            string           `json:"mode"`
+	TargetRate      float64          `json:"target_rate,omitempty"`
+	Devices         int              `json:"devices"`
+	Apps            int              `json:"apps"`
+	Window          float64          `json:"window_s"`
+	Sent            int64            `json:"sent"`
+	Acked           int64            `json:"acked"`
+	Delivered       int64            `json:"delivered"`
+	UpdatesPerSec   float64          `json:"updates_per_s"`
+	DeliveredPerSec float64          `json:"delivered_per_s"`
+	Latency         latencySummary   `json:"latency"`
+	SlowFrames      int64            `json:"slow_app_frames,omitempty"`
+	Errors          map[string]int64 `json:"errors"`
+	ServerBefore    procSample       `json:"server_before"`
+	ServerAfter     procSample       `json:"server_after"`
+}
+
+var runSeq atomic.Int64 // makes device ids unique per run: no run replaces another's devices
+
+// runStatus connects the apps and devices, sends for warm+dur, lets the apps
+// drain, and measures what reached the apps.
+func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (statusResult, error) {
+	res := statusResult{Target: t.name, Mode: "closed-loop", TargetRate: o.rate, Apps: len(t.apps)}
+	if o.rate > 0 {
+		res.Mode = "open-loop"
+	}
+	if o.drain == 0 {
+		o.drain = time.Second
+	}
+	if o.maxSamples == 0 {
+		o.maxSamples = 4 << 20
+	}
+	o.devices = min(o.devices, len(t.users))
+	res.Devices = o.devices
+	var errs errCounts
+	run := runSeq.Add(1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Window bounds are set once everything is connected; readers wait for them.
+	var warmStart, end atomic.Int64
+	end.Store(1<<62 - 1)
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	start := func() { readyOnce.Do(func() { close(ready) }) }
+	defer start() // an early return must still release the readers
+
+	// Apps.
+	var delivered atomic.Int64
+	samplers := make([]*sampler, len(t.apps))
+	var conns []*websocket.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i, a := range t.apps {
+		c, err := connectApp(ctx, t.d, a.ID, a.Key)
+		if err != nil {
+			return res, err
+		}
+		conns = append(conns, c)
+		s := &sampler{max: o.maxSamples / len(t.apps)}
+		samplers[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ready
+			readApp(c, &warmStart, &end, o.drain, func(stamp, at int64) {
+				delivered.Add(1)
+				s.add(at - stamp)
+			})
+		}()
+	}
+	var slowFrames atomic.Int64
+	if o.withSlow {
+		c, err := connectApp(ctx, t.d, t.slow.ID, t.slow.Key)
+		if err != nil {
+			return res, err
+		}
+		conns = append(conns, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ready
+			if o.stallSlow { // read nothing: the server's outbox for it must coalesce
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(end.Load() - now())):
+				}
+			}
+			readApp(c, &warmStart, &end, o.drain, func(int64, int64) { slowFrames.Add(1) })
+		}()
+	}
+
+	// Devices.
+	apps := t.appIDs(o.withSlow)
+	devs := make([]*device, o.devices)
+	err := parallel(ctx, o.devices, 16, func(i int) error {
+		d, err := connectDevice(ctx, t.d, t.users[i].Assertion, apps, fmt.Sprintf("s%d-%d", run, i))
+		if err != nil {
+			return err
+		}
+		devs[i] = d
+		return nil
+	})
+	defer func() {
+		for _, d := range devs {
+			if d != nil {
+				d.conn.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return res, fmt.Errorf("connecting devices: %w", err)
+	}
+	res.ServerBefore = t.sample()
+
+	begin := now()
+	warmStart.Store(begin + int64(o.warm))
+	end.Store(begin + int64(o.warm+o.dur))
+	start()
+
+	var sent, acked atomic.Int64
+	var lastSent, lastDel int64
+	prog.set(fmt.Sprintf("status %s %s", t.name, res.Mode), func() string {
+		s, dl := sent.Load(), delivered.Load()
+		line := fmt.Sprintf("sent %s/s delivered %s/s errors %d", formatNum(float64(s-lastSent)), formatNum(float64(dl-lastDel)), errs.total())
+		lastSent, lastDel = s, dl
+		return line
+	})
+	if o.rate > 0 {
+		openLoop(devs, o.rate, &warmStart, &end, o.drain, &sent, &acked, &errs, &wg)
+	} else {
+		for _, d := range devs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				closedLoop(d, &warmStart, &end, &sent, &acked, &errs)
+			}()
+		}
+	}
+	// Wait for the end of the window plus the drain, then sample the server
+	// while the sockets are still open.
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(time.Duration(end.Load()-now()) + o.drain):
+	}
+	res.ServerAfter = t.sample()
+	cancel()
+	for _, d := range devs {
+		d.conn.Close()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	wg.Wait()
+
+	var all []int64
+	for _, s := range samplers {
+		all = append(all, s.samples...)
+	}
+	res.Window = o.dur.Seconds()
+	res.Sent, res.Acked, res.Delivered = sent.Load(), acked.Load(), delivered.Load()
+	res.UpdatesPerSec = float64(res.Acked) / res.Window
+	res.DeliveredPerSec = float64(res.Delivered) / res.Window
+	res.Latency = summarize(all)
+	res.SlowFrames = slowFrames.Load()
+	res.Errors = errs.snapshot()
+	return res, nil
+}
+
+// readApp reads an app channel until the drain after the window ends and
+// calls fn(stamp, arrival) for each update sent inside the window.
+func readApp(c *websocket.Conn, warmStart, end *atomic.Int64, drain time.Duration, fn func(stamp, at int64)) {
+	c.SetReadDeadline(time.Now().Add(time.Duration(end.Load()-now()) + drain))
+	lo, hi := warmStart.Load(), end.Load()
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		at := now()
+		scanStamps(b, func(stamp int64) {
+			if stamp >= lo && stamp < hi {
+				fn(stamp, at)
+			}
+		})
+	}
+}
+
+// closedLoop sends the next update as soon as the previous one is answered:
+// with enough devices it finds the rate the server sustains.
+func closedLoop(d *device, warmStart, end *atomic.Int64, sent, acked *atomic.Int64, errs *errCounts) {
+	buf := make([]byte, 0, 160)
+	lo, hi := warmStart.Load(), end.Load()
+	for seq := int64(0); ; seq++ {
+		stamp := now()
+		if stamp >= hi {
+			return
+		}
+		buf = appendStatus(buf[:0], d.session, seq, stamp)
+		d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := d.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
+			errs.addErr(err)
+			return
+		}
+		inWindow := stamp >= lo
+		if inWindow {
+			sent.Add(1)
+		}
+		d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, b, err := d.conn.ReadMessage()
+			if err != nil {
+				errs.addErr(err)
+				return
+			}
+			isAnswer, err := classify(b)
+			if !isAnswer {
+				continue
+			}
+			if err != nil {
+				errs.addErr(err)
+				if en, ok := err.(*errnoError); ok && en.Errno < 0 {
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // rate limited or refused: do not spin
+			} else if inWindow {
+				acked.Add(1)
+			}
+			break
+		}
+	}
+}
+
+// openLoop paces sends at rate updates/s in total, whatever the answers do:
+// latency measured this way includes queueing, as a real device fleet sees
+// it. Four pacers share the devices; each device has one reader for answers.
+func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain time.Duration,
+	sent, acked *atomic.Int64, errs *errCounts, wg *sync.WaitGroup) {
+	lo, hi := warmStart.Load(), end.Load()
+	for _, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.conn.SetReadDeadline(time.Now().Add(time.Duration(hi-now()) + drain))
+			for {
+				_, b, err := d.conn.ReadMessage()
+				if err != nil {
+					return
+				}
+				at := now()
+				if isAnswer, err := classify(b); isAnswer && err != nil {
+					errs.addErr(err)
+				} else if isAnswer && at >= lo && at < hi {
+					acked.Add(1)
+				}
+			}
+		}()
+	}
+	pacers := min(4, len(devs))
+	for p := range pacers {
+		var mine []*device
+		for i := p; i < len(devs); i += pacers {
+			mine = append(mine, devs[i])
+		}
+		perNs := rate / float64(pacers) / 1e9
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 160)
+			begin := now()
+			var n int64
+			for {
+				t := now()
+				if t >= hi {
+					return
+				}
+				due := int64(float64(t-begin) * perNs)
+				for burst := 0; n < due && burst < 512; burst++ {
+					d := mine[n%int64(len(mine))]
+					stamp := now()
+					buf = appendStatus(buf[:0], d.session, n/int64(len(mine)), stamp)
+					d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					if err := d.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
+						errs.addErr(err)
+					} else if stamp >= lo {
+						sent.Add(1)
+					}
+					n++
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+	}
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and returns the first error.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var failed atomic.Bool
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(workers, max(n, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					failed.Store(true)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

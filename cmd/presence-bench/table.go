@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// row is one line of the final report: a figure for Presence, the same
+// figure for the relay baseline when there is one, their ratio, and the floor
+// from issue 7 it is judged against.
+type row struct {
+	Scenario string   `json:"scenario"`
+	Metric   string   `json:"metric"`
+	Unit     string   `json:"unit,omitempty"`
+	Presence *float64 `json:"presence,omitempty"`
+	Relay    *float64 `json:"relay,omitempty"`
+	Ratio    *float64 `json:"ratio,omitempty"`
+	Floor    string   `json:"floor,omitempty"`
+	Verdict  string   `json:"verdict,omitempty"` // "ok", "MISSED" or empty
+}
+
+func fp(v float64) *float64 { return &v }
+
+// newRow fills the ratio when both sides are there. A side < 0 did not run;
+// relay < 0 also means the
+// figure has no baseline (memory per connection of a scenario the relay does
+// not play, a latency at a rate only Presence ran).
+func newRow(scenario, metric, unit string, presence, relay float64) row {
+	r := row{Scenario: scenario, Metric: metric, Unit: unit}
+	if presence >= 0 && !math.IsNaN(presence) {
+		r.Presence = fp(presence)
+	}
+	if relay >= 0 && !math.IsNaN(relay) {
+		r.Relay = fp(relay)
+		if relay > 0 && r.Presence != nil {
+			r.Ratio = fp(presence / relay)
+		}
+	}
+	return r
+}
+
+// atLeast and atMost judge a figure against a floor and record it.
+// A row without a Presence figure is judged against nothing.
+func (r row) atLeast(v, floor float64, text string) row {
+	if r.Presence == nil {
+		return r
+	}
+	r.Floor = text
+	r.Verdict = verdict(v >= floor)
+	return r
+}
+
+func (r row) atMost(v, ceiling float64, text string) row {
+	if r.Presence == nil {
+		return r
+	}
+	r.Floor = text
+	r.Verdict = verdict(v <= ceiling && !math.IsNaN(v))
+	return r
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "MISSED"
+}
+
+// formatNum prints big figures with thousands separators and small ones
+// (latencies in ms, KiB per connection) with the decimals that matter.
+func formatNum(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "-"
+	case math.Abs(v) >= 100:
+		return groupThousands(strconv.FormatInt(int64(math.Round(v)), 10))
+	case math.Abs(v) >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func groupThousands(s string) string {
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func cell(v *float64, unit string) string {
+	if v == nil {
+		return "-"
+	}
+	s := formatNum(*v)
+	if unit != "" {
+		s += " " + unit
+	}
+	return s
+}
+
+// formatTable renders rows as an aligned text table: text columns left,
+// number columns right, so figures line up by their last digit.
+func formatTable(rows []row) string {
+	header := []string{"scenario", "metric", "presence", "relay", "ratio", "floor", "verdict"}
+	rightAligned := []bool{false, false, true, true, true, false, false}
+	cells := [][]string{header}
+	for _, r := range rows {
+		ratio := "-"
+		if r.Ratio != nil {
+			ratio = strconv.FormatFloat(*r.Ratio, 'f', 2, 64)
+		}
+		cells = append(cells, []string{
+			r.Scenario, r.Metric, cell(r.Presence, r.Unit), cell(r.Relay, r.Unit),
+			ratio, orDash(r.Floor), orDash(r.Verdict),
+		})
+	}
+	widths := make([]int, len(header))
+	for _, line := range cells {
+		for i, c := range line {
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	var b strings.Builder
+	for n, line := range cells {
+		for i, c := range line {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if rightAligned[i] {
+				b.WriteString(pad + c)
+			} else if i == len(line)-1 {
+				b.WriteString(c)
+			} else {
+				b.WriteString(c + pad)
+			}
+		}
+		b.WriteByte('\n')
+		if n == 0 {
+			for i, w := range widths {
+				if i > 0 {
+					b.WriteString("  ")
+				}
+				b.WriteString(strings.Repeat("-", w))
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// report is the JSON form of a run: the rows plus the detail behind them
+// (checkpoints, errors by kind, the machine).
+type report struct {
+	Started string         `json:"started"`
+	Machine machineInfo    `json:"machine"`
+	Args    []string       `json:"args"`
+	Rows    []row          `json:"rows"`
+	Details map[string]any `json:"details"`
+}
+
+func (r *report) add(rows ...row) { r.Rows = append(r.Rows, rows...) }
+
+func (r *report) detail(key string, v any) {
+	if r.Details == nil {
+		r.Details = map[string]any{}
+	}
+	r.Details[key] = v
+}
+
+func (r *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// machineInfo says what the figures were measured on: they mean little
+// without it.
+type machineInfo struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	MemTotal string `json:"mem_total"`
+	Kernel   string `json:"kernel"`
+	GoVer    string `json:"go"`
+	FDLimit  uint64 `json:"fd_limit"`
+	Ports    string `json:"ephemeral_ports"`
+}
+
+func (m machineInfo) String() string {
+	return fmt.Sprintf("%d CPUs (%s), %s RAM, kernel %s, %s, fd limit %d, ephemeral ports %s",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.GoVer, m.FDLimit, m.Ports)
+}
