@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/presence-service/presence/core"
 )
 
@@ -60,7 +58,7 @@ func (db *DB) CreateApp(ctx context.Context, a *core.App) error {
 		state = core.AppUnverified
 	}
 	var id int64
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		var explicit sql.NullInt64
 		if a.ID != 0 {
 			explicit = sql.NullInt64{Int64: int64(a.ID), Valid: true}
@@ -112,7 +110,7 @@ func (db *DB) Apps(ctx context.Context, ownerEmail string) ([]*core.App, error) 
 // UpdateApp writes every column of a but id and created_at, or returns
 // core.ErrNotFound.
 func (db *DB) UpdateApp(ctx context.Context, a *core.App) error {
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		res, err := tx.Exec(`UPDATE apps SET domain = ?, name = ?, description = ?, owner_email = ?,
 			state = ?, verification_key = ?, key_hash = ?, key_sealed = ?,
 			verified_at = ?, activated_at = ? WHERE id = ?`,

@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -12,14 +12,43 @@ import (
 // cannot make the first of them wait for the last.
 const maxJobsPerCommit = 512
 
-// A job is one caller's write. fn runs on the writer connection inside a
-// SAVEPOINT of the shared transaction; it must use tx for every statement
-// and must not keep tx. What fn returns decides only its own savepoint.
-// The caller learns the outcome on res (buffered: the committer never
-// waits for a caller that gave up).
+// writeTx is the shared write transaction as one job sees it. Its statements
+// run on the writer connection under a context that never ends, never a
+// caller's: an interrupted statement inside a transaction makes SQLite
+// roll the whole transaction back, which would take the other callers'
+// work with it. (A caller that gives up is skipped before its job runs;
+// busy_timeout bounds the wait for another process's lock.)
+//
+// The transaction is BEGIN/COMMIT on a held *sql.Conn rather than a
+// *sql.Tx: database/sql starts a watcher goroutine for every query of a
+// *sql.Tx, which cost more than the queries themselves.
+type writeTx struct {
+	c *sqlx.Conn
+}
+
+// Exec runs a statement that returns no rows.
+func (t *writeTx) Exec(query string, args ...any) (sql.Result, error) {
+	return t.c.ExecContext(context.Background(), query, args...)
+}
+
+// Get scans the one row of query into dest; sql.ErrNoRows if none.
+func (t *writeTx) Get(dest any, query string, args ...any) error {
+	return t.c.GetContext(context.Background(), dest, query, args...)
+}
+
+// Select scans every row of query into the slice dest.
+func (t *writeTx) Select(dest any, query string, args ...any) error {
+	return t.c.SelectContext(context.Background(), dest, query, args...)
+}
+
+// A job is one caller's write. fn runs inside a SAVEPOINT of the shared
+// transaction; it must use tx for every statement and must not keep it.
+// What fn returns decides only its own savepoint. The caller learns the
+// outcome on res (buffered: the committer never waits for a caller that
+// gave up).
 type job struct {
 	ctx context.Context
-	fn  func(tx *sqlx.Tx) error
+	fn  func(tx *writeTx) error
 	res chan error
 }
 
@@ -28,7 +57,7 @@ type job struct {
 // is still queued, the job is skipped; if ctx ends after the job ran,
 // write returns ctx.Err() and the outcome is unknown to the caller, as
 // with any database whose answer is lost.
-func (db *DB) write(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+func (db *DB) write(ctx context.Context, fn func(tx *writeTx) error) error {
 	j := &job{ctx: ctx, fn: fn, res: make(chan error, 1)}
 
 	db.mu.RLock()
@@ -55,9 +84,12 @@ func (db *DB) write(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 }
 
 // commitLoop is the committer: the only goroutine that uses the writer
-// connection. It runs until Close closes jobs, answering every job it took.
-func (db *DB) commitLoop() {
+// connection. It runs until Close closes jobs, answering every job it
+// took, then gives the connection back.
+func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
+	defer conn.Close()
+	tx := &writeTx{c: conn}
 	batch := make([]*job, 0, maxJobsPerCommit)
 	for j := range db.jobs {
 		batch = append(batch[:0], j)
@@ -75,29 +107,23 @@ func (db *DB) commitLoop() {
 				break drain
 			}
 		}
-		db.commit(batch)
+		db.commit(tx, batch)
 		clear(batch) // let the answered jobs' closures be collected
 	}
 }
 
 // commit runs batch in one transaction, one savepoint per job, commits,
 // then answers every job. No job hears "ok" before the commit is durable.
-func (db *DB) commit(batch []*job) {
+func (db *DB) commit(tx *writeTx, batch []*job) {
 	errs := make([]error, len(batch))
 	fail := func(err error) {
+		tx.Exec(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
 		for _, j := range batch {
 			j.res <- err
 		}
 	}
 
-	// The statements run under a context of their own, never a caller's:
-	// an interrupted statement inside a transaction makes SQLite roll the
-	// whole transaction back, which would take the other callers' work
-	// with it. A caller that gives up is skipped before its job runs.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tx, err := db.wdb.BeginTxx(ctx, nil)
-	if err != nil {
+	if _, err := tx.Exec(`BEGIN IMMEDIATE`); err != nil {
 		fail(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
@@ -108,7 +134,6 @@ func (db *DB) commit(batch []*job) {
 			continue
 		}
 		if _, err := tx.Exec(`SAVEPOINT job`); err != nil {
-			tx.Rollback()
 			fail(fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
@@ -116,7 +141,6 @@ func (db *DB) commit(batch []*job) {
 			if _, err := tx.Exec(`ROLLBACK TO job`); err != nil {
 				// SQLite already rolled the whole transaction back (an
 				// I/O error, a full disk): nothing of this batch holds.
-				tx.Rollback()
 				fail(fmt.Errorf("sqlite: rollback to savepoint: %w (after %v)", err, errs[i]))
 				return
 			}
@@ -124,20 +148,21 @@ func (db *DB) commit(batch []*job) {
 			ran++
 		}
 		if _, err := tx.Exec(`RELEASE job`); err != nil {
-			tx.Rollback()
 			fail(fmt.Errorf("sqlite: release savepoint: %w", err))
 			return
 		}
 	}
+	end := `COMMIT`
 	if ran == 0 {
-		// Nothing to make durable: spare the fsync.
-		err = tx.Rollback()
-	} else {
-		err = tx.Commit()
+		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
-	if err != nil {
-		fail(fmt.Errorf("sqlite: commit: %w", err))
+	if _, err := tx.Exec(end); err != nil {
+		fail(fmt.Errorf("sqlite: %s: %w", end, err))
 		return
+	}
+	if ran > 0 {
+		db.commits.Add(1)
+		db.written.Add(uint64(ran))
 	}
 	for i, j := range batch {
 		j.res <- errs[i]
@@ -146,7 +171,7 @@ func (db *DB) commit(batch []*job) {
 
 // run calls the job's function, turning a panic into its error: a bug in
 // one write must not stop the committer and hang every later writer.
-func run(j *job, tx *sqlx.Tx) (err error) {
+func run(j *job, tx *writeTx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("sqlite: write panicked: %v", p)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -44,6 +45,16 @@ type DB struct {
 	closed bool
 	jobs   chan *job     // to the committer; closed by Close
 	done   chan struct{} // closed when the committer has answered its last job
+
+	commits atomic.Uint64 // transactions committed
+	written atomic.Uint64 // jobs that those commits made durable
+}
+
+// CommitStats reports how many transactions the committer has committed
+// and how many writes they carried: written/commits is the mean group
+// size, for /metrics.
+func (db *DB) CommitStats() (commits, written uint64) {
+	return db.commits.Load(), db.written.Load()
 }
 
 // Open opens (creating it and its folder if need be) the database at path,
@@ -65,12 +76,10 @@ func Open(path string) (*DB, error) {
 
 	var err error
 	// The writer sets the journal mode (persistent in the file) before any
-	// reader opens, and takes the write lock at BEGIN, so that a
-	// transaction never fails half-way on a lock upgrade.
+	// reader opens.
 	db.wdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {"FULL"},
-		"_txlock":       {"immediate"},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -79,13 +88,16 @@ func Open(path string) (*DB, error) {
 	db.wdb.SetMaxIdleConns(1)
 	db.wdb.SetConnMaxLifetime(0)
 	db.wdb.SetConnMaxIdleTime(0)
-	if err := db.wdb.Ping(); err != nil {
+	// The committer holds the one writer connection for its whole life.
+	conn, err := db.wdb.Connx(context.Background())
+	if err != nil {
 		db.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
 	db.rdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{"_query_only": {"true"}}))
 	if err != nil {
+		conn.Close()
 		db.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -94,7 +106,7 @@ func Open(path string) (*DB, error) {
 	db.rdb.SetMaxIdleConns(n)
 	db.rdb.SetConnMaxIdleTime(0)
 
-	go db.commitLoop()
+	go db.commitLoop(conn)
 
 	if err := db.Migrate(context.Background()); err != nil {
 		db.Close()
@@ -150,7 +162,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Open calls it; `presence migrate` may too.
 func (db *DB) Migrate(ctx context.Context) error {
 	now := db.now() // read here: only callers' goroutines read db.Now
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 			return err

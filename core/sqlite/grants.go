@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/presence-service/presence/core"
 )
 
@@ -21,7 +19,7 @@ func (db *DB) UpsertUser(ctx context.Context, u core.User) error {
 	if created.IsZero() {
 		created = db.now()
 	}
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		_, err := tx.Exec(`INSERT INTO users (id, email, created_at) VALUES (?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET email = excluded.email`,
 			u.ID, u.Email, nanos(created))
@@ -79,7 +77,7 @@ func (db *DB) Grant(ctx context.Context, userID string, app core.AppID, userStri
 		r       grantRow
 		created bool
 	)
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		res, err := tx.Exec(`INSERT INTO grants (puid, user_id, app_id, userstring, created_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, app_id, userstring) DO NOTHING`,
 			newPUID, userID, int64(app), userString, nanos(now))
@@ -124,7 +122,7 @@ func (db *DB) UserGrants(ctx context.Context, userID string) ([]*core.Grant, err
 // status and its queued notifications in the same transaction. An unknown
 // PUID is core.ErrNotFound.
 func (db *DB) RevokeGrant(ctx context.Context, puid string) error {
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		res, err := tx.Exec(`DELETE FROM grants WHERE puid = ?`, puid)
 		if err != nil {
 			return err

@@ -69,7 +69,7 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 	}
 
 	sizes := make([]int, len(items))
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		// Check every PUID before writing anything: a bad batch costs
 		// reads only.
 		users := make(map[string]string, 1)
@@ -193,7 +193,7 @@ func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string)
 		return 0, nil
 	}
 	var deleted int
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		deleted = 0
 		for start := 0; start < len(ids); start += ackChunk {
 			chunk := ids[start:min(start+ackChunk, len(ids))]
@@ -220,7 +220,7 @@ func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string)
 // acked or not (notifications' maximum age), and returns how many went.
 func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
 	var deleted int64
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		res, err := tx.Exec(`DELETE FROM notifications WHERE created_at < ?`, nanos(createdBefore))
 		if err != nil {
 			return err

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/presence-service/presence/core"
 )
 
@@ -36,7 +34,7 @@ func (db *DB) SaveWaiting(ctx context.Context, app core.AppID, updates []core.St
 	if len(updates) == 0 {
 		return nil
 	}
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		for _, u := range updates {
 			// The WHERE on the SELECT is the grant check; the WHERE on
 			// the upsert keeps the newest. (The SELECT's WHERE makes the
@@ -62,7 +60,7 @@ func (db *DB) SaveWaiting(ctx context.Context, app core.AppID, updates []core.St
 // past their TTL), in one transaction: an update is handed out once.
 func (db *DB) TakeWaiting(ctx context.Context, app core.AppID, since time.Time) ([]core.StatusUpdate, error) {
 	var rows []waitingRow
-	err := db.write(ctx, func(tx *sqlx.Tx) error {
+	err := db.write(ctx, func(tx *writeTx) error {
 		rows = rows[:0]
 		if err := tx.Select(&rows, `SELECT app_id, puid, status, message, at FROM waiting_status
 			WHERE app_id = ? AND at >= ? ORDER BY at, puid`, int64(app), nanos(since)); err != nil {

@@ -1,0 +1,123 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/sqlite"
+)
+
+// benchGrants creates n grants of one app, from several goroutines so
+// that the set-up itself rides on group commit.
+func benchGrants(b *testing.B, db *sqlite.DB, n int) (core.AppID, []string) {
+	b.Helper()
+	ctx := context.Background()
+	app := MustApp(b, db, "bench@example.com")
+	puids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < n; i += 32 {
+				user := fmt.Sprint("user", i)
+				if err := db.UpsertUser(ctx, core.User{ID: user, Email: user}); err != nil {
+					errs <- err
+					return
+				}
+				g, _, err := db.Grant(ctx, user, app.ID, "U", fmt.Sprint("puid-", i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				puids[i] = g.PUID
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return app.ID, puids
+}
+
+// reportItems adds items/s and the mean number of writes per commit.
+func reportItems(b *testing.B, db *sqlite.DB, items int, commits0, written0 uint64) {
+	b.ReportMetric(float64(items)/b.Elapsed().Seconds(), "items/s")
+	commits, written := db.CommitStats()
+	if c := commits - commits0; c > 0 {
+		b.ReportMetric(float64(written-written0)/float64(c), "writes/commit")
+	}
+}
+
+// BenchmarkAddNotificationSingle is the notification endpoint under load:
+// about 64 concurrent callers, one item each, as many small POSTs would be.
+func BenchmarkAddNotificationSingle(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 1000)
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	var next atomic.Uint64
+	commits0, written0 := db.CommitStats()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			items := []core.NotificationInput{{PUID: puids[i%uint64(len(puids))], Message: "Fred mentioned you in #beer",
+				Action: "https://beerchat.example/r/beer"}}
+			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportItems(b, db, b.N, commits0, written0)
+}
+
+// BenchmarkAddNotificationBatch100 is one caller sending full batches of
+// 100 items over 10 PUIDs, each of whose queues is kept at 100.
+func BenchmarkAddNotificationBatch100(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 1000)
+	items := make([]core.NotificationInput, 100)
+	commits0, written0 := db.CommitStats()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		for i := range items {
+			items[i] = core.NotificationInput{PUID: puids[(n*10+i%10)%len(puids)], Message: "Fred mentioned you in #beer",
+				Action: "https://beerchat.example/r/beer"}
+		}
+		if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportItems(b, db, 100*b.N, commits0, written0)
+}
+
+// BenchmarkGrantByPUID is the read every notification POST and probe
+// starts with, from parallel readers.
+func BenchmarkGrantByPUID(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	_, puids := benchGrants(b, db, 1000)
+	var next atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			if _, err := db.GrantByPUID(ctx, puids[i%uint64(len(puids))]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
