@@ -19,7 +19,7 @@ import (
 type adminData struct {
 	Apps    []*core.App
 	Stats   core.Stats
-	ByState map[core.AppState]int
+	ByState map[string]int
 }
 
 // requireAdmin returns the session of an admin, or answers (sign-in for
@@ -51,9 +51,9 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, err)
 		return
 	}
-	d := adminData{Apps: apps, Stats: s.router.Stats(), ByState: make(map[core.AppState]int)}
+	d := adminData{Apps: apps, Stats: s.router.Stats(), ByState: make(map[string]int)}
 	for _, a := range apps {
-		d.ByState[a.State]++
+		d.ByState[string(a.State)]++
 	}
 	s.render(w, r, http.StatusOK, "admin", page{Title: "Admin", User: sess, Data: d})
 }
