@@ -95,6 +95,7 @@ func (b *bench) connect(ctx context.Context) {
 			hold: o.hold, settle: o.settle, fdLimit: b.fdLimit}, b.prog)
 		res[t.name] = r
 		b.rep.detail("connect_"+t.name, r)
+		b.rep.errs("connect "+t.name, r.Errors)
 		b.prog.logf("connect %s: held %d (still %d after hold), %.0f connects/s, errors: %s",
 			t.name, r.Held, r.StillHeld, r.ConnectsPerSec, formatErrs(r.Errors))
 	}
@@ -139,6 +140,7 @@ func (b *bench) status(ctx context.Context) error {
 		}
 		closed[t.name] = r
 		b.rep.detail("status_closed_"+t.name, r)
+		b.rep.errs("status closed-loop "+t.name, r.Errors)
 		b.logStatus(r)
 	}
 	p, r := pair(closed, func(s statusResult) float64 { return s.DeliveredPerSec })
@@ -164,6 +166,7 @@ func (b *bench) status(ctx context.Context) error {
 		}
 		open[t.name] = r
 		b.rep.detail("status_open_"+t.name, r)
+		b.rep.errs("status open-loop "+t.name, r.Errors)
 		b.logStatus(r)
 	}
 	label := fmt.Sprintf("at %s updates/s open loop", formatNum(rate))
@@ -210,6 +213,7 @@ func (b *bench) notify(ctx context.Context) error {
 			}
 			res[t.name] = r
 			b.rep.detail(fmt.Sprintf("notify_b%d_%s", s.batch, t.name), r)
+			b.rep.errs(fmt.Sprintf("notify batch %d %s", s.batch, t.name), r.Errors)
 			b.prog.logf("notify %s batch %d: %s POSTs/s, %s stored/s, p99 %.2f ms, errors: %s",
 				t.name, s.batch, formatNum(r.PostsPerSec), formatNum(r.PerSec), r.Latency.P99, formatErrs(r.Errors))
 		}

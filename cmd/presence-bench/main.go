@@ -208,7 +208,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	prog.set("", nil)
-	fmt.Fprintf(stdout, "\npresence-bench %s\nmachine: %s\n\n%s", strings.Join(args, " "), b.rep.Machine, formatTable(b.rep.Rows))
+	fmt.Fprintf(stdout, "\npresence-bench %s\nmachine: %s\n\n%s\nerrors by kind:\n%s", strings.Join(args, " "),
+		b.rep.Machine, formatTable(b.rep.Rows), b.rep.errorLines())
 	if o.jsonOut != "" {
 		if err := b.rep.writeJSON(o.jsonOut); err != nil {
 			fmt.Fprintln(stderr, "presence-bench:", err)

@@ -21,6 +21,7 @@ type procSample struct {
 	FDs        int   `json:"fds"`
 	FDLimit    int64 `json:"fd_limit"`
 	Goroutines int   `json:"goroutines"` // from /metrics; -1 when not exported
+	Devices    int   `json:"devices"`    // presence_devices_connected: the server's own count
 }
 
 // sampleProc reads VmRSS and Threads from /proc/<pid>/status, the open file
@@ -43,7 +44,15 @@ func sampleProc(pid int, metricsURL string) (procSample, error) {
 		s.FDLimit = parseFDLimit(lim)
 	}
 	if metricsURL != "" {
-		s.Goroutines = scrapeGoroutines(metricsURL)
+		m := scrapeMetrics(metricsURL)
+		for name, v := range m {
+			if strings.HasSuffix(name, "goroutines") {
+				s.Goroutines = int(v)
+			}
+		}
+		if v, ok := m["presence_devices_connected"]; ok {
+			s.Devices = int(v)
+		}
 	}
 	return s, nil
 }
@@ -78,29 +87,39 @@ func parseFDLimit(b []byte) int64 {
 	return 0
 }
 
-// scrapeGoroutines looks for a gauge whose name ends in "goroutines" in the
-// server's Prometheus text; the contract promises /metrics but not this name.
-func scrapeGoroutines(url string) int {
+// scrapeMetrics sums the server's Prometheus text by metric name (labels
+// dropped). The goroutine gauge is looked for by suffix, as the contract
+// promises /metrics but not that name.
+func scrapeMetrics(url string) map[string]float64 {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	for _, line := range strings.Split(string(b), "\n") {
+	return parseMetrics(string(b))
+}
+
+func parseMetrics(text string) map[string]float64 {
+	m := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) == 2 && strings.HasSuffix(f[0], "goroutines") {
-			v, err := strconv.ParseFloat(f[1], 64)
-			if err == nil {
-				return int(v)
-			}
+		if len(f) < 2 {
+			continue
+		}
+		name := f[0]
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			m[name] += v
 		}
 	}
-	return -1
+	return m
 }
 
 // raiseFileLimit lifts this process's soft RLIMIT_NOFILE to the hard limit

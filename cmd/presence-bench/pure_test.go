@@ -152,3 +152,11 @@ func TestRequireLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMetrics(t *testing.T) {
+	m := parseMetrics("# HELP x\n# TYPE x gauge\npresence_devices_connected{node=\"vm\"} 19000\n" +
+		"presence_errors_total{node=\"vm\",errno=\"29\"} 3\npresence_errors_total{node=\"vm\",errno=\"34\"} 4\ngo_goroutines 42\n")
+	if m["presence_devices_connected"] != 19000 || m["presence_errors_total"] != 7 || m["go_goroutines"] != 42 {
+		t.Errorf("parseMetrics = %v", m)
+	}
+}

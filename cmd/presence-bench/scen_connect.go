@@ -176,8 +176,8 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 			c.SlopeKiB = float64(s.RSSKiB-prevRSS) / float64(held-prevHeld)
 		}
 		res.Checkpoints = append(res.Checkpoints, c)
-		prog.logf("connect %s: %d held, server RSS %s KiB (%.2f KiB/conn, slope %.2f), %d threads, %d fds",
-			t.name, held, formatNum(float64(s.RSSKiB)), c.KiBPerConn, c.SlopeKiB, s.Threads, s.FDs)
+		prog.logf("connect %s: %d held, %.2f KiB/conn, slope %.2f; server %s",
+			t.name, held, c.KiBPerConn, c.SlopeKiB, fmtSample(s))
 		prevHeld, prevRSS = held, s.RSSKiB
 	}
 	if v := stop.Load(); v != nil && res.Stopped == "" {
@@ -203,7 +203,14 @@ func sortedCheckpoints(cps []int, n int) []int {
 }
 
 func fmtSample(s procSample) string {
-	return fmt.Sprintf("RSS %s KiB, %d threads, %d fds", formatNum(float64(s.RSSKiB)), s.Threads, s.FDs)
+	out := fmt.Sprintf("RSS %s KiB, %d threads, %d fds", formatNum(float64(s.RSSKiB)), s.Threads, s.FDs)
+	if s.Devices > 0 {
+		out += fmt.Sprintf(", %d devices by its count", s.Devices)
+	}
+	if s.Goroutines >= 0 {
+		out += fmt.Sprintf(", %d goroutines", s.Goroutines)
+	}
+	return out
 }
 
 // runConnect holds the devices for o.hold, checks they are all still there,

@@ -50,6 +50,9 @@ func (b *bench) mixed(ctx context.Context) error {
 		}
 		res[t.name] = r
 		b.rep.detail("mixed_"+t.name, r)
+		b.rep.errs("mixed idle "+t.name, r.Idle.Errors)
+		b.rep.errs("mixed status "+t.name, r.Status.Errors)
+		b.rep.errs("mixed notify "+t.name, r.Notify.Errors)
 		b.prog.logf("mixed %s: %d idle held, %s delivered/s p99 %.2f ms, %s notifications/s",
 			t.name, r.Idle.StillHeld, formatNum(r.Status.DeliveredPerSec), r.Status.Latency.P99, formatNum(r.Notify.PerSec))
 	}
@@ -94,6 +97,8 @@ func (b *bench) slowapp(ctx context.Context) error {
 	b.logStatus(stalled)
 	b.rep.detail("slowapp_reading", reading)
 	b.rep.detail("slowapp_stalled", stalled)
+	b.rep.errs("slowapp reading presence", reading.Errors)
+	b.rep.errs("slowapp stalled presence", stalled.Errors)
 	label := fmt.Sprintf("at %s/s", formatNum(o.slowRate))
 	a, s := reading.Latency.P99, stalled.Latency.P99
 	growth := float64(stalled.ServerAfter.RSSKiB - stalled.ServerBefore.RSSKiB)

@@ -118,6 +118,9 @@ func notifyBodies(t *target, app appCred, client, batch, count int) [][]byte {
 // app and counts items acknowledged with 200 inside the window.
 func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (notifyResult, error) {
 	res := notifyResult{Target: t.name, Clients: o.clients, Batch: o.batch}
+	if t.grantErr != nil {
+		return res, t.grantErr
+	}
 	if len(t.users) == 0 || len(t.apps) == 0 {
 		return res, fmt.Errorf("notify needs users and an app")
 	}

@@ -48,6 +48,9 @@ var runSeq atomic.Int64 // makes device ids unique per run: no run replaces anot
 // drain, and measures what reached the apps.
 func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (statusResult, error) {
 	res := statusResult{Target: t.name, Mode: "closed-loop", TargetRate: o.rate, Apps: len(t.apps)}
+	if t.grantErr != nil {
+		return res, t.grantErr
+	}
 	if o.rate > 0 {
 		res.Mode = "open-loop"
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -175,11 +176,34 @@ func orDash(s string) string {
 // report is the JSON form of a run: the rows plus the detail behind them
 // (checkpoints, errors by kind, the machine).
 type report struct {
-	Started string         `json:"started"`
-	Machine machineInfo    `json:"machine"`
-	Args    []string       `json:"args"`
-	Rows    []row          `json:"rows"`
-	Details map[string]any `json:"details"`
+	Started string                      `json:"started"`
+	Machine machineInfo                 `json:"machine"`
+	Args    []string                    `json:"args"`
+	Rows    []row                       `json:"rows"`
+	Errors  map[string]map[string]int64 `json:"errors"` // by run, then by kind
+	Details map[string]any              `json:"details"`
+}
+
+// errs records a run's errors by kind; runs without errors are listed too,
+// so "none" is a statement and not an omission.
+func (r *report) errs(run string, m map[string]int64) {
+	if r.Errors == nil {
+		r.Errors = map[string]map[string]int64{}
+	}
+	r.Errors[run] = m
+}
+
+func (r *report) errorLines() string {
+	keys := make([]string, 0, len(r.Errors))
+	for k := range r.Errors {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %-34s %s\n", k, formatErrs(r.Errors[k]))
+	}
+	return b.String()
 }
 
 func (r *report) add(rows ...row) { r.Rows = append(r.Rows, rows...) }
