@@ -241,7 +241,14 @@ func (r *Router) Disconnect(s *Session) {
 			break
 		}
 	}
-	if !showing || r.opts.DisconnectGrace <= 0 || r.shuttingDown.Load() {
+	if r.shuttingDown.Load() {
+		// A restart is a hand-over: apps keep what they were told, and
+		// the device connects again (here or to another node).
+		delete(u.sessions, s.deviceID)
+		s.replaced = true
+		return
+	}
+	if !showing || r.opts.DisconnectGrace <= 0 {
 		r.removeSessionLocked(s)
 		return
 	}

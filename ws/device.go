@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -267,7 +268,7 @@ func (d *device) rateLimit() error {
 	if ok {
 		return nil
 	}
-	secs := int(wait/time.Second) + 1
+	secs := int(math.Ceil(wait.Seconds()))
 	return &rateLimited{retryAfter: secs}
 }
 

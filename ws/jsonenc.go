@@ -14,14 +14,15 @@ import (
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string, escaping what JSON requires and
-// <, >, & and U+2028/9 as encoding/json does.
+// U+2028/9 (which some JavaScript parsers take for line ends). Invalid
+// UTF-8 becomes U+FFFD, as with encoding/json.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}

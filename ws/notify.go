@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, wait := s.appLimiter(id).Allow(time.Now(), len(items)); !ok {
-		secs := int(wait/time.Second) + 1
+		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		s.router.Metrics.CountError(core.ErrnoRateLimited)
 		notifyError(w, http.StatusTooManyRequests, core.ErrnoRateLimited, "slow down: notifications_per_minute reached", -1)

@@ -105,7 +105,7 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 	mux := http.NewServeMux()
 	s.edge = ws.New(ws.Config{Router: b.router, Verifier: verifier, Config: cfg, Logger: log})
 	s.edge.Register(mux)
-	if err := registerWeb(mux, s, codeFlow); err != nil {
+	if err := registerWeb(mux, s, codeFlow, verifier); err != nil {
 		return nil, err
 	}
 	s.http = &http.Server{

@@ -3,11 +3,23 @@ package main
 import (
 	"net/http"
 
+	"github.com/presence-service/presence/admin"
 	"github.com/presence-service/presence/core"
 )
 
-// registerWeb adds the admin pages (sign-in, grants, /myapps, /me).
-func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow) error {
+// registerWeb adds the web pages: sign-in, grants, /myapps, /me, /admin.
+func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) error {
+	pages, err := admin.New(admin.Config{
+		Router:   s.backend.router,
+		Config:   s.cfg,
+		CodeFlow: codeFlow,
+		Verifier: verifier,
+		Logger:   s.log,
+	})
+	if err != nil {
+		return err
+	}
+	pages.Register(mux)
 	return nil
 }
 

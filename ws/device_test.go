@@ -1,0 +1,215 @@
+package ws_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	presence "github.com/presence-service/presence"
+	"github.com/presence-service/presence/core"
+)
+
+// Each non-fatal errno of PROTOCOL §2 is answered with the exact JSON and
+// leaves the socket open.
+func TestDeviceErrorsKeepSocketOpen(t *testing.T) {
+	h := newHarness(t, nil)
+	h.grant("ann@example.com", h.app)
+	cases := []struct {
+		name, before, frame, want string
+	}{
+		{"not an object", "", `[1,2]`, `{"result":false,"errno":1,"reason":"frame is not a JSON object"}`},
+		{"not JSON", "", `{"type":`, `{"result":false,"errno":1,"reason":"frame is not a JSON object"}`},
+		{"unknown type", "", `{"type":"dance"}`, `{"result":false,"errno":2,"reason":"unknown type \"dance\""}`},
+		{"missing type", "", `{"session_id":"x"}`, `{"result":false,"errno":2,"reason":"missing type"}`},
+		{"missing assertion", "", `{"type":"connect"}`, `{"result":false,"errno":3,"reason":"assertion: missing"}`},
+		{"bad device id", "", `{"type":"connect","assertion":"x","device_id":"a b"}`, `{"result":false,"errno":3,"reason":"device_id: want 1 to 64 of A-Z a-z 0-9 . _ -"}`},
+		{"wrong field type", "", `{"type":"connect","assertion":7}`, `{"result":false,"errno":3,"reason":"assertion: wrong type, want string"}`},
+		{"app ids not numbers", "", `{"type":"connect","assertion":"x","application_ids":["a"]}`, `{"result":false,"errno":3,"reason":"application_ids: want an array of app ids"}`},
+		{"needs session", "", `{"type":"status","session_id":"x","status":"online"}`, `{"result":false,"errno":10,"reason":"request needs a session: send connect first"}`},
+		{"invalid assertion", "", `{"type":"connect","assertion":"abc.def"}`, `{"result":false,"errno":34,"reason":"invalid assertion: bad signature"}`},
+		{"expired assertion", "", `{"type":"connect","assertion":"` + h.dev.Mint("ann@example.com", -time.Minute) + `"}`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial("/presence")
+			c.send(tc.frame)
+			got := c.read()
+			if tc.want == "" { // expiry carries a time: check the shape
+				if !strings.HasPrefix(got, `{"result":false,"errno":35,"reason":"assertion expired at `) {
+					t.Fatalf("got %s, want errno 35", got)
+				}
+			} else if got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+			c.stillOpen()
+		})
+	}
+}
+
+func TestDeviceErrorsWithSession(t *testing.T) {
+	h := newHarness(t, nil)
+	h.grant("ann@example.com", h.app)
+	c, sid := h.connect("ann@example.com", "phone", h.app)
+
+	c.send(`{"type":"connect","assertion":"` + h.dev.Mint("ann@example.com", time.Hour) + `"}`)
+	c.expect(`{"result":false,"errno":11,"reason":"already connected on this socket"}`)
+	c.send(`{"type":"status","session_id":"` + sid + `","status":"busy"}`)
+	c.expect(`{"result":false,"errno":4,"reason":"invalid status value \"busy\": want online, unavailable or offline"}`)
+	c.send(`{"type":"status","session_id":"` + sid + `"}`)
+	c.expect(`{"result":false,"errno":3,"reason":"status: missing"}`)
+	c.send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"` + strings.Repeat("x", 141) + `"}`)
+	c.expect(`{"result":false,"errno":3,"reason":"message: 141 characters, at most 140"}`)
+	c.send(`{"type":"visibility","session_id":"` + sid + `"}`)
+	c.expect(`{"result":false,"errno":3,"reason":"application_ids: missing"}`)
+	c.send(`{"type":"ack","session_id":"` + sid + `","ids":[]}`)
+	c.expect(`{"result":false,"errno":3,"reason":"ids: want a non-empty array of notification ids"}`)
+	c.send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"ok"}`)
+	c.expect(`{"result":true}`)
+	c.stillOpen()
+}
+
+func TestConnectAnswersIgnoredApps(t *testing.T) {
+	h := newHarness(t, nil)
+	h.grant("ann@example.com", h.app)
+	other, _ := h.newApp("game.example") // active, not granted
+	c := h.dial("/presence")
+	c.send(fmt.Sprintf(`{"type":"connect","assertion":"%s","application_ids":[%d,%d,4242]}`, h.dev.Mint("ann@example.com", time.Hour), h.app, other))
+	got := c.read()
+	want := fmt.Sprintf(`,"ignored_application_ids":[%d,4242]}`, other)
+	if !strings.HasPrefix(got, `{"result":true,"session_id":"`) || !strings.HasSuffix(got, want) {
+		t.Fatalf("got %s, want a session and %s", got, want)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	h := newHarness(t, func(c *presence.Config) { c.Limits.StatusPerMinute = 2 })
+	c, sid := h.connect("ann@example.com", "phone")
+	status := `{"type":"status","session_id":"` + sid + `","status":"online"}`
+	c.send(status)
+	c.expect(`{"result":true}`)
+	c.send(status)
+	c.expect(`{"result":true}`)
+	c.send(status)
+	c.expect(`{"result":false,"errno":29,"reason":"slow down: rate limit hit","retry_after":30}`)
+	c.stillOpen()
+}
+
+// Each negative errno closes the socket after its answer.
+func TestWrongSessionIDEndsSession(t *testing.T) {
+	h := newHarness(t, nil)
+	c, _ := h.connect("ann@example.com", "phone")
+	c.send(`{"type":"status","session_id":"not-mine","status":"online"}`)
+	c.expect(`{"result":false,"errno":-1,"reason":"unknown or wrong session_id"}`)
+	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+}
+
+func TestReplacedByNewerConnection(t *testing.T) {
+	h := newHarness(t, nil)
+	old, _ := h.connect("ann@example.com", "phone")
+	fresh, sid := h.connect("ann@example.com", "phone")
+	old.expect(`{"result":false,"errno":-2,"reason":"replaced by a newer connection of the same user and device"}`)
+	if code := old.expectClosed(); code != websocket.CloseNormalClosure {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+	fresh.send(`{"type":"status","session_id":"` + sid + `","status":"online"}`)
+	fresh.expect(`{"result":true}`)
+}
+
+func TestSessionTooOld(t *testing.T) {
+	h := newHarness(t, func(c *presence.Config) { c.Device.MaxSession.Duration = 200 * time.Millisecond })
+	c, _ := h.connect("ann@example.com", "phone")
+	c.expect(`{"result":false,"errno":-3,"reason":"session too old: connect again"}`)
+	if code := c.expectClosed(); code != websocket.CloseNormalClosure {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+}
+
+func TestShutdownTellsDevices(t *testing.T) {
+	h := newHarness(t, nil)
+	c, _ := h.connect("ann@example.com", "phone")
+	if err := h.router.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`{"result":false,"errno":-4,"reason":"server shutting down: connect again"}`)
+	if code := c.expectClosed(); code != websocket.CloseGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+}
+
+func TestTooManyErrorsInARow(t *testing.T) {
+	h := newHarness(t, func(c *presence.Config) { c.Limits.MaxConsecutiveErrors = 3 })
+	c := h.dial("/presence")
+	c.send(`{"type":"dance"}`)
+	c.read()
+	c.stillOpen() // a success resets the count
+	for range 2 {
+		c.send(`{"type":"dance"}`)
+		c.read()
+	}
+	c.send(`{"type":"dance"}`)
+	c.expect(`{"result":false,"errno":2,"reason":"unknown type \"dance\""}`)
+	c.expect(`{"result":false,"errno":-5,"reason":"too many errors in a row"}`)
+	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+}
+
+func TestOversizeFrameCloses1009(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.dial("/presence")
+	c.send(`{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`)
+	if code := c.expectClosed(); code != websocket.CloseMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+func TestIdleDeviceIsDropped(t *testing.T) {
+	h := newHarness(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond })
+	c, _ := h.connect("ann@example.com", "phone")
+	// Answer no ping: swallow them instead of sending pongs.
+	c.c.SetPingHandler(func(string) error { return nil })
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.c.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal("the server kept an idle device for 5 s; idle_timeout is 300 ms")
+			}
+			return // the server dropped us
+		}
+	}
+}
+
+func TestAnsweringPingsKeepsDeviceAlive(t *testing.T) {
+	h := newHarness(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond })
+	c, _ := h.connect("ann@example.com", "phone")
+	pings := make(chan struct{}, 10)
+	c.c.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return c.c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := c.c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	for range 5 { // 5 pings at idle/2 each span well past idle_timeout
+		select {
+		case <-pings:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping from the server")
+		}
+	}
+	if got := h.router.Stats().Devices; got != 1 {
+		t.Fatalf("devices = %d after answering pings, want 1", got)
+	}
+}
+
+var _ = core.Online

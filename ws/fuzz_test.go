@@ -1,0 +1,57 @@
+package ws
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/presence-service/presence/core"
+)
+
+// The hand-written encoder must produce JSON that decodes back to the same
+// string (invalid UTF-8 becoming U+FFFD, as encoding/json does).
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `quote " back \ slash`, "tab\tnew\nline\r", "\x00\x1f", "é ☃ 𝄞", "\u2028\u2029", "\xff\xfe", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q encoded as %s: not JSON: %v", s, b, err)
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if !utf8.ValidString(s) {
+			// encoding/json replaces each invalid byte; compare with it.
+			ref, _ := json.Marshal(s)
+			json.Unmarshal(ref, &want)
+		}
+		if back != want {
+			t.Fatalf("%q came back as %q, want %q", s, back, want)
+		}
+	})
+}
+
+// decodeRequest never panics, and every error it returns carries one of
+// the errnos of the contract.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"connect","assertion":"a","application_ids":[1,2],"device_id":"d"}`,
+		`{"type":"status","session_id":"s","status":"online","message":"m","application_ids":[]}`,
+		`{"type":"ack","session_id":"s","ids":["a"]}`, `[]`, `null`, `{"type":1}`, `{"application_ids":"x"}`, ``, `{`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := decodeRequest(data)
+		if err == nil {
+			return
+		}
+		switch core.ErrnoOf(err) {
+		case core.ErrnoNotObject, core.ErrnoUnknownType, core.ErrnoInvalidField:
+		default:
+			t.Fatalf("%q: unexpected error %v", data, err)
+		}
+	})
+}
