@@ -108,6 +108,8 @@ func (b *bench) connect(ctx context.Context) {
 	rows := []row{held, newRow("connect", "connects/s", "", p, r).atLeast(p, 5000, "≥ 5,000")}
 	p, r = pair(res, func(c connectResult) float64 { return c.Latency.P99 })
 	rows = append(rows, newRow("connect", "connect p99", "ms", p, r))
+	p, r = pair(res, func(c connectResult) float64 { return c.CPUPerConnect })
+	rows = append(rows, newRow("connect", "server CPU per connect", "µs", p, r))
 	pc := res["presence"]
 	rc, hasRelay := res["relay"]
 	for i, cp := range pc.Checkpoints {
@@ -150,6 +152,8 @@ func (b *bench) status(ctx context.Context) error {
 	}
 	pu, ru := pair(closed, func(s statusResult) float64 { return s.UpdatesPerSec })
 	rows := []row{max, newRow("status", "max device updates/s (closed loop)", "", pu, ru)}
+	pu, ru = pair(closed, func(s statusResult) float64 { return s.CPUPerUpdate })
+	rows = append(rows, newRow("status", fmt.Sprintf("server CPU per update (→ %d apps)", o.apps), "µs", pu, ru))
 
 	rate := o.rate
 	if rate == 0 { // half of what the ceiling sustained
@@ -223,7 +227,9 @@ func (b *bench) notify(ctx context.Context) error {
 			main = main.atLeast(p, s.min, s.floor)
 		}
 		p, r = pair(res, func(n notifyResult) float64 { return n.Latency.P99 })
-		b.rep.add(main, newRow("notify", fmt.Sprintf("POST p99 (batch %d)", s.batch), "ms", p, r))
+		pc, rc := pair(res, func(n notifyResult) float64 { return n.CPUPerItem })
+		b.rep.add(main, newRow("notify", fmt.Sprintf("POST p99 (batch %d)", s.batch), "ms", p, r),
+			newRow("notify", fmt.Sprintf("server CPU per notification (batch %d)", s.batch), "µs", pc, rc))
 	}
 	return nil
 }

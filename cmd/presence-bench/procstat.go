@@ -16,12 +16,44 @@ import (
 
 // procSample is what /proc says about a server process at one moment.
 type procSample struct {
-	RSSKiB     int64 `json:"rss_kib"`
-	Threads    int   `json:"threads"`
-	FDs        int   `json:"fds"`
-	FDLimit    int64 `json:"fd_limit"`
-	Goroutines int   `json:"goroutines"` // from /metrics; -1 when not exported
-	Devices    int   `json:"devices"`    // presence_devices_connected: the server's own count
+	RSSKiB     int64   `json:"rss_kib"`
+	Threads    int     `json:"threads"`
+	FDs        int     `json:"fds"`
+	FDLimit    int64   `json:"fd_limit"`
+	Goroutines int     `json:"goroutines"` // from /metrics; -1 when not exported
+	Devices    int     `json:"devices"`    // presence_devices_connected: the server's own count
+	CPU        float64 `json:"cpu_s"`      // user+system CPU seconds since the process started
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
+// Linux this runs on (glibc's sysconf reads the same constant).
+const clockTicks = 100
+
+// readCPU returns utime+stime of pid in seconds. CPU per operation is the
+// figure that stays meaningful on a machine other work is also using: wall
+// rates fall with the noise, CPU per update does not.
+func readCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatCPU(string(b))
+}
+
+func parseStatCPU(stat string) float64 {
+	// The command name may hold spaces and parentheses: fields count from
+	// the last ')'. utime and stime are fields 14 and 15 (1-based).
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / clockTicks
 }
 
 // sampleProc reads VmRSS and Threads from /proc/<pid>/status, the open file
@@ -37,6 +69,7 @@ func sampleProc(pid int, metricsURL string) (procSample, error) {
 		return s, err
 	}
 	s.RSSKiB, s.Threads = parseStatus(status)
+	s.CPU = readCPU(pid)
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		s.FDs = len(ents)
 	}

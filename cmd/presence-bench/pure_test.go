@@ -160,3 +160,10 @@ func TestParseMetrics(t *testing.T) {
 		t.Errorf("parseMetrics = %v", m)
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	stat := "1234 (pres ence) (x)) S 1 1234 1234 0 -1 4194560 1000 0 0 0 250 150 0 0 20 0 12 0 100 0 0"
+	if got := parseStatCPU(stat); got != 4.0 {
+		t.Errorf("parseStatCPU = %v, want 4 (250+150 ticks)", got)
+	}
+}

@@ -35,6 +35,7 @@ type connectResult struct {
 	Held           int              `json:"held"`
 	StillHeld      int              `json:"still_held_after_hold"`
 	ConnectsPerSec float64          `json:"connects_per_s"`
+	CPUPerConnect  float64          `json:"server_cpu_us_per_connect"`
 	Latency        latencySummary   `json:"connect_latency"`
 	Base           procSample       `json:"server_base"`
 	Checkpoints    []checkpoint     `json:"checkpoints"`
@@ -115,12 +116,14 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		return fmt.Sprintf("held %d/%d errors %d server %s", f.alive.Load(), o.n, f.errs.total()+fails.Load(), fmtSample(t.sample()))
 	})
 	var dialTime time.Duration
+	var cpuDial float64 // server CPU seconds while dialing
 	prevHeld, prevRSS := 0, res.Base.RSSKiB
 	for _, cp := range append(sortedCheckpoints(o.checkpoints, o.n), o.n) {
 		if cp <= prevHeld || stop.Load() != nil || ctx.Err() != nil {
 			continue
 		}
 		segStart := time.Now()
+		cpuStart := readCPU(t.pid)
 		var wg sync.WaitGroup
 		for range o.conc {
 			wg.Add(1)
@@ -165,6 +168,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		wg.Wait()
 		seg := time.Since(segStart)
 		dialTime += seg
+		cpuDial += readCPU(t.pid) - cpuStart
 		held := int(f.alive.Load())
 		time.Sleep(o.settle)
 		s := t.sample()
@@ -187,6 +191,9 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 	res.Held = int(f.alive.Load())
 	if dialTime > 0 {
 		res.ConnectsPerSec = float64(res.Held) / dialTime.Seconds()
+	}
+	if res.Held > 0 && t.pid > 0 {
+		res.CPUPerConnect = cpuDial / float64(res.Held) * 1e6
 	}
 	res.Latency = summarize(lat.samples)
 	return res

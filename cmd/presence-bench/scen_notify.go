@@ -87,6 +87,7 @@ type notifyResult struct {
 	PostsPerSec float64          `json:"posts_per_s"`
 	PerSec      float64          `json:"stored_per_s"`
 	Latency     latencySummary   `json:"post_latency"`
+	CPUPerItem  float64          `json:"server_cpu_us_per_item"`
 	Errors      map[string]int64 `json:"errors"`
 	Server      procSample       `json:"server"`
 }
@@ -138,6 +139,9 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 		lastStored = s
 		return line
 	})
+	var cpuLo float64
+	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo = readCPU(t.pid) })
+	defer cpuTimer.Stop()
 	for c := range o.clients {
 		s := &sampler{max: 1 << 20}
 		samplers[c] = s
@@ -180,6 +184,9 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	res.PostsPerSec = float64(res.Posts) / res.Window
 	res.PerSec = float64(res.Stored) / res.Window
 	res.Latency = summarize(all)
+	if res.Stored > 0 && t.pid > 0 {
+		res.CPUPerItem = (res.Server.CPU - cpuLo) / float64(res.Stored) * 1e6
+	}
 	res.Errors = errs.snapshot()
 	return res, ctx.Err()
 }

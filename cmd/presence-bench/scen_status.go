@@ -38,6 +38,7 @@ type statusResult struct {
 	Latency         latencySummary   `json:"latency"`
 	SlowFrames      int64            `json:"slow_app_frames,omitempty"`
 	Errors          map[string]int64 `json:"errors"`
+	CPUPerUpdate    float64          `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
 	ServerBefore    procSample       `json:"server_before"`
 	ServerAfter     procSample       `json:"server_after"`
 }
@@ -152,6 +153,9 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	warmStart.Store(begin + int64(o.warm))
 	end.Store(begin + int64(o.warm+o.dur))
 	start()
+	var cpuLo float64
+	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo = readCPU(t.pid) })
+	defer cpuTimer.Stop()
 
 	var sent, acked atomic.Int64
 	var lastSent, lastDel int64
@@ -180,6 +184,8 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	case <-time.After(time.Duration(end.Load()-now()) + o.drain):
 	}
 	res.ServerAfter = t.sample()
+	cpuTimer.Stop()
+	cpuUsed := res.ServerAfter.CPU - cpuLo
 	cancel()
 	for _, d := range devs {
 		d.conn.Close()
@@ -198,6 +204,9 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	res.UpdatesPerSec = float64(res.Acked) / res.Window
 	res.DeliveredPerSec = float64(res.Delivered) / res.Window
 	res.Latency = summarize(all)
+	if res.Acked > 0 && t.pid > 0 {
+		res.CPUPerUpdate = cpuUsed / float64(res.Acked) * 1e6
+	}
 	res.SlowFrames = slowFrames.Load()
 	res.Errors = errs.snapshot()
 	return res, nil

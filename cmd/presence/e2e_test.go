@@ -90,7 +90,7 @@ func (n *node) cli(v any, args ...string) {
 	}
 }
 
-func (n *node) ws(path string) string  { return "ws://" + n.srv.HTTPAddr + path }
+func (n *node) ws(path string) string   { return "ws://" + n.srv.HTTPAddr + path }
 func (n *node) http(path string) string { return "http://" + n.srv.HTTPAddr + path }
 
 // newApp registers and activates an app through the CLI code path.
