@@ -12,9 +12,9 @@ import (
 func TestAppChannelWrongKey(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial(fmt.Sprintf("/%d", h.app))
-	c.send(`{"key":"not the key"}`)
-	c.expect(`{"result":false,"errno":40,"reason":"wrong API key"}`)
-	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+	c.Send(`{"key":"not the key"}`)
+	c.Expect(`{"result":false,"errno":40,"reason":"wrong API key"}`)
+	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 }
@@ -22,9 +22,9 @@ func TestAppChannelWrongKey(t *testing.T) {
 func TestAppChannelFirstFrameMustBeKey(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial(fmt.Sprintf("/%d", h.app))
-	c.send(`hello`)
-	c.expect(`{"result":false,"errno":40,"reason":"first frame must be {\"key\": \"<api key>\"}"}`)
-	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+	c.Send(`hello`)
+	c.Expect(`{"result":false,"errno":40,"reason":"first frame must be {\"key\": \"<api key>\"}"}`)
+	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 }
@@ -35,9 +35,9 @@ func TestAppChannelInactiveApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := h.dial(fmt.Sprintf("/%d", h.app))
-	c.send(`{"key":"` + h.key + `"}`)
-	c.expect(`{"result":false,"errno":41,"reason":"app not activated"}`)
-	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+	c.Send(`{"key":"` + h.key + `"}`)
+	c.Expect(`{"result":false,"errno":41,"reason":"app not activated"}`)
+	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 }
@@ -57,23 +57,23 @@ func TestAppChannelReceivesUpdatesAndProbes(t *testing.T) {
 	puid := h.grant("ann@example.com", h.app)
 	app := h.appChannel(h.app, h.key)
 	dev, sid := h.connect("ann@example.com", "phone", h.app)
-	dev.send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"In a \"meeting\""}`)
-	dev.expect(`{"result":true}`)
-	got := app.read()
+	dev.Send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"In a \"meeting\""}`)
+	dev.Expect(`{"result":true}`)
+	got := app.Read()
 	want := `[{"UID":"` + puid + `","status":"online","message":"In a \"meeting\"","at":"`
 	if !strings.HasPrefix(got, want) {
 		t.Fatalf("got %s, want prefix %s", got, want)
 	}
-	app.send(`{"type":"probe","UIDs":["` + puid + `","nobody"]}`)
-	got = app.read()
+	app.Send(`{"type":"probe","UIDs":["` + puid + `","nobody"]}`)
+	got = app.Read()
 	if !strings.Contains(got, `{"UID":"`+puid+`","status":"online","message":"In a \"meeting\"","at":"`) ||
 		!strings.Contains(got, `{"UID":"nobody","status":"offline","at":"`) || !strings.Contains(got, `,"error":"unknown UID"}`) {
 		t.Fatalf("probe answer %s", got)
 	}
-	app.send(`{"type":"dance"}`)
-	app.expect(`{"result":false,"errno":2,"reason":"unknown type: the app channel takes probe"}`)
-	app.send(`nonsense`)
-	app.expect(`{"result":false,"errno":1,"reason":"frame is not a JSON object of the app channel"}`)
+	app.Send(`{"type":"dance"}`)
+	app.Expect(`{"result":false,"errno":2,"reason":"unknown type: the app channel takes probe"}`)
+	app.Send(`nonsense`)
+	app.Expect(`{"result":false,"errno":1,"reason":"frame is not a JSON object of the app channel"}`)
 }
 
 func TestAllChannelsOfAnAppGetEveryUpdate(t *testing.T) {
@@ -81,10 +81,10 @@ func TestAllChannelsOfAnAppGetEveryUpdate(t *testing.T) {
 	puid := h.grant("ann@example.com", h.app)
 	a1, a2 := h.appChannel(h.app, h.key), h.appChannel(h.app, h.key)
 	dev, sid := h.connect("ann@example.com", "phone", h.app)
-	dev.send(`{"type":"status","session_id":"` + sid + `","status":"unavailable"}`)
-	dev.expect(`{"result":true}`)
+	dev.Send(`{"type":"status","session_id":"` + sid + `","status":"unavailable"}`)
+	dev.Expect(`{"result":true}`)
 	for _, a := range []*client{a1, a2} {
-		if got := a.read(); !strings.HasPrefix(got, `[{"UID":"`+puid+`","status":"unavailable","at":"`) {
+		if got := a.Read(); !strings.HasPrefix(got, `[{"UID":"`+puid+`","status":"unavailable","at":"`) {
 			t.Fatalf("got %s", got)
 		}
 	}
@@ -96,10 +96,10 @@ func TestRotatingKeyClosesAppChannel(t *testing.T) {
 	if _, _, err := h.router.RotateKey(t.Context(), h.app); err != nil {
 		t.Fatal(err)
 	}
-	if code := app.expectClosed(); code != websocket.ClosePolicyViolation {
+	if code := app.ExpectClosed(); code != websocket.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 	c := h.dial(fmt.Sprintf("/%d", h.app))
-	c.send(`{"key":"` + h.key + `"}`)
-	c.expect(`{"result":false,"errno":40,"reason":"wrong API key"}`)
+	c.Send(`{"key":"` + h.key + `"}`)
+	c.Expect(`{"result":false,"errno":40,"reason":"wrong API key"}`)
 }

@@ -36,8 +36,8 @@ func TestDeviceErrorsKeepSocketOpen(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dial("/presence")
-			c.send(tc.frame)
-			got := c.read()
+			c.Send(tc.frame)
+			got := c.Read()
 			if tc.want == "" { // expiry carries a time: check the shape
 				if !strings.HasPrefix(got, `{"result":false,"errno":35,"reason":"assertion expired at `) {
 					t.Fatalf("got %s, want errno 35", got)
@@ -45,7 +45,7 @@ func TestDeviceErrorsKeepSocketOpen(t *testing.T) {
 			} else if got != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
-			c.stillOpen()
+			c.StillOpen()
 		})
 	}
 }
@@ -55,21 +55,21 @@ func TestDeviceErrorsWithSession(t *testing.T) {
 	h.grant("ann@example.com", h.app)
 	c, sid := h.connect("ann@example.com", "phone", h.app)
 
-	c.send(`{"type":"connect","assertion":"` + h.dev.Mint("ann@example.com", time.Hour) + `"}`)
-	c.expect(`{"result":false,"errno":11,"reason":"already connected on this socket"}`)
-	c.send(`{"type":"status","session_id":"` + sid + `","status":"busy"}`)
-	c.expect(`{"result":false,"errno":4,"reason":"invalid status value \"busy\": want online, unavailable or offline"}`)
-	c.send(`{"type":"status","session_id":"` + sid + `"}`)
-	c.expect(`{"result":false,"errno":3,"reason":"status: missing"}`)
-	c.send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"` + strings.Repeat("x", 141) + `"}`)
-	c.expect(`{"result":false,"errno":3,"reason":"message: 141 characters, at most 140"}`)
-	c.send(`{"type":"visibility","session_id":"` + sid + `"}`)
-	c.expect(`{"result":false,"errno":3,"reason":"application_ids: missing"}`)
-	c.send(`{"type":"ack","session_id":"` + sid + `","ids":[]}`)
-	c.expect(`{"result":false,"errno":3,"reason":"ids: want a non-empty array of notification ids"}`)
-	c.send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"ok"}`)
-	c.expect(`{"result":true}`)
-	c.stillOpen()
+	c.Send(`{"type":"connect","assertion":"` + h.dev.Mint("ann@example.com", time.Hour) + `"}`)
+	c.Expect(`{"result":false,"errno":11,"reason":"already connected on this socket"}`)
+	c.Send(`{"type":"status","session_id":"` + sid + `","status":"busy"}`)
+	c.Expect(`{"result":false,"errno":4,"reason":"invalid status value \"busy\": want online, unavailable or offline"}`)
+	c.Send(`{"type":"status","session_id":"` + sid + `"}`)
+	c.Expect(`{"result":false,"errno":3,"reason":"status: missing"}`)
+	c.Send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"` + strings.Repeat("x", 141) + `"}`)
+	c.Expect(`{"result":false,"errno":3,"reason":"message: 141 characters, at most 140"}`)
+	c.Send(`{"type":"visibility","session_id":"` + sid + `"}`)
+	c.Expect(`{"result":false,"errno":3,"reason":"application_ids: missing"}`)
+	c.Send(`{"type":"ack","session_id":"` + sid + `","ids":[]}`)
+	c.Expect(`{"result":false,"errno":3,"reason":"ids: want a non-empty array of notification ids"}`)
+	c.Send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"ok"}`)
+	c.Expect(`{"result":true}`)
+	c.StillOpen()
 }
 
 func TestConnectAnswersIgnoredApps(t *testing.T) {
@@ -77,8 +77,8 @@ func TestConnectAnswersIgnoredApps(t *testing.T) {
 	h.grant("ann@example.com", h.app)
 	other, _ := h.newApp("game.example") // active, not granted
 	c := h.dial("/presence")
-	c.send(fmt.Sprintf(`{"type":"connect","assertion":"%s","application_ids":[%d,%d,4242]}`, h.dev.Mint("ann@example.com", time.Hour), h.app, other))
-	got := c.read()
+	c.Send(fmt.Sprintf(`{"type":"connect","assertion":"%s","application_ids":[%d,%d,4242]}`, h.dev.Mint("ann@example.com", time.Hour), h.app, other))
+	got := c.Read()
 	want := fmt.Sprintf(`,"ignored_application_ids":[%d,4242]}`, other)
 	if !strings.HasPrefix(got, `{"result":true,"session_id":"`) || !strings.HasSuffix(got, want) {
 		t.Fatalf("got %s, want a session and %s", got, want)
@@ -89,22 +89,22 @@ func TestRateLimit(t *testing.T) {
 	h := newHarness(t, func(c *presence.Config) { c.Limits.StatusPerMinute = 2 })
 	c, sid := h.connect("ann@example.com", "phone")
 	status := `{"type":"status","session_id":"` + sid + `","status":"online"}`
-	c.send(status)
-	c.expect(`{"result":true}`)
-	c.send(status)
-	c.expect(`{"result":true}`)
-	c.send(status)
-	c.expect(`{"result":false,"errno":29,"reason":"slow down: rate limit hit","retry_after":30}`)
-	c.stillOpen()
+	c.Send(status)
+	c.Expect(`{"result":true}`)
+	c.Send(status)
+	c.Expect(`{"result":true}`)
+	c.Send(status)
+	c.Expect(`{"result":false,"errno":29,"reason":"slow down: rate limit hit","retry_after":30}`)
+	c.StillOpen()
 }
 
 // Each negative errno closes the socket after its answer.
 func TestWrongSessionIDEndsSession(t *testing.T) {
 	h := newHarness(t, nil)
 	c, _ := h.connect("ann@example.com", "phone")
-	c.send(`{"type":"status","session_id":"not-mine","status":"online"}`)
-	c.expect(`{"result":false,"errno":-1,"reason":"unknown or wrong session_id"}`)
-	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+	c.Send(`{"type":"status","session_id":"not-mine","status":"online"}`)
+	c.Expect(`{"result":false,"errno":-1,"reason":"unknown or wrong session_id"}`)
+	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 }
@@ -113,19 +113,19 @@ func TestReplacedByNewerConnection(t *testing.T) {
 	h := newHarness(t, nil)
 	old, _ := h.connect("ann@example.com", "phone")
 	fresh, sid := h.connect("ann@example.com", "phone")
-	old.expect(`{"result":false,"errno":-2,"reason":"replaced by a newer connection of the same user and device"}`)
-	if code := old.expectClosed(); code != websocket.CloseNormalClosure {
+	old.Expect(`{"result":false,"errno":-2,"reason":"replaced by a newer connection of the same user and device"}`)
+	if code := old.ExpectClosed(); code != websocket.CloseNormalClosure {
 		t.Fatalf("close code %d, want 1000", code)
 	}
-	fresh.send(`{"type":"status","session_id":"` + sid + `","status":"online"}`)
-	fresh.expect(`{"result":true}`)
+	fresh.Send(`{"type":"status","session_id":"` + sid + `","status":"online"}`)
+	fresh.Expect(`{"result":true}`)
 }
 
 func TestSessionTooOld(t *testing.T) {
 	h := newHarness(t, func(c *presence.Config) { c.Device.MaxSession.Duration = 200 * time.Millisecond })
 	c, _ := h.connect("ann@example.com", "phone")
-	c.expect(`{"result":false,"errno":-3,"reason":"session too old: connect again"}`)
-	if code := c.expectClosed(); code != websocket.CloseNormalClosure {
+	c.Expect(`{"result":false,"errno":-3,"reason":"session too old: connect again"}`)
+	if code := c.ExpectClosed(); code != websocket.CloseNormalClosure {
 		t.Fatalf("close code %d, want 1000", code)
 	}
 }
@@ -136,8 +136,8 @@ func TestShutdownTellsDevices(t *testing.T) {
 	if err := h.router.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c.expect(`{"result":false,"errno":-4,"reason":"server shutting down: connect again"}`)
-	if code := c.expectClosed(); code != websocket.CloseGoingAway {
+	c.Expect(`{"result":false,"errno":-4,"reason":"server shutting down: connect again"}`)
+	if code := c.ExpectClosed(); code != websocket.CloseGoingAway {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 }
@@ -145,17 +145,17 @@ func TestShutdownTellsDevices(t *testing.T) {
 func TestTooManyErrorsInARow(t *testing.T) {
 	h := newHarness(t, func(c *presence.Config) { c.Limits.MaxConsecutiveErrors = 3 })
 	c := h.dial("/presence")
-	c.send(`{"type":"dance"}`)
-	c.read()
-	c.stillOpen() // a success resets the count
+	c.Send(`{"type":"dance"}`)
+	c.Read()
+	c.StillOpen() // a success resets the count
 	for range 2 {
-		c.send(`{"type":"dance"}`)
-		c.read()
+		c.Send(`{"type":"dance"}`)
+		c.Read()
 	}
-	c.send(`{"type":"dance"}`)
-	c.expect(`{"result":false,"errno":2,"reason":"unknown type \"dance\""}`)
-	c.expect(`{"result":false,"errno":-5,"reason":"too many errors in a row"}`)
-	if code := c.expectClosed(); code != websocket.ClosePolicyViolation {
+	c.Send(`{"type":"dance"}`)
+	c.Expect(`{"result":false,"errno":2,"reason":"unknown type \"dance\""}`)
+	c.Expect(`{"result":false,"errno":-5,"reason":"too many errors in a row"}`)
+	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 }
@@ -163,8 +163,8 @@ func TestTooManyErrorsInARow(t *testing.T) {
 func TestOversizeFrameCloses1009(t *testing.T) {
 	h := newHarness(t, nil)
 	c := h.dial("/presence")
-	c.send(`{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`)
-	if code := c.expectClosed(); code != websocket.CloseMessageTooBig {
+	c.Send(`{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`)
+	if code := c.ExpectClosed(); code != websocket.CloseMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 }
@@ -173,10 +173,10 @@ func TestIdleDeviceIsDropped(t *testing.T) {
 	h := newHarness(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond })
 	c, _ := h.connect("ann@example.com", "phone")
 	// Answer no ping: swallow them instead of sending pongs.
-	c.c.SetPingHandler(func(string) error { return nil })
-	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.Conn.SetPingHandler(func(string) error { return nil })
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		if _, _, err := c.c.ReadMessage(); err != nil {
+		if _, _, err := c.Conn.ReadMessage(); err != nil {
 			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
 				t.Fatal("the server kept an idle device for 5 s; idle_timeout is 300 ms")
 			}
@@ -189,13 +189,13 @@ func TestAnsweringPingsKeepsDeviceAlive(t *testing.T) {
 	h := newHarness(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond })
 	c, _ := h.connect("ann@example.com", "phone")
 	pings := make(chan struct{}, 10)
-	c.c.SetPingHandler(func(data string) error {
+	c.Conn.SetPingHandler(func(data string) error {
 		pings <- struct{}{}
-		return c.c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		return c.Conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
 	go func() {
 		for {
-			if _, _, err := c.c.ReadMessage(); err != nil {
+			if _, _, err := c.Conn.ReadMessage(); err != nil {
 				return
 			}
 		}

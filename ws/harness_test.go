@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/core/sqlite"
+	"github.com/presence-service/presence/internal/presencetest"
 	"github.com/presence-service/presence/ws"
 )
 
@@ -85,76 +85,9 @@ func (h *harness) grant(email string, app core.AppID) string {
 
 func (h *harness) url(path string) string { return "ws" + strings.TrimPrefix(h.srv.URL, "http") + path }
 
-// client is a WebSocket peer that reads with a deadline.
-type client struct {
-	t *testing.T
-	c *websocket.Conn
-}
+func (h *harness) dial(path string) *client { return presencetest.Dial(h.t, h.url(path)) }
 
-func (h *harness) dial(path string) *client {
-	h.t.Helper()
-	c, resp, err := websocket.DefaultDialer.Dial(h.url(path), nil)
-	if err != nil {
-		h.t.Fatalf("dial %s: %v (%v)", path, err, resp)
-	}
-	h.t.Cleanup(func() { c.Close() })
-	return &client{t: h.t, c: c}
-}
-
-func (c *client) send(frame string) {
-	c.t.Helper()
-	if err := c.c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *client) read() string {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, data, err := c.c.ReadMessage()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return string(data)
-}
-
-// expect reads the next frame and compares it with want, exactly.
-func (c *client) expect(want string) {
-	c.t.Helper()
-	if got := c.read(); got != want {
-		c.t.Fatalf("got  %s\nwant %s", got, want)
-	}
-}
-
-// expectClosed reads until the server's close frame and returns its code.
-func (c *client) expectClosed() int {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, data, err := c.c.ReadMessage()
-		if err == nil {
-			c.t.Fatalf("want close, got frame %s", data)
-		}
-		if ce, ok := err.(*websocket.CloseError); ok {
-			return ce.Code
-		}
-		c.t.Fatalf("want a close frame, got %v", err)
-	}
-}
-
-// stillOpen checks the socket answers a ping request.
-func (c *client) stillOpen() {
-	c.t.Helper()
-	c.send(`{"type":"ping"}`)
-	c.expect(`{"result":true}`)
-}
-
-func (c *client) decode(v any) {
-	c.t.Helper()
-	if err := json.Unmarshal([]byte(c.read()), v); err != nil {
-		c.t.Fatal(err)
-	}
-}
+type client = presencetest.WS
 
 // connect opens a device session and returns its id.
 func (h *harness) connect(email, device string, apps ...core.AppID) (*client, string) {
@@ -164,13 +97,13 @@ func (h *harness) connect(email, device string, apps ...core.AppID) (*client, st
 	if apps == nil {
 		ids = []byte("[]")
 	}
-	c.send(`{"type":"connect","assertion":"` + h.dev.Mint(email, time.Hour) + `","application_ids":` + string(ids) + `,"device_id":"` + device + `"}`)
+	c.Send(`{"type":"connect","assertion":"` + h.dev.Mint(email, time.Hour) + `","application_ids":` + string(ids) + `,"device_id":"` + device + `"}`)
 	var answer struct {
 		Result  bool   `json:"result"`
 		Session string `json:"session_id"`
 		Ignored []int  `json:"ignored_application_ids"`
 	}
-	c.decode(&answer)
+	c.Decode(&answer)
 	if !answer.Result || answer.Session == "" || len(answer.Ignored) != 0 {
 		h.t.Fatalf("connect: %+v", answer)
 	}
@@ -181,11 +114,9 @@ func (h *harness) connect(email, device string, apps ...core.AppID) (*client, st
 func (h *harness) appChannel(app core.AppID, key string) *client {
 	h.t.Helper()
 	c := h.dial("/" + itoa(int64(app)))
-	c.send(`{"key":"` + key + `"}`)
-	c.expect(`{"result":true}`)
+	c.Send(`{"key":"` + key + `"}`)
+	c.Expect(`{"result":true}`)
 	return c
 }
 
-func itoa(n int64) string { return strings.TrimSpace(strings.Repeat(" ", 0) + jsonNumber(n)) }
-
-func jsonNumber(n int64) string { b, _ := json.Marshal(n); return string(b) }
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

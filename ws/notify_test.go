@@ -143,36 +143,36 @@ func TestNotificationsDeliveredAndAcked(t *testing.T) {
 	}
 	phone, sid := h.connect("ann@example.com", "phone", h.app)
 	var n pushed
-	phone.decode(&n)
+	phone.Decode(&n)
 	if n.Type != "notification" || n.UID != puid || n.AppID != int64(h.app) || n.Message != "while away" || n.Action != "https://beer.example/r/1" || n.ExpiresAt <= n.CreatedAt {
 		t.Fatalf("pushed %+v", n)
 	}
 	// Not acked: pushed again on the next connect.
-	phone.c.Close()
+	phone.Conn.Close()
 	phone, sid = h.connect("ann@example.com", "phone", h.app)
 	var again pushed
-	phone.decode(&again)
+	phone.Decode(&again)
 	if again.ID != n.ID {
 		t.Fatalf("redelivered %s, want %s", again.ID, n.ID)
 	}
 	// Pushed at once to a connected device; a second device gets it too.
 	laptop, _ := h.connect("ann@example.com", "laptop", h.app)
 	var onLaptop pushed
-	laptop.decode(&onLaptop) // the one still queued
+	laptop.Decode(&onLaptop) // the one still queued
 	if status, body, _ := h.post(int64(h.app), h.key, "["+item(puid, "live")+"]"); status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
 	var live pushed
-	phone.decode(&live)
+	phone.Decode(&live)
 	if live.Message != "live" {
 		t.Fatalf("live push %+v", live)
 	}
-	laptop.decode(&live)
+	laptop.Decode(&live)
 	// Acked on the phone: never pushed again, to any device.
-	phone.send(`{"type":"ack","session_id":"` + sid + `","ids":["` + n.ID + `","` + live.ID + `"]}`)
-	phone.expect(`{"result":true}`)
+	phone.Send(`{"type":"ack","session_id":"` + sid + `","ids":["` + n.ID + `","` + live.ID + `"]}`)
+	phone.Expect(`{"result":true}`)
 	tablet, _ := h.connect("ann@example.com", "tablet", h.app)
-	tablet.stillOpen() // the first frame after connect is the ping's answer: nothing was pushed
+	tablet.StillOpen() // the first frame after connect is the ping's answer: nothing was pushed
 }
 
 func TestNotifyResponseShape(t *testing.T) {

@@ -69,7 +69,7 @@ func TestGroupCommit(t *testing.T) {
 	close(release)
 	wg.Wait()
 
-	var ie *ItemError
+	var ie *core.ItemError
 	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], &ie) || ie.Index != 1 {
 		t.Fatalf("errs = %v", errs)
 	}

@@ -6,24 +6,16 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-// ItemError is how AddNotifications rejects a batch because of one item:
-// Index is the item's position in the batch (from 0), for the "index" key
-// of the HTTP error body; Err is the domain error, whose Reason already
-// starts with "item N: " for edges that only print reasons.
+// ItemError is how AddNotifications rejects a batch because of one item.
+// It is core.ItemError itself (an alias, so that the edges match one type
+// whichever layer refused the item): Index (from 0) is what the HTTP
+// error body reports as "index"; Err's Reason starts with "item N: " for
+// edges that only print reasons. It unwraps to the *core.Error, so
+// core.ErrnoOf and core.ReasonOf see through it:
 //
-// It unwraps to Err, so core.ErrnoOf, core.ReasonOf and
-// errors.As(err, new(*core.Error)) see through it:
-//
-//	var ie *sqlite.ItemError
+//	var ie *core.ItemError // or *sqlite.ItemError, the same type
 //	if errors.As(err, &ie) { body.Index = &ie.Index }
-type ItemError struct {
-	Index int
-	Err   *core.Error
-}
-
-func (e *ItemError) Error() string { return e.Err.Error() }
-
-func (e *ItemError) Unwrap() error { return e.Err }
+type ItemError = core.ItemError
 
 // itemError builds the ItemError of item i with errno and a reason that
 // names the item.

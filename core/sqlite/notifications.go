@@ -25,8 +25,8 @@ const (
 // items are checked first (core.CheckNotification), then, inside the
 // write, each PUID must be a grant of app: a PUID of another app is as
 // unknown as one that never was, so apps stay isolated. A bad item fails
-// the whole batch with an *ItemError naming its index (errno 3 for a bad
-// field, 44 for an unknown UID, reason "item N: …").
+// the whole batch with a *core.ItemError naming its index (errno 3 for a
+// bad field, 44 for an unknown UID, reason "item N: …").
 //
 // Each PUID's queue keeps the newest queueSize items (DefaultQueueSize
 // when queueSize <= 0); the oldest are deleted in the same transaction.
@@ -123,7 +123,7 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 		return nil
 	})
 	if err != nil {
-		if _, ok := err.(*ItemError); ok {
+		if _, ok := err.(*core.ItemError); ok {
 			return nil, nil, err
 		}
 		return nil, nil, mapErr(err, fmt.Sprintf("sqlite: add notifications of app %d", app))

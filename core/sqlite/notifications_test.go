@@ -105,7 +105,7 @@ func TestAddNotifications_BadBatchStoresNothing(t *testing.T) {
 			if r := core.ReasonOf(err); !strings.Contains(r, tt.wantIn) {
 				t.Fatalf("reason %q, want it to contain %q", r, tt.wantIn)
 			}
-			var ie *sqlite.ItemError
+			var ie *core.ItemError
 			switch {
 			case tt.wantIndex < 0 && errors.As(err, &ie):
 				t.Fatalf("batch error is an ItemError: %v", err)
