@@ -19,7 +19,6 @@
 //
 // Errors: a missing row is an error for which errors.Is(err,
 // core.ErrNotFound) holds; a duplicate key is core.ErrConflict. A bad item
-// of AddNotifications is a *core.ItemError (alias ItemError) that names its
-// index and unwraps to
-// the *core.Error the edges map to the wire.
+// of AddNotifications is a *core.ItemError (alias ItemError) that names
+// its index and unwraps to the *core.Error the edges map to the wire.
 package sqlite
