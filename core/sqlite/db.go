@@ -22,7 +22,7 @@ import (
 
 var _ core.Store = (*DB)(nil)
 
-// ErrClosed is returned by every method called after Close.
+// ErrClosed is returned by every write called after Close.
 var ErrClosed = errors.New("sqlite: database closed")
 
 // busyTimeout is how long a connection waits for a lock held by another
@@ -33,8 +33,9 @@ const busyTimeout = 5 * time.Second
 // DB is a Presence database: a core.Store on one SQLite file.
 type DB struct {
 	// Now is the clock for the times the store sets itself (created_at of
-	// apps, users and grants; applied_at of migrations). Tests replace it
-	// before the first call; it is time.Now by default.
+	// apps, users and grants; applied_at of migrations). It is read in the
+	// caller's goroutine, never the committer's, so a test may swap it
+	// between calls. Default: time.Now.
 	Now func() time.Time
 
 	path string
@@ -133,7 +134,8 @@ func dsn(path string, extra url.Values) string {
 func (db *DB) Path() string { return db.path }
 
 // Close waits for the writes already handed to the committer, then closes
-// both pools. Later calls fail with ErrClosed.
+// both pools. Later writes fail with ErrClosed (reads with database/sql's
+// "database is closed").
 func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -92,6 +93,21 @@ func TestOpen_CreatesFolderAndMigrates(t *testing.T) {
 	var mode string
 	if err := raw.Get(&mode, `PRAGMA journal_mode`); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
+
+func TestOpen_OddPaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, p := range []string{
+		"data/presence.db", // relative, as in the embedded default
+		filepath.Join(dir, "my data", "100% #1?.db"),
+	} {
+		db := mustOpenPath(t, p)
+		MustApp(t, db, "dev@example.com")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("Open(%q) did not create that file: %v", p, err)
+		}
 	}
 }
 
