@@ -15,6 +15,7 @@ type Options struct {
 	StatusQueueTTL         time.Duration    // apps.status_queue_ttl
 	NotificationDefaultTTL time.Duration    // notifications.default_ttl
 	NotificationQueueSize  int              // notifications.queue_size
+	NotificationsPerMinute int              // limits.notifications_per_minute, per app
 	Keys                   *Keyring         // seals API keys; required to activate apps
 	Now                    func() time.Time // nil: time.Now
 	Logger                 *slog.Logger     // nil: slog.Default()
@@ -35,6 +36,8 @@ type Router struct {
 	apps  [shardCount]appShard
 
 	cache appCache
+
+	notifyLimits sync.Map // AppID → *RateLimiter, one bucket per app for every edge
 
 	shuttingDown atomic.Bool
 }
@@ -67,6 +70,9 @@ func NewRouter(store Store, opts Options) *Router {
 	}
 	if opts.NotificationQueueSize <= 0 {
 		opts.NotificationQueueSize = 100
+	}
+	if opts.NotificationsPerMinute <= 0 {
+		opts.NotificationsPerMinute = 6000
 	}
 	r := &Router{store: store, opts: opts, log: opts.Logger, Metrics: NewMetrics()}
 	for i := range r.users {
@@ -274,4 +280,15 @@ func (r *Router) Stats() Stats {
 		sh.mu.Unlock()
 	}
 	return st
+}
+
+// NotifyLimiter is the app's notification bucket
+// (limits.notifications_per_minute), shared by the HTTP endpoint and the
+// XMPP listener so that an app cannot double its rate by using both.
+func (r *Router) NotifyLimiter(id AppID) *RateLimiter {
+	if l, ok := r.notifyLimits.Load(id); ok {
+		return l.(*RateLimiter)
+	}
+	l, _ := r.notifyLimits.LoadOrStore(id, NewRateLimiter(r.opts.NotificationsPerMinute, r.opts.Now()))
+	return l.(*RateLimiter)
 }

@@ -44,7 +44,7 @@ func newHarness(t *testing.T, tweak func(*presence.Config)) *harness {
 	keys, _ := core.NewKeyring(make([]byte, 32))
 	r := core.NewRouter(db, core.Options{
 		DisconnectGrace: cfg.Device.DisconnectGrace.Duration, StatusQueueTTL: cfg.Apps.StatusQueueTTL.Duration,
-		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration, NotificationQueueSize: cfg.Notifications.QueueSize, Keys: keys,
+		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration, NotificationQueueSize: cfg.Notifications.QueueSize, NotificationsPerMinute: cfg.Limits.NotificationsPerMinute, Keys: keys,
 	})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)

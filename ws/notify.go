@@ -56,7 +56,7 @@ func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
 		s.notifyFailed(w, err)
 		return
 	}
-	if ok, wait := s.appLimiter(id).Allow(time.Now(), len(items)); !ok {
+	if ok, wait := s.router.NotifyLimiter(id).Allow(time.Now(), len(items)); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		s.router.Metrics.CountError(core.ErrnoRateLimited)
@@ -163,12 +163,4 @@ func notifyError(w http.ResponseWriter, status int, errno core.Errno, reason str
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
-}
-
-func (s *Server) appLimiter(id core.AppID) *core.RateLimiter {
-	if l, ok := s.appLimits.Load(id); ok {
-		return l.(*core.RateLimiter)
-	}
-	l, _ := s.appLimits.LoadOrStore(id, core.NewRateLimiter(s.cfg.Limits.NotificationsPerMinute, time.Now()))
-	return l.(*core.RateLimiter)
 }

@@ -29,8 +29,6 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 
-	appLimits sync.Map // core.AppID → *core.RateLimiter (notifications_per_minute)
-
 	conns sync.WaitGroup // live connections, for Shutdown
 }
 

@@ -42,6 +42,7 @@ func openBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 		StatusQueueTTL:         cfg.Apps.StatusQueueTTL.Duration,
 		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration,
 		NotificationQueueSize:  cfg.Notifications.QueueSize,
+		NotificationsPerMinute: cfg.Limits.NotificationsPerMinute,
 		Keys:                   keys,
 		Logger:                 log,
 	})

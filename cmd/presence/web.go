@@ -1,10 +1,15 @@
 package main
 
 import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/presence-service/presence/admin"
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/xmpp"
 )
 
 // registerWeb adds the web pages: sign-in, grants, /myapps, /me, /admin.
@@ -23,5 +28,32 @@ func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier
 	return nil
 }
 
-// startXMPP starts the XEP-0114 listener when xmpp.listen is set.
-func startXMPP(s *server, tlsConfig any) error { return nil }
+// startXMPP starts the XEP-0114 listener when xmpp.listen is set; it
+// speaks TLS from the first byte when the server has a certificate.
+func startXMPP(s *server, tlsConfig *tls.Config) error {
+	if s.cfg.XMPP.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.XMPP.Listen)
+	if err != nil {
+		return fmt.Errorf("xmpp.listen: %w", err)
+	}
+	s.XMPPAddr = ln.Addr().String()
+	r := s.backend.router
+	x := xmpp.NewServer(xmpp.Config{
+		Router:                 r,
+		Domain:                 s.cfg.XMPP.Domain,
+		TLS:                    tlsConfig,
+		Logger:                 s.log.With("listener", "xmpp"),
+		NotificationsPerMinute: s.cfg.Limits.NotificationsPerMinute,
+		Limiter:                r.NotifyLimiter,
+	})
+	s.extras = append(s.extras, x)
+	go func() {
+		err := x.Serve(&limitListener{Listener: ln, log: s.log, what: "XMPP", metrics: r.Metrics})
+		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, xmpp.ErrServerClosed) {
+			s.served <- err
+		}
+	}()
+	return nil
+}
