@@ -147,6 +147,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	}
 }
 
+// maxFormBytes bounds a form post (a description is at most 2000
+// characters).
+const maxFormBytes = 64 << 10
+
 // secured sets the security headers every page carries. No form-action
 // directive: Chrome applies it to the redirect that follows a form post,
 // and the grant form must redirect to the app's domain.
@@ -158,6 +162,11 @@ func (s *Server) secured(h http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
+		if r.Method == http.MethodPost {
+			// Forms here are small; a huge body is refused while parsing
+			// (and then fails the CSRF check).
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		}
 		h.ServeHTTP(w, r)
 	})
 }
