@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine. It installs the real peers the
+# tests drive (Debian's python3-slixmpp and chromium, npm's @xmpp/component
+# and playwright-core), checks formatting and vet, runs every Go test with
+# the race detector (interop and browser tests included: with
+# PRESENCE_INTEROP=1 and PRESENCE_BROWSER=1 a missing peer fails, never
+# skips), then gives each fuzz target a short run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing test peers"
+if [ "$(id -u)" = 0 ] && { [ ! -x /usr/bin/chromium ] || ! /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; }; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends chromium python3-slixmpp >/dev/null
+fi
+xmpp/interop/install.sh
+admin/browsertest/install.sh
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "go test -race (interop and browser tests on)"
+PRESENCE_INTEROP=1 PRESENCE_BROWSER=1 go test -race -count=1 -timeout 30m ./...
+
+step "fuzzing each parser briefly"
+fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" "$1"; }
+go list -f '{{.ImportPath}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}' ./... | while read -r pkg files; do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for f in $files; do
+		grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir/$f" | sed 's/^func //'
+	done | sort -u | while read -r target; do
+		[ -n "$target" ] && fuzz "$pkg" "$target"
+	done
+done
+echo
+echo "all tests passed"
