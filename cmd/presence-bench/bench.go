@@ -136,7 +136,7 @@ func (b *bench) status(ctx context.Context) error {
 	o := b.o
 	closed := map[string]statusResult{}
 	for _, t := range b.targets() {
-		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, dur: o.dur, warm: o.warm}, b.prog)
+		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, inflight: o.inflight, dur: o.dur, warm: o.warm}, b.prog)
 		if err != nil {
 			return fmt.Errorf("%s closed loop: %w", t.name, err)
 		}
@@ -146,14 +146,16 @@ func (b *bench) status(ctx context.Context) error {
 		b.logStatus(r)
 	}
 	p, r := pair(closed, func(s statusResult) float64 { return s.DeliveredPerSec })
-	max := newRow("status", fmt.Sprintf("max delivered/s (closed loop, %d dev → %d apps)", o.statusDevs, o.apps), "", p, r)
+	max := newRow("status", fmt.Sprintf("max delivered/s (closed loop, %d in flight, %d dev → %d apps)", o.inflight, o.statusDevs, o.apps), "", p, r)
 	if max.Ratio != nil {
 		max = max.atLeast(*max.Ratio, 0.5, "ratio ≥ 0.50")
 	}
 	pu, ru := pair(closed, func(s statusResult) float64 { return s.UpdatesPerSec })
 	rows := []row{max, newRow("status", "max device updates/s (closed loop)", "", pu, ru)}
-	pu, ru = pair(closed, func(s statusResult) float64 { return s.CPUPerUpdate })
-	rows = append(rows, newRow("status", fmt.Sprintf("server CPU per update (→ %d apps)", o.apps), "µs", pu, ru))
+	pc, rc := pair(closed, func(s statusResult) float64 { return s.deliveredShare() })
+	rows = append(rows, newRow("status", "delivered ÷ (sent × apps), closed loop", "", pc, rc))
+	pc, rc = pair(closed, func(s statusResult) float64 { return s.CPUPerUpdate })
+	rows = append(rows, newRow("status", fmt.Sprintf("server CPU per update (→ %d apps)", o.apps), "µs", pc, rc))
 
 	rate := o.rate
 	if rate == 0 { // half of what the ceiling sustained
@@ -176,6 +178,8 @@ func (b *bench) status(ctx context.Context) error {
 	label := fmt.Sprintf("at %s updates/s open loop", formatNum(rate))
 	p, r = pair(open, func(s statusResult) float64 { return s.DeliveredPerSec })
 	rows = append(rows, newRow("status", "delivered/s "+label, "", p, r))
+	p, r = pair(open, func(s statusResult) float64 { return s.deliveredShare() })
+	rows = append(rows, newRow("status", "delivered ÷ (sent × apps) "+label, "", p, r))
 	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P50 })
 	rows = append(rows, newRow("status", "latency p50 "+label, "ms", p, r))
 	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P99 })

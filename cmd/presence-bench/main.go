@@ -49,6 +49,7 @@ type options struct {
 	settle   time.Duration
 
 	statusDevs int
+	inflight   int
 	rate       float64
 
 	clients, batchClients int
@@ -85,19 +86,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.dur, "duration", 10*time.Second, "measured window of each run")
 	fs.DurationVar(&o.warm, "warmup", 2*time.Second, "unmeasured start of each run")
 	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address (few keep connect() fast)")
-	fs.IntVar(&o.users, "users", 256, "users to provision (assertion + a grant per app each)")
+	fs.IntVar(&o.users, "users", 2000, "users to provision (assertion + a grant per app each); status devices are distinct users")
 	fs.IntVar(&o.apps, "apps", 2, "K: apps receiving status updates over WebSocket")
 	fs.IntVar(&o.connN, "devices", 19000, "connect: devices to connect and hold")
 	fs.IntVar(&o.connConc, "conc", 64, "connect: dials at once")
 	fs.StringVar(&o.checkpts, "checkpoints", "5000,10000,19000", "connect: held counts at which server memory is read")
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "connect: hold all devices this long, then check they are still there")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "connect: pause before each memory reading")
-	fs.IntVar(&o.statusDevs, "status-devices", 128, "status: devices sending updates (closed loop: one in flight each)")
+	fs.IntVar(&o.statusDevs, "status-devices", 2000,
+		"status: devices sending updates. Many, so that each PUID changes a few times a second\n"+
+			"as real ones do: Presence coalesces a PUID's pending updates (newest wins), which a fleet of 100 would trigger")
+	fs.IntVar(&o.inflight, "inflight", 128, "status: closed-loop senders, each with one update in flight, cycling over its share of devices")
 	fs.Float64Var(&o.rate, "rate", 0, "status: open-loop total updates/s (0 = half the relay's closed-loop rate)")
 	fs.IntVar(&o.clients, "clients", 64, "notify: concurrent clients for single-item POSTs")
 	fs.IntVar(&o.batchClients, "batch-clients", 16, "notify: concurrent clients for batch-100 POSTs")
 	fs.IntVar(&o.mixedIdle, "mixed-idle", 5000, "mixed: idle devices held during the run")
-	fs.IntVar(&o.mixedDevs, "mixed-devices", 64, "mixed: devices sending status")
+	fs.IntVar(&o.mixedDevs, "mixed-devices", 1000, "mixed: devices sending status")
 	fs.Float64Var(&o.mixedRate, "mixed-rate", 5000, "mixed: status updates/s")
 	fs.IntVar(&o.mixedClients, "mixed-clients", 8, "mixed: single-item notification clients")
 	fs.DurationVar(&o.slowFor, "slow-for", 30*time.Second, "slowapp: how long the slow app reads nothing")

@@ -13,6 +13,7 @@ import (
 // statusOpts shapes one status run.
 type statusOpts struct {
 	devices    int
+	inflight   int     // closed loop: updates in flight at once (each sender cycles over its share of devices)
 	rate       float64 // total updates/s; 0 runs closed-loop (next update on each answer)
 	dur, warm  time.Duration
 	drain      time.Duration // how long apps keep reading after the last send
@@ -168,11 +169,19 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	if o.rate > 0 {
 		openLoop(devs, o.rate, &warmStart, &end, o.drain, &sent, &acked, &errs, &wg)
 	} else {
-		for _, d := range devs {
+		senders := min(max(o.inflight, 1), len(devs))
+		if o.inflight == 0 {
+			senders = len(devs)
+		}
+		for w := range senders {
+			var mine []*device
+			for i := w; i < len(devs); i += senders {
+				mine = append(mine, devs[i])
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				closedLoop(d, &warmStart, &end, &sent, &acked, &errs)
+				closedLoop(mine, &warmStart, &end, &sent, &acked, &errs)
 			}()
 		}
 	}
@@ -212,6 +221,16 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	return res, nil
 }
 
+// deliveredShare is the part of the updates sent that reached every app.
+// Below 1 without errors, the rest was coalesced: a PUID's pending update
+// replaced by a newer one before the app channel took it (PROTOCOL §3).
+func (r statusResult) deliveredShare() float64 {
+	if r.Sent == 0 || r.Apps == 0 {
+		return -1
+	}
+	return float64(r.Delivered) / float64(r.Sent*int64(r.Apps))
+}
+
 // readApp reads an app channel until the drain after the window ends and
 // calls fn(stamp, arrival) for each update sent inside the window.
 func readApp(c *websocket.Conn, warmStart, end *atomic.Int64, drain time.Duration, fn func(stamp, at int64)) {
@@ -231,17 +250,20 @@ func readApp(c *websocket.Conn, warmStart, end *atomic.Int64, drain time.Duratio
 	}
 }
 
-// closedLoop sends the next update as soon as the previous one is answered:
-// with enough devices it finds the rate the server sustains.
-func closedLoop(d *device, warmStart, end *atomic.Int64, sent, acked *atomic.Int64, errs *errCounts) {
+// closedLoop sends the next update as soon as the previous one is answered,
+// cycling over its devices: with enough senders it finds the rate the server
+// sustains, and with many devices per sender each PUID changes only a few
+// times a second, as real ones do.
+func closedLoop(devs []*device, warmStart, end *atomic.Int64, sent, acked *atomic.Int64, errs *errCounts) {
 	buf := make([]byte, 0, 160)
 	lo, hi := warmStart.Load(), end.Load()
 	for seq := int64(0); ; seq++ {
+		d := devs[seq%int64(len(devs))]
 		stamp := now()
 		if stamp >= hi {
 			return
 		}
-		buf = appendStatus(buf[:0], d.session, seq, stamp)
+		buf = appendStatus(buf[:0], d.session, seq/int64(len(devs)), stamp)
 		d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := d.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
 			errs.addErr(err)
