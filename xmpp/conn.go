@@ -44,6 +44,7 @@ type conn struct {
 	closing chan struct{}      // closed by Close
 	once    sync.Once          // guards: closing, errno
 	errno   core.Errno         // why Close was called; read after <-closing
+	endOnce sync.Once          // the stream error is written once
 }
 
 const (
@@ -129,6 +130,7 @@ func (c *conn) run() {
 	c.raw.SetReadDeadline(time.Time{})
 	c.mu.Unlock()
 	c.session = s
+	c.g.onViolation = c.endStream
 	log := c.log.With("app", int64(c.app))
 
 	detach, err := c.srv.cfg.Router.AttachApp(context.Background(), c.app, c, core.AttachOptions{Initial: true})
@@ -138,7 +140,6 @@ func (c *conn) run() {
 		c.linger()
 		return
 	}
-	defer detach()
 	log.Info("component connected")
 
 	go c.writeLoop()
@@ -147,6 +148,10 @@ func (c *conn) run() {
 	close(c.done)
 	<-c.wdone
 	<-c.ndone
+	// Let the app go before the linger: a component that reconnects at
+	// once must not meet its own ghost (conflict).
+	detach()
+	c.srv.release(c)
 	var se stream.Error
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
@@ -167,15 +172,27 @@ func (c *conn) linger() {
 	io.Copy(io.Discard, io.LimitReader(c.sock, 1<<20))
 }
 
-// endStream writes a stream error and our </stream:stream>, then bounds
-// the wait for the peer's. Only the writer calls it once Serve runs.
+// endStream writes a stream error and our </stream:stream> (once), then
+// bounds the wait for the peer's.
+//
+// Stream errors never go through mellium's Serve: v0.22.0 encodes the
+// error into its buffered encoder, then writes </stream:stream> straight
+// to the socket without flushing, so the peer gets the end of the stream
+// and never the error. Once the output is closed here, Serve writes
+// nothing more. The caller must not hold the session's output lock:
+// handlers read their whole stanza before they write (see handler).
 func (c *conn) endStream(e stream.Error) {
-	w := c.session.TokenWriter()
-	e.WriteXML(w)
-	w.Close()
-	c.session.Close()
-	c.raw.SetReadDeadline(time.Now().Add(closeWait))
+	c.endOnce.Do(func() {
+		w := c.session.TokenWriter()
+		e.WriteXML(w)
+		w.Close()
+		c.session.Close()
+		c.raw.SetReadDeadline(time.Now().Add(closeWait))
+	})
 }
+
+// ended reports whether our output stream is closed.
+func (c *conn) ended() bool { return c.session.State()&xmpp.OutputStreamClosed != 0 }
 
 // closeError is the stream error that tells a component why Presence
 // ends its stream.

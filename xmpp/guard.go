@@ -39,6 +39,11 @@ type guardConn struct {
 	r            *bufio.Reader
 	scan         scanner
 	writeTimeout time.Duration
+
+	// onViolation, once the session is up, writes the stream error
+	// before the decoder sees it (see conn.endStream for why mellium
+	// must not be the one to write it).
+	onViolation func(stream.Error)
 }
 
 func newGuardConn(c net.Conn, maxItem int, writeTimeout time.Duration) *guardConn {
@@ -57,6 +62,9 @@ func (g *guardConn) ReadByte() (byte, error) {
 		}
 		pass, err := g.scan.step(b)
 		if err != nil {
+			if g.onViolation != nil {
+				g.onViolation(g.scan.err.(stream.Error))
+			}
 			return 0, err
 		}
 		if pass {

@@ -237,3 +237,27 @@ func TestDeactivateAndRotate_EndTheStream(t *testing.T) {
 		t.Fatalf("old key after rotation: got %v, want not-authorized", err)
 	}
 }
+
+// rawConnect does the handshake by hand and returns the socket, for
+// tests that need a component that misbehaves below XML.
+func rawConnect(t *testing.T, addr, component, key string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(nc, "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='%s'>", component)
+	br := bufio.NewReader(nc)
+	head := readUntil(t, br, ">", 2)
+	m := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(head)
+	if m == nil {
+		t.Fatalf("no stream id in %q", head)
+	}
+	fmt.Fprintf(nc, "<handshake>%x</handshake>", sha1.Sum([]byte(m[1]+key)))
+	if ack := readUntil(t, br, ">", 1); ack != "<handshake/>" {
+		t.Fatalf("got %q, want <handshake/>", ack)
+	}
+	nc.SetDeadline(time.Time{})
+	return nc
+}

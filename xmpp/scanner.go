@@ -41,7 +41,7 @@ type scanner struct {
 	ref   [10]byte // the name of the reference being read
 	nref  int
 
-	err error // sticky
+	err error // sticky; a stream.Error
 }
 
 const cdataOpen = "[CDATA["

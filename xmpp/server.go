@@ -171,13 +171,20 @@ func (s *Server) newConn(nc net.Conn) *conn {
 
 // forget removes an ended connection.
 func (s *Server) forget(c *conn) {
+	s.release(c)
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// release frees c's app for another connection.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
 	if s.byApp[c.app] == c {
 		delete(s.byApp, c.app)
 	}
 	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // claim makes c the connection of app. It fails when another connection

@@ -2,7 +2,9 @@ package xmpp
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -17,25 +19,47 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-// handler checks the addresses of every stanza, then routes it: iq
-// through a mux (ping, and service-unavailable for the rest); message and
-// presence directly, because mux calls a message or presence handler
+// handler reads each stanza whole, checks its addresses, then routes it:
+// iq through a mux (ping, and service-unavailable for the rest); message
+// and presence directly, because mux calls a message or presence handler
 // once per payload child, and Presence reads each such stanza whole,
 // once. Stanzas are matched by local name, so a component that writes
 // them in jabber:client (some do) is served too.
+//
+// Reading the whole stanza first (at most MaxStanzaBytes, the guard saw
+// to it) means every read error, a policy violation included, comes
+// before the handler holds the output lock; so the stream error can be
+// written then (endStream), and no handler ever reads after it wrote.
 func (c *conn) handler() xmpp.Handler {
 	iqs := mux.New(NSAccept,
 		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsPing, Local: "ping"}, c.handlePing),
 		mux.IQFunc(stanza.GetIQ, xml.Name{}, c.handleOtherIQ),
 		mux.IQFunc(stanza.SetIQ, xml.Name{}, c.handleOtherIQ),
 	)
-	return xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		toks, err := readAll(r)
+		if err != nil {
+			var se stream.Error
+			var syn *xml.SyntaxError
+			switch {
+			case errors.As(err, &se):
+			case errors.As(err, &syn):
+				se = withText(stream.NotWellFormed, syn.Msg)
+			default:
+				return err // the socket: nobody to tell
+			}
+			return c.fatal(se)
+		}
 		if !stanza.Is(start.Name, "") {
-			return withText(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is not a stanza", start.Name.Local))
+			return c.fatal(withText(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is not a stanza", start.Name.Local)))
 		}
 		if _, _, err := c.addresses(start); err != nil {
-			return err
+			return c.fatal(err.(stream.Error))
 		}
+		t := struct {
+			xml.TokenReader
+			xmlstream.Encoder
+		}{&replay{toks: toks}, r}
 		switch start.Name.Local {
 		case "message":
 			return c.handleMessage(t, start)
@@ -211,4 +235,41 @@ func (c *conn) replyAddrs(from, to jid.JID) (replyTo, target string) {
 // must see start itself, or it refuses the matching end element.
 func decodeStanza(t xml.TokenReader, start *xml.StartElement, v any) error {
 	return xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), t)).Decode(v)
+}
+
+// fatal ends the stream with e and returns it, for Serve to stop.
+func (c *conn) fatal(e stream.Error) error {
+	c.endStream(e)
+	return e
+}
+
+// readAll reads the rest of a stanza (up to and with its end element).
+func readAll(r xml.TokenReader) ([]xml.Token, error) {
+	var toks []xml.Token
+	for {
+		tok, err := r.Token()
+		if tok != nil {
+			toks = append(toks, xml.CopyToken(tok))
+		}
+		if err == io.EOF {
+			return toks, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// replay gives back tokens read before.
+type replay struct {
+	toks []xml.Token
+}
+
+func (r *replay) Token() (xml.Token, error) {
+	if len(r.toks) == 0 {
+		return nil, io.EOF
+	}
+	tok := r.toks[0]
+	r.toks = r.toks[1:]
+	return tok, nil
 }

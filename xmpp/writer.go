@@ -125,6 +125,9 @@ func (c *conn) finish() {
 // fail gives up on a peer that does not read (the write deadline passed)
 // or is gone: closing the socket ends Serve too.
 func (c *conn) fail(err error) {
+	if c.ended() {
+		return // the stream was ended on purpose; Serve is on its way out
+	}
 	c.log.Info("component write failed; closing", "app", int64(c.app), "err", err)
 	c.srv.cfg.Router.Metrics.SlowConsumerDrops.Add(1)
 	c.raw.Close()
