@@ -2,6 +2,7 @@ package ws
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -44,6 +45,15 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if fast, ok := decodeFast(data); ok {
+			slow, err := decodeSlow(data)
+			if err != nil {
+				t.Fatalf("%q: fast path accepted what encoding/json refuses: %v", data, err)
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: fast %+v, slow %+v", data, fast, slow)
+			}
+		}
 		_, err := decodeRequest(data)
 		if err == nil {
 			return

@@ -37,6 +37,14 @@ type wireRequest struct {
 // decodeRequest parses a device frame: errno 1 when it is not a JSON
 // object, 3 naming the field that has the wrong type, 2 without a type.
 func decodeRequest(data []byte) (*request, error) {
+	if r, ok := decodeFast(data); ok {
+		return r, nil
+	}
+	return decodeSlow(data)
+}
+
+// decodeSlow is the encoding/json path: every frame decodeFast declines.
+func decodeSlow(data []byte) (*request, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(data) {
 		return nil, &core.Error{Errno: core.ErrnoNotObject}

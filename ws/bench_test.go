@@ -1,0 +1,55 @@
+package ws
+
+import (
+	"testing"
+	"time"
+
+	"github.com/presence-service/presence/core"
+)
+
+// BenchmarkDecodeStatus measures parsing a device's status frame, the
+// most frequent request.
+func BenchmarkDecodeStatus(b *testing.B) {
+	frame := []byte(`{"type":"status","session_id":"2f1c7a4e-8a53-4c61-9f0e-6b2d5e7f9a10","status":"online","message":"In a meeting"}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := decodeRequest(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeUpdates measures encoding an app's status array of 16
+// updates, as the app channel's writer does.
+func BenchmarkEncodeUpdates(b *testing.B) {
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	updates := make([]core.StatusUpdate, 16)
+	for i := range updates {
+		updates[i] = core.StatusUpdate{PUID: core.NewPUID(), Status: core.Online, Message: "In a \"meeting\"", At: at}
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = append(buf[:0], '[')
+		for i, u := range updates {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendUpdate(buf, u)
+		}
+		buf = append(buf, ']')
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkEncodeNotification measures a notification frame for a device.
+func BenchmarkEncodeNotification(b *testing.B) {
+	n := core.Notification{ID: core.NewNotificationID(), AppID: 421, PUID: core.NewPUID(), Message: "Fred mentioned you in #beer",
+		Action: "https://beerchat.example/r/beer", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Minute)}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendNotification(buf[:0], n)
+	}
+}

@@ -1,0 +1,190 @@
+package ws
+
+import (
+	"strconv"
+
+	"github.com/presence-service/presence/core"
+)
+
+// decodeFast parses the frames devices send all the time (flat objects of
+// plain strings and integer arrays) without reflection. It gives up (ok
+// false) on anything else: escapes, unknown keys, odd spacing inside
+// values, duplicate keys; decodeRequest then takes the encoding/json path,
+// which also words the errors. The fuzz test holds the two paths equal.
+func decodeFast(data []byte) (r *request, ok bool) {
+	p := fastParser{b: data}
+	p.space()
+	if !p.eat('{') {
+		return nil, false
+	}
+	r = &request{}
+	var seen uint16
+	p.space()
+	if p.eat('}') {
+		return nil, false // no type: let the slow path word it
+	}
+	for {
+		p.space()
+		key, ok := p.plainString()
+		if !ok {
+			return nil, false
+		}
+		p.space()
+		if !p.eat(':') {
+			return nil, false
+		}
+		p.space()
+		var bit uint16
+		switch key {
+		case "type":
+			bit = 1
+			r.Type, ok = p.plainString()
+		case "session_id":
+			bit = 2
+			r.SessionID, ok = p.plainString()
+		case "assertion":
+			bit = 4
+			r.Assertion, ok = p.plainString()
+		case "device_id":
+			bit = 8
+			var s string
+			s, ok = p.plainString()
+			r.DeviceID = &s
+		case "status":
+			bit = 16
+			var s string
+			s, ok = p.plainString()
+			r.Status = &s
+		case "message":
+			bit = 32
+			var s string
+			s, ok = p.plainString()
+			r.Message = &s
+		case "application_ids":
+			bit = 64
+			r.AppIDs, ok = p.intArray()
+			r.HasAppIDs = true
+		case "ids":
+			bit = 128
+			r.IDs, ok = p.stringArray()
+		default:
+			return nil, false
+		}
+		if !ok || seen&bit != 0 {
+			return nil, false
+		}
+		seen |= bit
+		p.space()
+		if p.eat('}') {
+			break
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+	p.space()
+	if p.i != len(p.b) || seen&1 == 0 || len(r.AppIDs) > 1000 {
+		return nil, false
+	}
+	return r, true
+}
+
+type fastParser struct {
+	b []byte
+	i int
+}
+
+func (p *fastParser) space() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *fastParser) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// plainString reads a string with no escapes, no control characters and
+// only ASCII (anything else is the slow path's, which checks UTF-8).
+func (p *fastParser) plainString() (string, bool) {
+	if !p.eat('"') {
+		return "", false
+	}
+	start := p.i
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		if c == '"' {
+			s := string(p.b[start:p.i])
+			p.i++
+			return s, true
+		}
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+		p.i++
+	}
+	return "", false
+}
+
+func (p *fastParser) intArray() ([]core.AppID, bool) {
+	if !p.eat('[') {
+		return nil, false
+	}
+	out := []core.AppID{}
+	p.space()
+	if p.eat(']') {
+		return out, true
+	}
+	for {
+		p.space()
+		start := p.i
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+		}
+		if p.i == start || (p.b[start] == '0' && p.i-start > 1) {
+			return nil, false
+		}
+		n, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, core.AppID(n))
+		p.space()
+		if p.eat(']') {
+			return out, true
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+}
+
+func (p *fastParser) stringArray() ([]string, bool) {
+	if !p.eat('[') {
+		return nil, false
+	}
+	var out []string
+	p.space()
+	if p.eat(']') {
+		return []string{}, true
+	}
+	for {
+		p.space()
+		s, ok := p.plainString()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		p.space()
+		if p.eat(']') {
+			return out, true
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+	}
+}
