@@ -25,7 +25,7 @@ func decodeFast(data []byte) (r *request, ok bool) {
 	}
 	for {
 		p.space()
-		key, ok := p.plainString()
+		key, ok := p.plainBytes()
 		if !ok {
 			return nil, false
 		}
@@ -35,7 +35,7 @@ func decodeFast(data []byte) (r *request, ok bool) {
 		}
 		p.space()
 		var bit uint16
-		switch key {
+		switch string(key) { // compiled without allocating
 		case "type":
 			bit = 1
 			r.Type, ok = p.plainString()
@@ -111,23 +111,27 @@ func (p *fastParser) eat(c byte) bool {
 // plainString reads a string with no escapes, no control characters and
 // only ASCII (anything else is the slow path's, which checks UTF-8).
 func (p *fastParser) plainString() (string, bool) {
+	b, ok := p.plainBytes()
+	return string(b), ok
+}
+
+func (p *fastParser) plainBytes() ([]byte, bool) {
 	if !p.eat('"') {
-		return "", false
+		return nil, false
 	}
 	start := p.i
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		if c == '"' {
-			s := string(p.b[start:p.i])
 			p.i++
-			return s, true
+			return p.b[start : p.i-1], true
 		}
 		if c == '\\' || c < 0x20 || c >= 0x80 {
-			return "", false
+			return nil, false
 		}
 		p.i++
 	}
-	return "", false
+	return nil, false
 }
 
 func (p *fastParser) intArray() ([]core.AppID, bool) {
