@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // bench holds the targets of one run and turns scenario results into report
@@ -17,6 +18,19 @@ type bench struct {
 	pres, rel    *target // nil when -only leaves one out
 	server, rchd *child
 	stopOnce     sync.Once
+	runs         int // runs started, to pause between them
+}
+
+// pause waits -between before every run but the first: the previous run's
+// devices are still being disconnected on the server.
+func (b *bench) pause(ctx context.Context) {
+	if b.runs++; b.runs == 1 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(b.o.between):
+	}
 }
 
 func (b *bench) stopChildren() {
@@ -91,6 +105,7 @@ func (b *bench) connect(ctx context.Context) {
 	o := b.o
 	res := map[string]connectResult{}
 	for _, t := range b.targets() {
+		b.pause(ctx)
 		r := runConnect(ctx, t, connectOpts{n: o.connN, conc: o.connConc, checkpoints: parseInts(o.checkpts),
 			hold: o.hold, settle: o.settle, fdLimit: b.fdLimit}, b.prog)
 		res[t.name] = r
@@ -136,6 +151,7 @@ func (b *bench) status(ctx context.Context) error {
 	o := b.o
 	closed := map[string]statusResult{}
 	for _, t := range b.targets() {
+		b.pause(ctx)
 		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, inflight: o.inflight, dur: o.dur, warm: o.warm}, b.prog)
 		if err != nil {
 			return fmt.Errorf("%s closed loop: %w", t.name, err)
@@ -166,6 +182,7 @@ func (b *bench) status(ctx context.Context) error {
 	}
 	open := map[string]statusResult{}
 	for _, t := range b.targets() {
+		b.pause(ctx)
 		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm}, b.prog)
 		if err != nil {
 			return fmt.Errorf("%s open loop: %w", t.name, err)
@@ -215,6 +232,7 @@ func (b *bench) notify(ctx context.Context) error {
 	for _, s := range specs {
 		res := map[string]notifyResult{}
 		for _, t := range b.targets() {
+			b.pause(ctx)
 			r, err := runNotify(ctx, t, notifyOpts{clients: s.clients, batch: s.batch, dur: o.dur, warm: o.warm}, b.prog)
 			if err != nil {
 				return fmt.Errorf("%s notify: %w", t.name, err)

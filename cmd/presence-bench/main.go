@@ -38,6 +38,7 @@ type options struct {
 	cpuProfile string
 	maxTime    time.Duration
 	dur, warm  time.Duration
+	between    time.Duration
 	perIP      int
 	users      int
 	apps       int
@@ -85,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.maxTime, "max-time", 30*time.Minute, "watchdog: the tool stops whatever happens after this")
 	fs.DurationVar(&o.dur, "duration", 10*time.Second, "measured window of each run")
 	fs.DurationVar(&o.warm, "warmup", 2*time.Second, "unmeasured start of each run")
+	fs.DurationVar(&o.between, "between", 3*time.Second, "pause between runs, so one run's disconnects do not land in the next")
 	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address (few keep connect() fast)")
 	fs.IntVar(&o.users, "users", 2000, "users to provision (assertion + a grant per app each); status devices are distinct users")
 	fs.IntVar(&o.apps, "apps", 2, "K: apps receiving status updates over WebSocket")

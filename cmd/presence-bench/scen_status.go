@@ -41,6 +41,7 @@ type statusResult struct {
 	Errors          map[string]int64 `json:"errors"`
 	CPUPerUpdate    float64          `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
 	ServerBefore    procSample       `json:"server_before"`
+	ServerMid       procSample       `json:"server_mid"` // halfway through the window
 	ServerAfter     procSample       `json:"server_after"`
 }
 
@@ -157,6 +158,9 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	var cpuLo float64
 	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo = readCPU(t.pid) })
 	defer cpuTimer.Stop()
+	midDone := make(chan struct{})
+	midTimer := time.AfterFunc(o.warm+o.dur/2, func() { res.ServerMid = t.sample(); close(midDone) })
+	defer midTimer.Stop()
 
 	var sent, acked atomic.Int64
 	var lastSent, lastDel int64
@@ -194,6 +198,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	}
 	res.ServerAfter = t.sample()
 	cpuTimer.Stop()
+	<-midDone // fired long ago: the window is over
 	cpuUsed := res.ServerAfter.CPU - cpuLo
 	cancel()
 	for _, d := range devs {
