@@ -70,7 +70,7 @@ func TestBrowser(t *testing.T) {
 			http.NotFound(w, r)
 		case "/back":
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprint(w, `<!doctype html><title>Beer chat</title><h1>Back on Beer chat</h1>`)
+			fmt.Fprint(w, `<!doctype html><title>Beer chat</title><link rel="icon" href="data:,"><h1>Back on Beer chat</h1>`)
 		default:
 			http.NotFound(w, r)
 		}

@@ -49,7 +49,12 @@ async function browser(viewport) {
   const page = ctx.pages()[0] || await ctx.newPage();
   const problems = [];
   // A CSP violation or a script error is a failure, not noise.
-  page.on('console', m => { if (m.type() === 'error') problems.push(m.text()); });
+  // Only our pages count: the app's own site (where the grant returns)
+  // is not under test.
+  page.on('console', m => {
+    const where = (m.location() && m.location().url) || page.url();
+    if (m.type() === 'error' && where.startsWith(base)) problems.push(`${m.text()} (${where})`);
+  });
   page.on('pageerror', e => problems.push(String(e)));
   return { ctx, page, problems };
 }
