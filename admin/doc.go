@@ -86,5 +86,16 @@
 // frame-ancestors 'none'; no form-action, which Chrome would apply to the
 // grant form's redirect to the app), X-Frame-Options DENY,
 // X-Content-Type-Options nosniff, Referrer-Policy same-origin,
-// Cache-Control no-store.
+// Cache-Control no-store. Form posts are capped at 64 KiB.
+//
+// # Tests
+//
+//	go test -race ./admin/...
+//	sh admin/browsertest/install.sh    # Debian chromium + playwright-core (npm ci)
+//	PRESENCE_BROWSER=1 go test -race -run TestBrowser ./admin/
+//
+// The browser test drives /usr/bin/chromium (PRESENCE_CHROMIUM overrides)
+// headless with a fresh profile per person, and saves screenshots to
+// admin/browsertest/out (PRESENCE_SCREENSHOTS overrides). With
+// PRESENCE_BROWSER=1 a missing chromium or node_modules fails it.
 package admin

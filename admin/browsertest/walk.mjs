@@ -3,7 +3,8 @@
 //   a developer signs in, registers an app, verifies its domain and
 //   activates it (copying the key with the copy button);
 //   a user is sent to the grant page, signs in, allows, lands back on the
-//   app's site with presence_uid, sees the grant on /me and revokes it.
+//   app's site with presence_uid, sees the grant on /me and revokes it;
+//   an admin looks at /admin.
 // Screenshots of every step go to OUT_DIR. It prints one JSON line with
 // what it saw, for the Go test (admin/browser_test.go) to check.
 //
@@ -137,6 +138,17 @@ try {
   await shot(p, 'me-revoked');
   check(user.problems.length === 0, 'no console errors for the user: ' + user.problems.join('; '));
   await user.ctx.close();
+
+  // The operator (admin.emails lists root@example.org in the Go test).
+  const root = await browser({ width: 1100, height: 800 });
+  p = root.page;
+  await p.goto(base + '/admin');
+  await signIn(p, 'root@example.org');
+  check(new URL(p.url()).pathname === '/admin', 'on /admin, got ' + p.url());
+  check((await p.textContent('main')).includes('Beer chat'), '/admin lists the app');
+  await shot(p, 'admin');
+  check(root.problems.length === 0, 'no console errors for the admin: ' + root.problems.join('; '));
+  await root.ctx.close();
 
   result.ok = true;
   result.screenshots = n;
