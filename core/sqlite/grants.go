@@ -10,6 +10,9 @@ import (
 
 // UpsertUser inserts u, or updates the email of the user with u.ID (the
 // identity provider may change a user's email without losing grants).
+// An empty email keeps the stored one: an identity provider may vouch for
+// the subject without saying the email (an unverified address, or one kept
+// only in its profile server), and that must not blank the display name.
 // A zero CreatedAt is set to now.
 func (db *DB) UpsertUser(ctx context.Context, u core.User) error {
 	if u.ID == "" {
@@ -21,7 +24,7 @@ func (db *DB) UpsertUser(ctx context.Context, u core.User) error {
 	}
 	err := db.write(ctx, func(tx *writeTx) error {
 		_, err := tx.Exec(`INSERT INTO users (id, email, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET email = excluded.email`,
+			ON CONFLICT (id) DO UPDATE SET email = COALESCE(NULLIF(excluded.email, ''), users.email)`,
 			u.ID, u.Email, nanos(created))
 		return err
 	})

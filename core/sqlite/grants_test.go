@@ -31,6 +31,22 @@ func TestUsers(t *testing.T) {
 	if !reflect.DeepEqual(u, want) {
 		t.Fatalf("User = %+v, want %+v (email updated, created_at kept)", u, want)
 	}
+
+	// A sign-in that does not say the email keeps the stored one.
+	if err := db.UpsertUser(ctx, core.User{ID: "fxa-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err = db.User(ctx, "fxa-1"); err != nil || !reflect.DeepEqual(u, want) {
+		t.Fatalf("after an upsert without email: User = %+v, %v, want %+v", u, err, want)
+	}
+	// A first sign-in without email still creates the user.
+	if err := db.UpsertUser(ctx, core.User{ID: "fxa-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := db.User(ctx, "fxa-2"); err != nil || u.Email != "" {
+		t.Fatalf("User(fxa-2) = %+v, %v, want no email", u, err)
+	}
+
 	if _, err := db.User(ctx, "nobody"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("User(unknown) = %v, want ErrNotFound", err)
 	}
