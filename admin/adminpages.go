@@ -99,8 +99,7 @@ func (s *Server) adminEnable(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, "/admin")
 		return
 	}
-	app.State = core.AppVerified
-	if err := s.router.Store().UpdateApp(r.Context(), app); err != nil {
+	if _, err := s.router.EnableApp(r.Context(), app.ID); err != nil {
 		s.failErr(w, r, err)
 		return
 	}

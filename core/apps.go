@@ -213,6 +213,18 @@ func (r *Router) DeactivateApp(ctx context.Context, id AppID) (*App, error) {
 	return a, err
 }
 
+// EnableApp puts a disabled app back to verified: its owner activates it
+// again to get a new key (an admin who enables an app never sees a key).
+func (r *Router) EnableApp(ctx context.Context, id AppID) (*App, error) {
+	return r.updateApp(ctx, id, func(a *App) error {
+		if a.State != AppDisabled {
+			return fmt.Errorf("%w: only a disabled app can be enabled", ErrConflict)
+		}
+		a.State = AppVerified
+		return nil
+	})
+}
+
 // DeclareApp makes an [[app]] of presence.toml exist, verified and active
 // with the declared key.
 func (r *Router) DeclareApp(ctx context.Context, d DeclaredAppSpec) error {
