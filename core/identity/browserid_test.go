@@ -15,6 +15,12 @@ import (
 
 const rpAudience = "https://presence.test"
 
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
 // fakeBrowserID answers the verifier protocol according to the assertion.
 // "slow" blocks until the client gives up; its handler reports on entered
 // so tests know the request arrived.

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/rand"
 	"net/url"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/internal/oidctest"
 )
 
 const callback = "https://presence.test/login/callback"
@@ -20,7 +22,7 @@ type signInFlow struct {
 }
 
 func newSignInFlow() signInFlow {
-	return signInFlow{state: randomID(), nonce: randomID(), verifier: oauth2.GenerateVerifier()}
+	return signInFlow{state: rand.Text(), nonce: rand.Text(), verifier: oauth2.GenerateVerifier()}
 }
 
 func (s signInFlow) authURL(cf core.CodeFlow) string {
@@ -28,7 +30,7 @@ func (s signInFlow) authURL(cf core.CodeFlow) string {
 }
 
 func TestCodeFlow(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	o := newTestOIDC(t, f)
 	ctx := context.Background()
 
@@ -42,7 +44,7 @@ func TestCodeFlow(t *testing.T) {
 		t.Fatalf("auth URL misses PKCE, nonce, state or redirect: %s", u)
 	}
 
-	code, state := f.signIn(t, u.String(), "Alice@Example.com")
+	code, state := f.SignIn(t, u.String(), "Alice@Example.com")
 	if state != s.state {
 		t.Fatalf("state %q came back, want %q", state, s.state)
 	}
@@ -50,7 +52,7 @@ func TestCodeFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Subject != subjectOf("Alice@Example.com") || id.Email != "alice@example.com" {
+	if id.Subject != oidctest.SubjectOf("Alice@Example.com") || id.Email != "alice@example.com" {
 		t.Fatalf("identity = %+v", id)
 	}
 
@@ -60,12 +62,12 @@ func TestCodeFlow(t *testing.T) {
 }
 
 func TestCodeFlowRefusals(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	o := newTestOIDC(t, f)
 	ctx := context.Background()
 	signIn := func() (signInFlow, string) {
 		s := newSignInFlow()
-		code, _ := f.signIn(t, s.authURL(o), "bob@example.com")
+		code, _ := f.SignIn(t, s.authURL(o), "bob@example.com")
 		return s, code
 	}
 
@@ -92,7 +94,7 @@ func TestCodeFlowRefusals(t *testing.T) {
 	t.Run("wrong client secret", func(t *testing.T) {
 		bad := newTestOIDC(t, f, func(c *OIDCConfig) { c.ClientSecret = "guess" })
 		s := newSignInFlow()
-		code, _ := f.signIn(t, s.authURL(bad), "bob@example.com")
+		code, _ := f.SignIn(t, s.authURL(bad), "bob@example.com")
 		_, err := bad.Exchange(ctx, code, s.verifier, s.nonce, callback)
 		wantErr(t, err, core.ErrnoInvalidAssertion, "invalid_client")
 	})
@@ -101,16 +103,16 @@ func TestCodeFlowRefusals(t *testing.T) {
 // TestCodeFlowEmailFromUserInfo: Firefox Accounts keeps the email in its
 // profile server, not in the ID token; Exchange asks userinfo for it.
 func TestCodeFlowEmailFromUserInfo(t *testing.T) {
-	f := newFakeIssuer(t)
-	f.setEmailInIDToken(false)
+	f := oidctest.NewIssuer(t)
+	f.SetEmailInIDToken(false)
 	o := newTestOIDC(t, f)
 	s := newSignInFlow()
-	code, _ := f.signIn(t, s.authURL(o), "carol@example.com")
+	code, _ := f.SignIn(t, s.authURL(o), "carol@example.com")
 	id, err := o.Exchange(context.Background(), code, s.verifier, s.nonce, callback)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Subject != subjectOf("carol@example.com") || id.Email != "carol@example.com" {
+	if id.Subject != oidctest.SubjectOf("carol@example.com") || id.Email != "carol@example.com" {
 		t.Fatalf("identity = %+v", id)
 	}
 }
@@ -120,12 +122,12 @@ func TestCodeFlowEmailFromUserInfo(t *testing.T) {
 // issuer gave out is then the device's assertion; both name the same
 // stable subject, so grants made on the web hold for the device.
 func TestSignInThenDeviceConnects(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	v, cf, err := New(context.Background(), presence.AuthConfig{
 		Verifier:         "oidc",
 		OIDCIssuer:       f.URL,
-		OIDCClientID:     f.clientID,
-		OIDCClientSecret: f.clientSecret,
+		OIDCClientID:     f.ClientID,
+		OIDCClientSecret: f.ClientSecret,
 		Audience:         "https://presence.test",
 	}, nil)
 	if err != nil {
@@ -135,12 +137,12 @@ func TestSignInThenDeviceConnects(t *testing.T) {
 		t.Fatal("oidc gave no code flow")
 	}
 	s := newSignInFlow()
-	code, _ := f.signIn(t, s.authURL(cf), "dana@example.com")
+	code, _ := f.SignIn(t, s.authURL(cf), "dana@example.com")
 	web, err := cf.Exchange(context.Background(), code, s.verifier, s.nonce, callback)
 	if err != nil {
 		t.Fatal(err)
 	}
-	device, err := v.Verify(context.Background(), f.lastAccessToken())
+	device, err := v.Verify(context.Background(), f.LastAccessToken())
 	if err != nil {
 		t.Fatal(err)
 	}

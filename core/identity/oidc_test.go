@@ -13,11 +13,12 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/internal/oidctest"
 )
 
-func newTestOIDC(t testing.TB, f *fakeIssuer, mod ...func(*OIDCConfig)) *OIDC {
+func newTestOIDC(t testing.TB, f *oidctest.Issuer, mod ...func(*OIDCConfig)) *OIDC {
 	t.Helper()
-	cfg := OIDCConfig{Issuer: f.URL, ClientID: f.clientID, ClientSecret: f.clientSecret, Audience: "https://presence.test"}
+	cfg := OIDCConfig{Issuer: f.URL, ClientID: f.ClientID, ClientSecret: f.ClientSecret, Audience: "https://presence.test"}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -42,21 +43,21 @@ func wantErr(t testing.TB, err error, errno core.Errno, reason string) {
 }
 
 func TestOIDCVerify(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	o := newTestOIDC(t, f)
 	ctx := context.Background()
 	now := time.Now()
 	with := func(edit func(map[string]any)) string {
-		c := f.claims("uid-alice")
+		c := f.Claims("uid-alice")
 		edit(c)
-		return f.mint(c)
+		return f.Mint(c)
 	}
-	stranger := newSigningKey(t, "k1") // same kid as the issuer's key, other key
-	der, err := x509.MarshalPKIXPublicKey(&f.signer.priv.PublicKey)
+	stranger := oidctest.NewKey(t, "k1") // same kid as the issuer's key, other key
+	der, err := x509.MarshalPKIXPublicKey(f.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	claimsJSON, _ := json.Marshal(f.claims("uid-alice"))
+	claimsJSON, _ := json.Marshal(f.Claims("uid-alice"))
 	b64 := base64.RawURLEncoding.EncodeToString
 
 	tests := []struct {
@@ -86,17 +87,17 @@ func TestOIDCVerify(t *testing.T) {
 			errno: core.ErrnoInvalidAssertion, reason: "no expiry"},
 		{name: "no subject", token: with(func(c map[string]any) { delete(c, "sub") }),
 			errno: core.ErrnoInvalidAssertion, reason: "no subject"},
-		{name: "bad signature", token: signJWT(t, jose.RS256, jose.JSONWebKey{Key: stranger.priv, KeyID: "k1"}, f.claims("uid-alice")),
+		{name: "bad signature", token: oidctest.SignJWT(t, jose.RS256, jose.JSONWebKey{Key: stranger.Private, KeyID: "k1"}, f.Claims("uid-alice")),
 			errno: core.ErrnoInvalidAssertion, reason: "bad signature"},
 		{name: "tampered payload", token: func() string {
 			parts := strings.Split(with(func(map[string]any) {}), ".")
-			c := f.claims("uid-mallory")
+			c := f.Claims("uid-mallory")
 			b, _ := json.Marshal(c)
 			return parts[0] + "." + b64(b) + "." + parts[2]
 		}(), errno: core.ErrnoInvalidAssertion, reason: "bad signature"},
 		{name: "alg none", token: b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(claimsJSON) + ".",
 			errno: core.ErrnoInvalidAssertion, reason: `algorithm "none" not allowed`},
-		{name: "HS256 keyed with the public key", token: signJWT(t, jose.HS256, jose.JSONWebKey{Key: der, KeyID: "k1"}, f.claims("uid-alice")),
+		{name: "HS256 keyed with the public key", token: oidctest.SignJWT(t, jose.HS256, jose.JSONWebKey{Key: der, KeyID: "k1"}, f.Claims("uid-alice")),
 			errno: core.ErrnoInvalidAssertion, reason: `algorithm "HS256" not allowed`},
 		{name: "not a JWT", token: "hello", errno: core.ErrnoInvalidAssertion, reason: "not a JWT"},
 		{name: "empty", token: "", errno: core.ErrnoInvalidAssertion, reason: "empty"},
@@ -121,43 +122,43 @@ func TestOIDCVerify(t *testing.T) {
 // TestKeyRotation confirms that go-oidc's RemoteKeySet caches the JWKS and
 // fetches it again when a token names a key id it has not seen.
 func TestKeyRotation(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	o := newTestOIDC(t, f)
 	ctx := context.Background()
 
-	if _, err := o.Verify(ctx, f.mint(f.claims("uid-alice"))); err != nil {
+	if _, err := o.Verify(ctx, f.Mint(f.Claims("uid-alice"))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.Verify(ctx, f.mint(f.claims("uid-bob"))); err != nil {
+	if _, err := o.Verify(ctx, f.Mint(f.Claims("uid-bob"))); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.fetches(); n != 1 {
+	if n := f.JWKSFetches(); n != 1 {
 		t.Fatalf("JWKS fetched %d times for two tokens of one key, want 1 (cached)", n)
 	}
 
-	f.rotate("k2")
-	id, err := o.Verify(ctx, f.mint(f.claims("uid-carol")))
+	f.Rotate("k2")
+	id, err := o.Verify(ctx, f.Mint(f.Claims("uid-carol")))
 	if err != nil {
 		t.Fatalf("token of the rotated key: %v", err)
 	}
 	if id.Subject != "uid-carol" {
 		t.Fatalf("subject %q", id.Subject)
 	}
-	if n := f.fetches(); n != 2 {
+	if n := f.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS fetched %d times after rotation, want 2", n)
 	}
-	if _, err := o.Verify(ctx, f.mint(f.claims("uid-dave"))); err != nil {
+	if _, err := o.Verify(ctx, f.Mint(f.Claims("uid-dave"))); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.fetches(); n != 2 {
+	if n := f.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS fetched %d times, want the new key cached", n)
 	}
 
 	// A kid the issuer never published: one more fetch, then refused.
-	ghost := newSigningKey(t, "ghost")
-	_, err = o.Verify(ctx, signJWT(t, jose.RS256, jose.JSONWebKey{Key: ghost.priv, KeyID: "ghost"}, f.claims("uid-alice")))
+	ghost := oidctest.NewKey(t, "ghost")
+	_, err = o.Verify(ctx, oidctest.SignJWT(t, jose.RS256, jose.JSONWebKey{Key: ghost.Private, KeyID: "ghost"}, f.Claims("uid-alice")))
 	wantErr(t, err, core.ErrnoInvalidAssertion, "bad signature")
-	if n := f.fetches(); n != 3 {
+	if n := f.JWKSFetches(); n != 3 {
 		t.Fatalf("JWKS fetched %d times, want a refresh for the unknown kid", n)
 	}
 }
@@ -165,20 +166,20 @@ func TestKeyRotation(t *testing.T) {
 // TestJWKSDown: when the keys cannot be fetched the device is told the
 // provider is unavailable, not that its token is bad.
 func TestJWKSDown(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	o := newTestOIDC(t, f)
-	f.setJWKSDown(true)
-	_, err := o.Verify(context.Background(), f.mint(f.claims("uid-alice")))
+	f.SetJWKSDown(true)
+	_, err := o.Verify(context.Background(), f.Mint(f.Claims("uid-alice")))
 	wantErr(t, err, core.ErrnoInvalidAssertion, "identity provider unavailable")
 
-	f.setJWKSDown(false)
-	if _, err := o.Verify(context.Background(), f.mint(f.claims("uid-alice"))); err != nil {
+	f.SetJWKSDown(false)
+	if _, err := o.Verify(context.Background(), f.Mint(f.Claims("uid-alice"))); err != nil {
 		t.Fatalf("after the JWKS came back: %v", err)
 	}
 }
 
 func TestNewOIDCIssuerMismatch(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	// The discovery document names f.URL, not f.URL + "/".
 	if _, err := NewOIDC(context.Background(), OIDCConfig{Issuer: f.URL + "/", ClientID: "x"}); err == nil {
 		t.Fatal("an issuer that names itself differently was accepted")
@@ -194,16 +195,16 @@ func TestNewOIDCIssuerMismatch(t *testing.T) {
 // TestLibraryRefusesHMACAndNone pins the second line of defence: even past
 // headerAlg, go-oidc's verifier (with allowedAlgs) refuses both attacks.
 func TestLibraryRefusesHMACAndNone(t *testing.T) {
-	f := newFakeIssuer(t)
+	f := oidctest.NewIssuer(t)
 	o := newTestOIDC(t, f)
-	der, err := x509.MarshalPKIXPublicKey(&f.signer.priv.PublicKey)
+	der, err := x509.MarshalPKIXPublicKey(f.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	claimsJSON, _ := json.Marshal(f.claims("uid-alice"))
+	claimsJSON, _ := json.Marshal(f.Claims("uid-alice"))
 	b64 := base64.RawURLEncoding.EncodeToString
 	for name, tok := range map[string]string{
-		"HS256": signJWT(t, jose.HS256, jose.JSONWebKey{Key: der, KeyID: "k1"}, f.claims("uid-alice")),
+		"HS256": oidctest.SignJWT(t, jose.HS256, jose.JSONWebKey{Key: der, KeyID: "k1"}, f.Claims("uid-alice")),
 		"none":  b64([]byte(`{"alg":"none"}`)) + "." + b64(claimsJSON) + ".",
 	} {
 		if _, err := o.verifier.Verify(context.Background(), tok); err == nil {
