@@ -73,6 +73,10 @@
 // iq: XEP-0199 ping (get) is answered with a result; every other get or
 // set gets service-unavailable; results and errors are dropped.
 //
+// The notification bucket is per app. Config.Limiter lets the caller pass
+// the HTTP endpoint's bucket, so that both ways of sending draw on one
+// limits.notifications_per_minute; without it this listener keeps its own.
+//
 // # Concurrency
 //
 // Per connection: mellium's Serve reads and runs the handlers; one writer
@@ -102,9 +106,28 @@
 // family one clear error and costs nothing. Whitespace keepalives between
 // stanzas are dropped there, so an idle stream does not grow a token.
 //
+// Stream errors are written by this package, never by mellium's Serve:
+// v0.22.0 encodes the error into its buffered encoder and then writes
+// </stream:stream> to the socket without flushing, so the peer would see
+// the stream end without the condition. To make that safe, the handler
+// reads each stanza whole before anything is routed (at most 64 KiB, the
+// guard saw to it), so no read error can arrive while a handler holds
+// the output lock.
+//
 // Shutdown writes what is pending for each component, then ends its
 // stream with system-shutdown. A rotated key ends the stream with reset;
 // a deactivated app with not-authorized.
+//
+// # Interop
+//
+// xmpp/interop_test.go drives two independent component libraries
+// against a real listener when PRESENCE_INTEROP is set (install them with
+// xmpp/interop/install.sh): Debian's python3-slixmpp (ComponentXMPP) and
+// npm's @xmpp/component (xmpp.js). One finding: slixmpp's Error plugin
+// only knows {jabber:client}error, while on a component stream the
+// <error/> child inherits jabber:component:accept (from Prosody as from
+// Presence), so slixmpp components must read the condition from the raw
+// XML, as our peer script does.
 //
 // # TLS
 //

@@ -236,6 +236,18 @@ func TestDeactivateAndRotate_EndTheStream(t *testing.T) {
 	if _, err := e.dial(e.app, e.key); !errors.Is(err, stream.NotAuthorized) {
 		t.Fatalf("old key after rotation: got %v, want not-authorized", err)
 	}
+
+	other, key := e.newApp("other.example")
+	c, err := e.dial(other, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.router.DeactivateApp(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ended(); !errors.Is(err, stream.NotAuthorized) {
+		t.Fatalf("after deactivation: got %v, want not-authorized", err)
+	}
 }
 
 // rawConnect does the handshake by hand and returns the socket, for
