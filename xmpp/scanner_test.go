@@ -1,6 +1,8 @@
 package xmpp
 
 import (
+	"bytes"
+	"encoding/xml"
 	"strings"
 	"testing"
 )
@@ -60,4 +62,54 @@ func TestScanner_DropsWhitespaceBetweenStanzas(t *testing.T) {
 	if want := header + "<a> x </a><b/>"; out != want {
 		t.Fatalf("passed %q, want %q", out, want)
 	}
+}
+
+// FuzzScanner checks that the scanner and encoding/xml agree on where
+// items end: whatever the scanner lets through, no token the decoder
+// builds from it is longer than the limit.
+func FuzzScanner(f *testing.F) {
+	for _, s := range []string{
+		header + "<message to='a'><body>hi</body></message>",
+		header + "<a x='>' y=\"/>\"/><b><![CDATA[<]]>]]></b>",
+		header + "<a>&amp;&#38;&lol;</a>",
+		header + "   <a/>  <b>text</b>",
+		"<!DOCTYPE x [<!ENTITY a 'b'>]>" + header,
+	} {
+		f.Add([]byte(s))
+	}
+	const max = 64
+	f.Fuzz(func(t *testing.T, in []byte) {
+		sc := scanner{max: max}
+		var passed []byte
+		for _, b := range in {
+			pass, err := sc.step(b)
+			if err != nil {
+				break
+			}
+			if pass {
+				passed = append(passed, b)
+			}
+		}
+		d := xml.NewDecoder(bytes.NewReader(passed))
+		for {
+			tok, err := d.RawToken()
+			if err != nil {
+				return
+			}
+			switch tok := tok.(type) {
+			case xml.CharData:
+				if len(tok) > max {
+					t.Fatalf("a %d-byte text token got through a %d-byte limit", len(tok), max)
+				}
+			case xml.StartElement:
+				for _, a := range tok.Attr {
+					if len(a.Value) > max {
+						t.Fatalf("a %d-byte attribute got through a %d-byte limit", len(a.Value), max)
+					}
+				}
+			case xml.Comment, xml.Directive:
+				t.Fatalf("%T got through", tok)
+			}
+		}
+	})
 }
