@@ -100,6 +100,27 @@ func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts Att
 	}, nil
 }
 
+// Requeue gives back updates that a channel had queued but not written
+// when it ended (call it after detach). If no other channel of the app is
+// connected, they wait for the next one, unless something newer for the
+// same PUID waits already; otherwise the other channels had them too.
+func (r *Router) Requeue(id AppID, updates []StatusUpdate) {
+	if len(updates) == 0 {
+		return
+	}
+	a := r.appState(id)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.sinks) > 0 {
+		return
+	}
+	for _, u := range updates {
+		if w, ok := a.waiting[u.PUID]; !ok || w.At.Before(u.At) {
+			a.waiting[u.PUID] = u
+		}
+	}
+}
+
 // closeAppChannels ends every channel of app with errno.
 func (r *Router) closeAppChannels(id AppID, errno Errno) {
 	a := r.appState(id)

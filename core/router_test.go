@@ -376,3 +376,34 @@ func TestRotateAndDeactivateCloseChannels(t *testing.T) {
 		t.Fatalf("attach to inactive app: %v, want errno 41", err)
 	}
 }
+
+func TestRequeueKeepsWhatAChannelNeverWrote(t *testing.T) {
+	f := newFixture(t, 0)
+	ann, bob := f.grant("ann@example.com", f.app), f.grant("bob@example.com", f.app)
+	a, _ := f.connect("ann@example.com", "phone", f.app)
+	b, _ := f.connect("bob@example.com", "phone", f.app)
+	out := core.NewStatusOutbox()
+	detach, err := f.router.AttachApp(context.Background(), f.app, outboxSink{out}, core.AttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.status(a, core.Online, "queued, never written")
+	detach()
+	f.status(b, core.Online, "while away")
+	f.router.Requeue(f.app, out.Take(nil))
+
+	next := f.attach(f.app)
+	got := map[string]string{}
+	for range 2 {
+		u := next.next(t)
+		got[u.PUID] = u.Message
+	}
+	if got[ann] != "queued, never written" || got[bob] != "while away" {
+		t.Fatalf("the next channel got %v", got)
+	}
+}
+
+type outboxSink struct{ out *core.StatusOutbox }
+
+func (s outboxSink) SendStatus(u core.StatusUpdate) { s.out.Push(u) }
+func (outboxSink) Close(core.Errno)                 {}

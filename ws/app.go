@@ -85,7 +85,6 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		s.refuseApp(c, err)
 		return
 	}
-	defer detach()
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
@@ -94,6 +93,8 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	ch.write(readerDone, s.cfg.Device.IdleTimeout.Duration)
 	c.Close()
 	<-readerDone
+	detach()
+	s.router.Requeue(id, ch.outbox.Take(nil)) // what the app never got waits for its next channel
 }
 
 func (s *Server) refuseApp(c *websocket.Conn, err error) {
