@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -54,8 +55,8 @@ func (b *bench) setup(ctx context.Context) error {
 		} else if pid == 0 {
 			b.prog.logf("no -pid: server memory, threads and fds will read as 0")
 		}
-		b.prog.logf("provisioning %d apps and %d users on %s", o.apps+1, o.users, addr)
-		t, err := provision(ctx, c, addr, o.apps, o.users, o.perIP, b.prog)
+		b.prog.logf("provisioning %d apps and %d users on %s", o.apps+1, o.users+o.notifyUsers, addr)
+		t, err := provision(ctx, c, addr, o.apps, o.users, o.notifyUsers, o.perIP, b.prog)
 		if err != nil {
 			return err
 		}
@@ -69,7 +70,7 @@ func (b *bench) setup(ctx context.Context) error {
 			return err
 		}
 		b.rchd = rc
-		b.rel = relayTarget(rc.addr, rc.pid(), o.apps, o.users, o.perIP)
+		b.rel = relayTarget(rc.addr, rc.pid(), o.apps, o.users, o.notifyUsers, o.perIP)
 		b.prog.logf("relay pid %d on %s", rc.pid(), rc.addr)
 	}
 	return nil
@@ -89,9 +90,9 @@ func (b *bench) targets() []*target {
 }
 
 // pair returns the presence and relay values of f over results keyed by
-// target name; -1 when a side did not run.
+// target name; none when a side did not run.
 func pair[T any](res map[string]T, f func(T) float64) (p, r float64) {
-	p, r = -1, -1
+	p, r = none, none
 	if v, ok := res["presence"]; ok {
 		p = f(v)
 	}
@@ -128,7 +129,7 @@ func (b *bench) connect(ctx context.Context) {
 	pc := res["presence"]
 	rc, hasRelay := res["relay"]
 	for i, cp := range pc.Checkpoints {
-		rv, rs := -1.0, -1.0
+		rv, rs := none, none
 		if hasRelay && i < len(rc.Checkpoints) {
 			rv, rs = rc.Checkpoints[i].KiBPerConn, rc.Checkpoints[i].SlopeKiB
 		}
@@ -136,8 +137,8 @@ func (b *bench) connect(ctx context.Context) {
 			newRow("connect", fmt.Sprintf("RSS/conn at %s", formatNum(float64(cp.Held))), "KiB", cp.KiBPerConn, rv).
 				atMost(cp.KiBPerConn, 10, "≤ 10 KiB"),
 			newRow("connect", fmt.Sprintf("RSS slope to %s", formatNum(float64(cp.Held))), "KiB", cp.SlopeKiB, rs),
-			newRow("connect", fmt.Sprintf("server RSS at %s", formatNum(float64(cp.Held))), "MiB", float64(cp.Server.RSSKiB)/1024, -1),
-			newRow("connect", fmt.Sprintf("threads/fds at %s", formatNum(float64(cp.Held))), "", float64(cp.Server.Threads), -1),
+			newRow("connect", fmt.Sprintf("server RSS at %s", formatNum(float64(cp.Held))), "MiB", float64(cp.Server.RSSKiB)/1024, none),
+			newRow("connect", fmt.Sprintf("threads/fds at %s", formatNum(float64(cp.Held))), "", float64(cp.Server.Threads), none),
 		)
 		rows[len(rows)-1].Metric = fmt.Sprintf("threads at %s (fds %d)", formatNum(float64(cp.Held)), cp.Server.FDs)
 	}
@@ -176,7 +177,7 @@ func (b *bench) status(ctx context.Context) error {
 	rate := o.rate
 	if rate == 0 { // half of what the ceiling sustained
 		rate = ru / 2
-		if ru <= 0 {
+		if math.IsNaN(ru) || ru <= 0 {
 			rate = pu / 2
 		}
 	}

@@ -28,20 +28,21 @@ func main() {
 
 // options are the command-line flags.
 type options struct {
-	spawn      bool
-	src, bin   string
-	addr, conf string
-	pid        int
-	only       string // "", "presence" or "relay"
-	extraConf  string
-	jsonOut    string
-	cpuProfile string
-	maxTime    time.Duration
-	dur, warm  time.Duration
-	between    time.Duration
-	perIP      int
-	users      int
-	apps       int
+	spawn       bool
+	src, bin    string
+	addr, conf  string
+	pid         int
+	only        string // "", "presence" or "relay"
+	extraConf   string
+	jsonOut     string
+	cpuProfile  string
+	maxTime     time.Duration
+	dur, warm   time.Duration
+	between     time.Duration
+	perIP       int
+	users       int
+	notifyUsers int
+	apps        int
 
 	connN    int
 	connConc int
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.between, "between", 3*time.Second, "pause between runs, so one run's disconnects do not land in the next")
 	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address (few keep connect() fast)")
 	fs.IntVar(&o.users, "users", 2000, "users to provision (assertion + a grant per app each); status devices are distinct users")
+	fs.IntVar(&o.notifyUsers, "notify-users", 200, "users whose queues the notify scenario fills (no device of theirs connects)")
 	fs.IntVar(&o.apps, "apps", 2, "K: apps receiving status updates over WebSocket")
 	fs.IntVar(&o.connN, "devices", 19000, "connect: devices to connect and hold")
 	fs.IntVar(&o.connConc, "conc", 64, "connect: dials at once")

@@ -39,10 +39,14 @@ type target struct {
 	name  string // "presence" or "relay"
 	addr  string // host:port
 	pid   int
-	apps  []appCred // apps that receive in the status scenarios
-	slow  appCred   // the app the slowapp scenario stalls
-	users []userCred
-	d     *sourceDialer
+	apps  []appCred  // apps that receive in the status scenarios
+	slow  appCred    // the app the slowapp scenario stalls
+	users []userCred // device users of the connect, status and mixed scenarios
+	// notifyUsers receive the notify scenario's notifications. They are
+	// kept apart because a device's connect pushes its user's queued
+	// notifications: 100 per user would land in the next status run.
+	notifyUsers []userCred
+	d           *sourceDialer
 	// grantErr says why users have no PUIDs (the grant pages failed); only
 	// the connect scenario can run then, as its devices need no grant.
 	grantErr error
@@ -72,19 +76,20 @@ func (t *target) appIDs(withSlow bool) []int {
 }
 
 // relayTarget needs no provisioning: the relay checks nothing.
-func relayTarget(addr string, pid, nApps, nUsers, perIP int) *target {
+func relayTarget(addr string, pid, nApps, nUsers, nNotify, perIP int) *target {
 	t := &target{name: "relay", addr: addr, pid: pid, d: newSourceDialer(addr, perIP)}
 	for i := range nApps {
 		t.apps = append(t.apps, appCred{ID: 1 + i, Key: "relay", Domain: "relay.example"})
 	}
 	t.slow = appCred{ID: 1 + nApps, Key: "relay"}
-	for i := range nUsers {
+	for i := range nUsers + nNotify {
 		u := userCred{Email: fmt.Sprintf("u%d@relay", i), Assertion: "relay", PUIDs: map[int]string{}}
 		for _, id := range t.appIDs(true) {
 			u.PUIDs[id] = fmt.Sprintf("puid-%d-%d", id, i)
 		}
 		t.users = append(t.users, u)
 	}
+	t.users, t.notifyUsers = t.users[:nUsers], t.users[nUsers:]
 	return t
 }
 
@@ -247,9 +252,10 @@ func (w *web) grant(ctx context.Context, app appCred, userstring string) (string
 }
 
 // provision creates nApps receiving apps plus the slow app through the CLI,
-// and nUsers users, each with an assertion and a grant to every app through
-// the web pages.
-func provision(ctx context.Context, c cli, addr string, nApps, nUsers, perIP int, prog *progress) (*target, error) {
+// and nUsers device users and nNotify notification users, each with an
+// assertion and a grant to every app through the web pages.
+func provision(ctx context.Context, c cli, addr string, nApps, nUsers, nNotify, perIP int, prog *progress) (*target, error) {
+	total := nUsers + nNotify
 	t := &target{name: "presence", addr: addr, d: newSourceDialer(addr, perIP)}
 	stamp := time.Now().Unix()
 	for i := range nApps + 1 {
@@ -270,10 +276,10 @@ func provision(ctx context.Context, c cli, addr string, nApps, nUsers, perIP int
 		prog.logf("%v", t.grantErr)
 		all = nil
 	}
-	t.users = make([]userCred, nUsers)
+	t.users = make([]userCred, total)
 	var done atomic.Int64
 	prog.set("provision", func() string {
-		return fmt.Sprintf("%d/%d users with assertion and %d grants each", done.Load(), nUsers, len(all))
+		return fmt.Sprintf("%d/%d users with assertion and %d grants each", done.Load(), total, len(all))
 	})
 	jobs := make(chan int)
 	errc := make(chan error, 1)
@@ -296,7 +302,7 @@ func provision(ctx context.Context, c cli, addr string, nApps, nUsers, perIP int
 			}
 		}()
 	}
-	for i := range nUsers {
+	for i := range total {
 		select {
 		case jobs <- i:
 		case err := <-errc:
@@ -312,6 +318,7 @@ func provision(ctx context.Context, c cli, addr string, nApps, nUsers, perIP int
 		return nil, fmt.Errorf("provisioning: %w", err)
 	default:
 	}
+	t.users, t.notifyUsers = t.users[:nUsers], t.users[nUsers:]
 	return t, nil
 }
 

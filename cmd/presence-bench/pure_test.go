@@ -88,9 +88,9 @@ func TestFormatNum(t *testing.T) {
 func TestFormatTableAlignsAndJudges(t *testing.T) {
 	rows := []row{
 		newRow("status", "max delivered/s", "", 40000, 70000),
-		newRow("notify", "single-item POSTs/s", "", 25000, -1).atLeast(25000, 20000, "≥ 20,000"),
+		newRow("notify", "single-item POSTs/s", "", 25000, none).atLeast(25000, 20000, "≥ 20,000"),
 		newRow("status", "latency p99", "ms", 12.5, 1.5).atMost(12.5, 10, "≤ 10 ms"),
-		newRow("connect", "relay only", "", -1, 5),
+		newRow("connect", "relay only", "", none, 5),
 	}
 	out := formatTable(rows)
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
@@ -165,5 +165,12 @@ func TestParseStatCPU(t *testing.T) {
 	stat := "1234 (pres ence) (x)) S 1 1234 1234 0 -1 4194560 1000 0 0 0 250 150 0 0 20 0 12 0 100 0 0"
 	if got := parseStatCPU(stat); got != 4.0 {
 		t.Errorf("parseStatCPU = %v, want 4 (250+150 ticks)", got)
+	}
+}
+
+func TestNegativeFiguresShow(t *testing.T) {
+	r := newRow("slowapp", "RSS growth", "KiB", -1200, none).atMost(-1200, 4096, "≤ 4,096 KiB")
+	if r.Presence == nil || r.Verdict != "ok" || !strings.Contains(formatTable([]row{r}), "-1,200 KiB") {
+		t.Errorf("a negative growth must print and pass: %+v", r)
 	}
 }

@@ -26,7 +26,7 @@ func startRelay(t *testing.T) string {
 // provisioning.
 func TestRelayScenariosEndToEnd(t *testing.T) {
 	addr := startRelay(t)
-	tg := relayTarget(addr, 0, 2, 16, 5)
+	tg := relayTarget(addr, 0, 2, 16, 4, 5)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

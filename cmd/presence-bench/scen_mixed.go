@@ -111,12 +111,12 @@ func (b *bench) slowapp(ctx context.Context) error {
 	second := float64(stalled.ServerAfter.RSSKiB - stalled.ServerMid.RSSKiB)
 	bound := float64(stalled.Devices) + 2048 // 1 KiB per PUID, 2 MiB of GC and allocator noise
 	b.rep.add(
-		newRow("slowapp", "others' p99 "+label+", slow app reading", "ms", a, -1),
-		newRow("slowapp", fmt.Sprintf("others' p99 %s, slow app stalled %s", label, o.slowFor), "ms", s, -1).
+		newRow("slowapp", "others' p99 "+label+", slow app reading", "ms", a, none),
+		newRow("slowapp", fmt.Sprintf("others' p99 %s, slow app stalled %s", label, o.slowFor), "ms", s, none).
 			atMost(s, max(1.5*a, a+1), "≤ max(1.5×reading, reading+1 ms)"),
-		newRow("slowapp", "others' delivered/s, slow app stalled", "", stalled.DeliveredPerSec, -1),
-		newRow("slowapp", "server RSS growth, first half of the stall", "KiB", first, -1),
-		newRow("slowapp", fmt.Sprintf("server RSS growth, second half (%d PUIDs)", stalled.Devices), "KiB", second, -1).
+		newRow("slowapp", "others' delivered/s, slow app stalled", "", stalled.DeliveredPerSec, none),
+		newRow("slowapp", "server RSS growth, first half of the stall", "KiB", first, none),
+		newRow("slowapp", fmt.Sprintf("server RSS growth, second half (%d PUIDs)", stalled.Devices), "KiB", second, none).
 			atMost(second, bound, fmt.Sprintf("≤ %s KiB", formatNum(bound))),
 	)
 	return nil

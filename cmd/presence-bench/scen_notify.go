@@ -104,7 +104,7 @@ func notifyBodies(t *target, app appCred, client, batch, count int) [][]byte {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			puid := t.users[k%len(t.users)].PUIDs[app.ID]
+			puid := t.notifyUsers[k%len(t.notifyUsers)].PUIDs[app.ID]
 			k++
 			fmt.Fprintf(&b, `{"UID":%q,"message":"bench %d/%d","action":"https://%s/r/%d","ttl":60}`,
 				puid, client, i, app.Domain, j)
@@ -122,7 +122,7 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	if t.grantErr != nil {
 		return res, t.grantErr
 	}
-	if len(t.users) == 0 || len(t.apps) == 0 {
+	if len(t.notifyUsers) == 0 || len(t.apps) == 0 {
 		return res, fmt.Errorf("notify needs users and an app")
 	}
 	app := t.apps[0]

@@ -231,7 +231,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 // replaced by a newer one before the app channel took it (PROTOCOL §3).
 func (r statusResult) deliveredShare() float64 {
 	if r.Sent == 0 || r.Apps == 0 {
-		return -1
+		return none
 	}
 	return float64(r.Delivered) / float64(r.Sent*int64(r.Apps))
 }

@@ -26,16 +26,20 @@ type row struct {
 
 func fp(v float64) *float64 { return &v }
 
-// newRow fills the ratio when both sides are there. A side < 0 did not run;
-// relay < 0 also means the
+// none marks a side that did not run (no relay figure for a Presence-only
+// measurement). NaN and not -1: growths and deltas may be negative.
+var none = math.NaN()
+
+// newRow fills the ratio when both sides are there. A side that is none did
+// not run; a relay that is none also means the
 // figure has no baseline (memory per connection of a scenario the relay does
 // not play, a latency at a rate only Presence ran).
 func newRow(scenario, metric, unit string, presence, relay float64) row {
 	r := row{Scenario: scenario, Metric: metric, Unit: unit}
-	if presence >= 0 && !math.IsNaN(presence) {
+	if !math.IsNaN(presence) {
 		r.Presence = fp(presence)
 	}
-	if relay >= 0 && !math.IsNaN(relay) {
+	if !math.IsNaN(relay) {
 		r.Relay = fp(relay)
 		if relay > 0 && r.Presence != nil {
 			r.Ratio = fp(presence / relay)
