@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"mellium.im/xmpp/stanza"
@@ -69,6 +70,15 @@ func (c *conn) store(batch []noteReq) {
 		return
 	}
 	if len(batch) > 1 {
+		// The batch is refused whole for one bad item: answer that one
+		// and store the rest, which share a commit again.
+		var ie *core.ItemError
+		if errors.As(err, &ie) && ie.Index >= 0 && ie.Index < len(batch) {
+			c.store(batch[ie.Index : ie.Index+1])
+			rest := append(batch[:ie.Index:ie.Index], batch[ie.Index+1:]...)
+			c.store(rest)
+			return
+		}
 		for i := range batch {
 			c.store(batch[i : i+1])
 		}
