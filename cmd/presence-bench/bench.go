@@ -45,13 +45,13 @@ func (b *bench) stopChildren() {
 func (b *bench) setup(ctx context.Context) error {
 	o := b.o
 	if o.only != "relay" {
-		c, addr, pid := cli{bin: o.bin, config: o.conf}, o.addr, o.pid
+		c, addr, pid, xaddr := cli{bin: o.bin, config: o.conf}, o.addr, o.pid, o.xmppAddr
 		if o.spawn {
 			srv, sc, _, err := spawnServer(ctx, o.src, o.bin, o.extraConf, b.prog)
 			if err != nil {
 				return err
 			}
-			b.server, c, addr, pid = srv, sc, srv.addr, srv.pid()
+			b.server, c, addr, pid, xaddr = srv, sc, srv.addr, srv.pid(), srv.xmppAddr
 		} else if pid == 0 {
 			b.prog.logf("no -pid: server memory, threads and fds will read as 0")
 		}
@@ -61,6 +61,7 @@ func (b *bench) setup(ctx context.Context) error {
 			return err
 		}
 		t.pid = pid
+		t.xmpp = xmppTarget{addr: xaddr, domain: o.xmppDomain}
 		b.pres = t
 		b.rep.detail("server_pid", pid)
 	}
@@ -204,6 +205,23 @@ func (b *bench) status(ctx context.Context) error {
 	rows = append(rows, newRow("status", "latency p99 "+label, "ms", p, r).atMost(p, 10, "≤ 10 ms"))
 	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P999 })
 	rows = append(rows, newRow("status", "latency p99.9 "+label, "ms", p, r))
+	if t := b.pres; t != nil && t.xmpp.addr != "" && o.xmppRun {
+		// The same load with every app on the component channel. The relay
+		// speaks no XMPP, so its WebSocket figures above are the baseline.
+		b.pause(ctx)
+		x, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm, xmppApps: len(t.apps)}, b.prog)
+		if err != nil {
+			return fmt.Errorf("presence open loop over XMPP: %w", err)
+		}
+		b.rep.detail("status_open_xmpp_presence", x)
+		b.rep.errs("status open-loop xmpp presence", x.Errors)
+		b.logStatus(x)
+		_, r = pair(open, func(s statusResult) float64 { return s.DeliveredPerSec })
+		rows = append(rows, newRow("status", "delivered/s "+label+", apps on XMPP", "", x.DeliveredPerSec, r))
+		_, r = pair(open, func(s statusResult) float64 { return s.Latency.P99 })
+		rows = append(rows, newRow("status", "latency p99 "+label+", apps on XMPP", "ms", x.Latency.P99, r).
+			atMost(x.Latency.P99, 10, "≤ 10 ms"))
+	}
 	if b.pres == nil { // relay-only runs judge nothing
 		for i := range rows {
 			rows[i].Verdict, rows[i].Floor = "", ""
@@ -214,8 +232,8 @@ func (b *bench) status(ctx context.Context) error {
 }
 
 func (b *bench) logStatus(r statusResult) {
-	b.prog.logf("status %s %s: %d devices → %d apps: %s updates/s, %s delivered/s, latency p50 %.2f p99 %.2f p99.9 %.2f ms, errors: %s",
-		r.Target, r.Mode, r.Devices, r.Apps, formatNum(r.UpdatesPerSec), formatNum(r.DeliveredPerSec),
+	b.prog.logf("status %s %s: %d devices → %d apps (%d on XMPP): %s updates/s, %s delivered/s, latency p50 %.2f p99 %.2f p99.9 %.2f ms, errors: %s",
+		r.Target, r.Mode, r.Devices, r.Apps, r.XMPPApps, formatNum(r.UpdatesPerSec), formatNum(r.DeliveredPerSec),
 		r.Latency.P50, r.Latency.P99, r.Latency.P999, formatErrs(r.Errors))
 }
 

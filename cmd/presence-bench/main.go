@@ -31,6 +31,9 @@ type options struct {
 	spawn       bool
 	src, bin    string
 	addr, conf  string
+	xmppAddr    string
+	xmppDomain  string
+	xmppRun     bool
 	pid         int
 	only        string // "", "presence" or "relay"
 	extraConf   string
@@ -79,6 +82,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
 	fs.StringVar(&o.addr, "addr", "", "address of a running server (without -spawn), loopback only")
 	fs.StringVar(&o.conf, "config", "", "config file of the running server, for the provisioning CLI (without -spawn)")
+	fs.StringVar(&o.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty skips the XMPP run")
+	fs.StringVar(&o.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
+	fs.BoolVar(&o.xmppRun, "xmpp", true, "status: also run the open-loop load with every app on the XMPP component channel")
 	fs.IntVar(&o.pid, "pid", 0, "pid of the running server, for RSS/threads/fds (without -spawn)")
 	fs.StringVar(&o.only, "only", "", `run one side only: "presence" or "relay" (default both)`)
 	fs.StringVar(&o.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")

@@ -47,6 +47,7 @@ type target struct {
 	// notifications: 100 per user would land in the next status run.
 	notifyUsers []userCred
 	d           *sourceDialer
+	xmpp        xmppTarget // the component listener, if the target has one
 	// grantErr says why users have no PUIDs (the grant pages failed); only
 	// the connect scenario can run then, as its devices need no grant.
 	grantErr error

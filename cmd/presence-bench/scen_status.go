@@ -17,6 +17,7 @@ type statusOpts struct {
 	rate       float64 // total updates/s; 0 runs closed-loop (next update on each answer)
 	dur, warm  time.Duration
 	drain      time.Duration // how long apps keep reading after the last send
+	xmppApps   int           // how many of the apps use the XMPP component channel (targets that have one)
 	withSlow   bool          // devices also show themselves to the slow app
 	stallSlow  bool          // the slow app connects and then reads nothing until the end
 	maxSamples int
@@ -30,6 +31,7 @@ type statusResult struct {
 	TargetRate      float64          `json:"target_rate,omitempty"`
 	Devices         int              `json:"devices"`
 	Apps            int              `json:"apps"`
+	XMPPApps        int              `json:"xmpp_apps"`
 	Window          float64          `json:"window_s"`
 	Sent            int64            `json:"sent"`
 	Acked           int64            `json:"acked"`
@@ -90,13 +92,31 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 		}
 	}()
 	for i, a := range t.apps {
+		s := &sampler{max: o.maxSamples / len(t.apps)}
+		samplers[i] = s
+		if i < o.xmppApps && t.xmpp.addr != "" {
+			x, err := connectXMPPApp(ctx, t.d, t.xmpp.addr, a.ID, t.xmpp.domain, a.Key)
+			if err != nil {
+				return res, err
+			}
+			res.XMPPApps++
+			defer x.close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-ready
+				x.read(&warmStart, &end, o.drain, func(stamp, at int64) {
+					delivered.Add(1)
+					s.add(at - stamp)
+				})
+			}()
+			continue
+		}
 		c, err := connectApp(ctx, t.d, a.ID, a.Key)
 		if err != nil {
 			return res, err
 		}
 		conns = append(conns, c)
-		s := &sampler{max: o.maxSamples / len(t.apps)}
-		samplers[i] = s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -18,9 +18,10 @@ import (
 // child is a process the tool started (the server or the relay); it is
 // stopped when the tool ends, and dies with the tool if the tool is killed.
 type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	addr  string
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	addr     string
+	xmppAddr string
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
@@ -189,7 +190,7 @@ func spawnServer(ctx context.Context, src, bin, extra string, prog *progress) (*
 	if err := cmd.Start(); err != nil {
 		return nil, cli{}, dir, err
 	}
-	c := &child{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", hp)}
+	c := &child{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", hp), xmppAddr: fmt.Sprintf("127.0.0.1:%d", xp)}
 	prog.logf("server pid %d on %s, data and log in %s", c.pid(), c.addr, dir)
 	if err := waitHealthy(ctx, c.addr, 30*time.Second); err != nil {
 		c.stop()
