@@ -81,6 +81,7 @@ func Open(path string) (*DB, error) {
 	db.wdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {"FULL"},
+		"_cache_size":   {"-65536"}, // 64 MiB: queues and indexes stay in memory
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

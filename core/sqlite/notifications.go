@@ -89,15 +89,16 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 			}
 			ns[i].UserID = users[p]
 		}
+		// One statement for the batch: SQLite prepares it once instead of
+		// once an item.
+		args := make([]any, 0, 8*len(ns))
 		for i := range ns {
 			n := &ns[i]
-			if _, err := tx.Exec(`INSERT INTO notifications
-				(id, app_id, puid, user_id, message, action, created_at, expires_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				n.ID, int64(app), n.PUID, n.UserID, n.Message, n.Action,
-				n.CreatedAt.UnixNano(), n.ExpiresAt.UnixNano()); err != nil {
-				return err
-			}
+			args = append(args, n.ID, int64(app), n.PUID, n.UserID, n.Message, n.Action,
+				n.CreatedAt.UnixNano(), n.ExpiresAt.UnixNano())
+		}
+		if _, err := tx.Exec(insertNotifications(len(ns)), args...); err != nil {
+			return err
 		}
 		// Read the size of each queue touched, and cap it when over:
 		// delete everything at or before its (queueSize+1)-th newest.
@@ -130,6 +131,23 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 	}
 	return ns, sizes, nil
 }
+
+// insertQueries holds the INSERT of 1 to MaxNotificationBatch rows, built once.
+var insertQueries = func() []string {
+	q := make([]string, core.MaxNotificationBatch+1)
+	const head = `INSERT INTO notifications (id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES `
+	values := head
+	for n := 1; n <= core.MaxNotificationBatch; n++ {
+		if n > 1 {
+			values += ","
+		}
+		values += "(?,?,?,?,?,?,?,?)"
+		q[n] = values
+	}
+	return q
+}()
+
+func insertNotifications(n int) string { return insertQueries[n] }
 
 // newID is a notification id: 128 random bits, URL-safe, after the
 // creation time in milliseconds as 12 hex digits (34 characters in all).
