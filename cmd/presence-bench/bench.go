@@ -127,6 +127,8 @@ func (b *bench) connect(ctx context.Context) {
 	rows = append(rows, newRow("connect", "connect p99", "ms", p, r))
 	p, r = pair(res, func(c connectResult) float64 { return c.CPUPerConnect })
 	rows = append(rows, newRow("connect", "server CPU per connect", "µs", p, r))
+	p, r = pair(res, func(c connectResult) float64 { return c.ToolCPU })
+	rows = append(rows, newRow("connect", "tool CPU per connect", "µs", p, r))
 	pc := res["presence"]
 	rc, hasRelay := res["relay"]
 	for i, cp := range pc.Checkpoints {
@@ -174,6 +176,8 @@ func (b *bench) status(ctx context.Context) error {
 	rows = append(rows, newRow("status", "delivered ÷ (sent × apps), closed loop", "", pc, rc))
 	pc, rc = pair(closed, func(s statusResult) float64 { return s.CPUPerUpdate })
 	rows = append(rows, newRow("status", fmt.Sprintf("server CPU per update (→ %d apps)", o.apps), "µs", pc, rc))
+	pc, rc = pair(closed, func(s statusResult) float64 { return s.ToolCPU })
+	rows = append(rows, newRow("status", "tool CPU per update", "µs", pc, rc))
 
 	rate := o.rate
 	if rate == 0 { // half of what the ceiling sustained
@@ -271,6 +275,8 @@ func (b *bench) notify(ctx context.Context) error {
 		pc, rc := pair(res, func(n notifyResult) float64 { return n.CPUPerItem })
 		b.rep.add(main, newRow("notify", fmt.Sprintf("POST p99 (batch %d)", s.batch), "ms", p, r),
 			newRow("notify", fmt.Sprintf("server CPU per notification (batch %d)", s.batch), "µs", pc, rc))
+		pc, rc = pair(res, func(n notifyResult) float64 { return n.ToolCPU })
+		b.rep.add(newRow("notify", fmt.Sprintf("tool CPU per POST (batch %d)", s.batch), "µs", pc, rc))
 	}
 	return nil
 }

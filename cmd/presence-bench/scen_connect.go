@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,6 +37,7 @@ type connectResult struct {
 	StillHeld      int              `json:"still_held_after_hold"`
 	ConnectsPerSec float64          `json:"connects_per_s"`
 	CPUPerConnect  float64          `json:"server_cpu_us_per_connect"`
+	ToolCPU        float64          `json:"tool_cpu_us_per_connect"` // this process: what the load costs to make
 	Latency        latencySummary   `json:"connect_latency"`
 	Base           procSample       `json:"server_base"`
 	Checkpoints    []checkpoint     `json:"checkpoints"`
@@ -116,14 +118,14 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		return fmt.Sprintf("held %d/%d errors %d server %s", f.alive.Load(), o.n, f.errs.total()+fails.Load(), fmtSample(t.sample()))
 	})
 	var dialTime time.Duration
-	var cpuDial float64 // server CPU seconds while dialing
+	var cpuDial, toolDial float64 // server and tool CPU seconds while dialing
 	prevHeld, prevRSS := 0, res.Base.RSSKiB
 	for _, cp := range append(sortedCheckpoints(o.checkpoints, o.n), o.n) {
 		if cp <= prevHeld || stop.Load() != nil || ctx.Err() != nil {
 			continue
 		}
 		segStart := time.Now()
-		cpuStart := readCPU(t.pid)
+		cpuStart, toolStart := readCPU(t.pid), readCPU(os.Getpid())
 		var wg sync.WaitGroup
 		for range o.conc {
 			wg.Add(1)
@@ -169,6 +171,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		seg := time.Since(segStart)
 		dialTime += seg
 		cpuDial += readCPU(t.pid) - cpuStart
+		toolDial += readCPU(os.Getpid()) - toolStart
 		held := int(f.alive.Load())
 		time.Sleep(o.settle)
 		s := t.sample()
@@ -194,6 +197,9 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 	}
 	if res.Held > 0 && t.pid > 0 {
 		res.CPUPerConnect = cpuDial / float64(res.Held) * 1e6
+	}
+	if res.Held > 0 {
+		res.ToolCPU = toolDial / float64(res.Held) * 1e6
 	}
 	res.Latency = summarize(lat.samples)
 	return res

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,7 @@ type notifyResult struct {
 	PerSec      float64          `json:"stored_per_s"`
 	Latency     latencySummary   `json:"post_latency"`
 	CPUPerItem  float64          `json:"server_cpu_us_per_item"`
+	ToolCPU     float64          `json:"tool_cpu_us_per_post"`
 	Errors      map[string]int64 `json:"errors"`
 	Server      procSample       `json:"server"`
 }
@@ -139,8 +141,8 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 		lastStored = s
 		return line
 	})
-	var cpuLo float64
-	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo = readCPU(t.pid) })
+	var cpuLo, toolLo float64
+	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo, toolLo = readCPU(t.pid), readCPU(os.Getpid()) })
 	defer cpuTimer.Stop()
 	for c := range o.clients {
 		s := &sampler{max: 1 << 20}
@@ -175,6 +177,7 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	}
 	wg.Wait()
 	res.Server = t.sample()
+	toolUsed := readCPU(os.Getpid()) - toolLo
 	var all []int64
 	for _, s := range samplers {
 		all = append(all, s.samples...)
@@ -186,6 +189,9 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	res.Latency = summarize(all)
 	if res.Stored > 0 && t.pid > 0 {
 		res.CPUPerItem = (res.Server.CPU - cpuLo) / float64(res.Stored) * 1e6
+	}
+	if res.Posts > 0 {
+		res.ToolCPU = toolUsed / float64(res.Posts) * 1e6
 	}
 	res.Errors = errs.snapshot()
 	return res, ctx.Err()

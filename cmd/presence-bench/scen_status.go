@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ type statusResult struct {
 	SlowFrames      int64            `json:"slow_app_frames,omitempty"`
 	Errors          map[string]int64 `json:"errors"`
 	CPUPerUpdate    float64          `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
+	ToolCPU         float64          `json:"tool_cpu_us_per_update"`   // the same for this process
 	ServerBefore    procSample       `json:"server_before"`
 	ServerMid       procSample       `json:"server_mid"` // halfway through the window
 	ServerAfter     procSample       `json:"server_after"`
@@ -175,8 +177,8 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	warmStart.Store(begin + int64(o.warm))
 	end.Store(begin + int64(o.warm+o.dur))
 	start()
-	var cpuLo float64
-	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo = readCPU(t.pid) })
+	var cpuLo, toolLo float64
+	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo, toolLo = readCPU(t.pid), readCPU(os.Getpid()) })
 	defer cpuTimer.Stop()
 	midDone := make(chan struct{})
 	midTimer := time.AfterFunc(o.warm+o.dur/2, func() { res.ServerMid = t.sample(); close(midDone) })
@@ -219,7 +221,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	res.ServerAfter = t.sample()
 	cpuTimer.Stop()
 	<-midDone // fired long ago: the window is over
-	cpuUsed := res.ServerAfter.CPU - cpuLo
+	cpuUsed, toolUsed := res.ServerAfter.CPU-cpuLo, readCPU(os.Getpid())-toolLo
 	cancel()
 	for _, d := range devs {
 		d.conn.Close()
@@ -240,6 +242,9 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	res.Latency = summarize(all)
 	if res.Acked > 0 && t.pid > 0 {
 		res.CPUPerUpdate = cpuUsed / float64(res.Acked) * 1e6
+	}
+	if res.Acked > 0 {
+		res.ToolCPU = toolUsed / float64(res.Acked) * 1e6
 	}
 	res.SlowFrames = slowFrames.Load()
 	res.Errors = errs.snapshot()
