@@ -137,17 +137,8 @@ func (r *Router) closeAppChannels(id AppID, errno Errno) {
 
 // CloseAllApps ends every app channel with errno (at shutdown).
 func (r *Router) CloseAllApps(errno Errno) {
-	for i := range r.apps {
-		sh := &r.apps[i]
-		sh.mu.Lock()
-		ids := make([]AppID, 0, len(sh.m))
-		for id := range sh.m {
-			ids = append(ids, id)
-		}
-		sh.mu.Unlock()
-		for _, id := range ids {
-			r.closeAppChannels(id, errno)
-		}
+	for _, a := range r.allApps() {
+		r.closeAppChannels(a.id, errno)
 	}
 }
 

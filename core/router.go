@@ -127,52 +127,62 @@ func (r *Router) Start(ctx context.Context) error {
 // connect again (to this node or another).
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.shuttingDown.Store(true)
-	for i := range r.users {
-		sh := &r.users[i]
-		sh.mu.Lock()
-		users := make([]*userState, 0, len(sh.m))
-		for _, u := range sh.m {
-			users = append(users, u)
-		}
-		sh.mu.Unlock()
-		for _, u := range users {
-			u.mu.Lock()
-			for _, s := range u.sessions {
-				if s.graceTimer != nil {
-					s.graceTimer.Stop()
-				}
-				if !s.gone {
-					s.sink.Close(ErrnoShuttingDown)
-				}
+	for _, u := range r.allUsers() {
+		u.mu.Lock()
+		for _, s := range u.sessions {
+			if s.graceTimer != nil {
+				s.graceTimer.Stop()
 			}
-			u.mu.Unlock()
+			if !s.gone {
+				s.sink.Close(ErrnoShuttingDown)
+			}
 		}
+		u.mu.Unlock()
 	}
 	var firstErr error
-	for i := range r.apps {
-		sh := &r.apps[i]
-		sh.mu.Lock()
-		apps := make([]*appState, 0, len(sh.m))
-		for _, a := range sh.m {
-			apps = append(apps, a)
+	for _, a := range r.allApps() {
+		a.mu.Lock()
+		updates := make([]StatusUpdate, 0, len(a.waiting))
+		for _, u := range a.waiting {
+			updates = append(updates, u)
 		}
-		sh.mu.Unlock()
-		for _, a := range apps {
-			a.mu.Lock()
-			updates := make([]StatusUpdate, 0, len(a.waiting))
-			for _, u := range a.waiting {
-				updates = append(updates, u)
-			}
-			a.mu.Unlock()
-			if len(updates) == 0 {
-				continue
-			}
-			if err := r.saveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
-				firstErr = err
-			}
+		a.mu.Unlock()
+		if len(updates) == 0 {
+			continue
+		}
+		if err := r.saveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	return firstErr
+}
+
+// allUsers is a snapshot of the live users, one shard locked at a time.
+func (r *Router) allUsers() []*userState {
+	var out []*userState
+	for i := range r.users {
+		sh := &r.users[i]
+		sh.mu.Lock()
+		for _, u := range sh.m {
+			out = append(out, u)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// allApps is a snapshot of the apps the router has seen.
+func (r *Router) allApps() []*appState {
+	var out []*appState
+	for i := range r.apps {
+		sh := &r.apps[i]
+		sh.mu.Lock()
+		for _, a := range sh.m {
+			out = append(out, a)
+		}
+		sh.mu.Unlock()
+	}
+	return out
 }
 
 // saveWaiting writes updates, skipping PUIDs revoked meanwhile (their rows
@@ -269,15 +279,10 @@ func (r *Router) Stats() Stats {
 		sh.mu.Unlock()
 	}
 	st.Devices = int(r.Metrics.DevicesConnected.Load())
-	for i := range r.apps {
-		sh := &r.apps[i]
-		sh.mu.Lock()
-		for _, a := range sh.m {
-			a.mu.Lock()
-			st.AppChannels += len(a.sinks)
-			a.mu.Unlock()
-		}
-		sh.mu.Unlock()
+	for _, a := range r.allApps() {
+		a.mu.Lock()
+		st.AppChannels += len(a.sinks)
+		a.mu.Unlock()
 	}
 	return st
 }
