@@ -33,13 +33,12 @@ PRESENCE_INTEROP=1 PRESENCE_BROWSER=1 go test -race -count=1 -timeout 30m ./...
 
 step "fuzzing each parser briefly"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" "$1"; }
-go list -f '{{.ImportPath}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}' ./... | while read -r pkg files; do
-	dir=$(go list -f '{{.Dir}}' "$pkg")
-	for f in $files; do
-		grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir/$f" | sed 's/^func //'
-	done | sort -u | while read -r target; do
-		[ -n "$target" ] && fuzz "$pkg" "$target"
+# `go test -list` prints a package's matching names, then its "ok" line.
+go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $1; next} /^ok/ {if (names != "") print $2 names; names = ""}' |
+	while read -r pkg targets; do
+		for target in $targets; do
+			fuzz "$pkg" "$target"
+		done
 	done
-done
 echo
 echo "all tests passed"

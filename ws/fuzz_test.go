@@ -65,3 +65,26 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// decodeNotifyItems never panics; what it accepts holds 1 to 100 items,
+// and what it refuses is errno 3, naming the item when it is one.
+func FuzzDecodeNotifyItems(f *testing.F) {
+	for _, s := range []string{
+		`[{"UID":"abc","message":"hi","action":"https://x.example/","ttl":60}]`,
+		`[]`, `{}`, `[1]`, `[{"UID":"a"}]`, `[{"UID":"a","message":"m","ttl":"x"}]`, `[{"UID":"a","message":"m","ttl":4.5}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, err := decodeNotifyItems(body)
+		if err != nil {
+			if core.ErrnoOf(err) != core.ErrnoInvalidField {
+				t.Fatalf("%q: %v, want errno 3", body, err)
+			}
+			return
+		}
+		if len(items) == 0 || len(items) > core.MaxNotificationBatch {
+			t.Fatalf("%q: accepted %d items", body, len(items))
+		}
+	})
+}
