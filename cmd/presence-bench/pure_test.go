@@ -174,3 +174,16 @@ func TestNegativeFiguresShow(t *testing.T) {
 		t.Errorf("a negative growth must print and pass: %+v", r)
 	}
 }
+
+func TestSlopeSeesTrendThroughSawtooth(t *testing.T) {
+	if got := slope([]int64{10, 12, 14, 16}); got != 2 {
+		t.Errorf("slope of a line = %v, want 2", got)
+	}
+	saw := []int64{100, 140, 90, 130, 95, 135, 100, 140}
+	if got := slope(saw); got < -3 || got > 3 {
+		t.Errorf("slope of a flat sawtooth = %v, want about 0", got)
+	}
+	if slope([]int64{5}) != 0 {
+		t.Error("one sample has no slope")
+	}
+}

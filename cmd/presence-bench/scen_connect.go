@@ -19,6 +19,7 @@ type connectOpts struct {
 	hold        time.Duration
 	settle      time.Duration // pause before reading memory, so the figure is not mid-burst
 	fdLimit     uint64        // this process's file limit
+	users       []userCred    // whose assertions the devices use; all the target's when nil
 }
 
 // checkpoint is the server's state with held connections open.
@@ -108,6 +109,10 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 	}
 	run := runSeq.Add(1)
 	apps := []int{t.apps[0].ID}
+	users := o.users
+	if len(users) == 0 {
+		users = t.users
+	}
 	var next, fails, consecutive, reserved atomic.Int64
 	var stop atomic.Value // string: why dialing stopped
 	var mu sync.Mutex     // guards: lat
@@ -143,7 +148,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 						stop.CompareAndSwap(nil, "too many failed connects")
 						return
 					}
-					u := t.users[int(i)%len(t.users)]
+					u := users[int(i)%len(users)]
 					start := now()
 					d, err := connectDevice(ctx, t.d, u.Assertion, apps, fmt.Sprintf("c%d-%d", run, i))
 					if err != nil {

@@ -46,6 +46,7 @@ type statusResult struct {
 	ToolCPU         float64          `json:"tool_cpu_us_per_update"`   // the same for this process
 	ServerBefore    procSample       `json:"server_before"`
 	ServerMid       procSample       `json:"server_mid"` // halfway through the window
+	RSSSeries       []int64          `json:"rss_kib_each_second"`
 	ServerAfter     procSample       `json:"server_after"`
 }
 
@@ -180,6 +181,24 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	var cpuLo, toolLo float64
 	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo, toolLo = readCPU(t.pid), readCPU(os.Getpid()) })
 	defer cpuTimer.Stop()
+	rssDone := make(chan struct{})
+	go func() { // server RSS once a second through the window, for its trend
+		defer close(rssDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for t.pid > 0 && now() < end.Load() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if now() >= warmStart.Load() {
+					if s, err := sampleProc(t.pid, ""); err == nil {
+						res.RSSSeries = append(res.RSSSeries, s.RSSKiB)
+					}
+				}
+			}
+		}
+	}()
 	midDone := make(chan struct{})
 	midTimer := time.AfterFunc(o.warm+o.dur/2, func() { res.ServerMid = t.sample(); close(midDone) })
 	defer midTimer.Stop()
@@ -215,12 +234,14 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	// while the sockets are still open.
 	select {
 	case <-ctx.Done():
+		<-rssDone // it stops on ctx too; res is not to be shared
 		return res, ctx.Err()
 	case <-time.After(time.Duration(end.Load()-now()) + o.drain):
 	}
 	res.ServerAfter = t.sample()
 	cpuTimer.Stop()
 	<-midDone // fired long ago: the window is over
+	<-rssDone
 	cpuUsed, toolUsed := res.ServerAfter.CPU-cpuLo, readCPU(os.Getpid())-toolLo
 	cancel()
 	for _, d := range devs {

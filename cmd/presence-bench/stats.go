@@ -66,6 +66,24 @@ func summarize(samples []int64) latencySummary {
 	}
 }
 
+// slope is the least-squares slope of ys taken at x = 0, 1, 2, …: the trend
+// of a series that also swings (RSS with the GC's sawtooth on it).
+func slope(ys []int64) float64 {
+	n := float64(len(ys))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i, y := range ys {
+		x := float64(i)
+		sx += x
+		sy += float64(y)
+		sxx += x * x
+		sxy += x * float64(y)
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
+}
+
 // sampler keeps up to max samples. Readers each own one and the owner merges
 // them after the run, so the hot path takes no lock.
 type sampler struct {
