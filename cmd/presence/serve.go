@@ -41,6 +41,7 @@ type shutdowner interface {
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlags("serve", stderr, &c)
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (keep it on loopback), for profiling")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +53,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	s, err := startServer(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			s.Shutdown(context.Background())
+			return err
+		}
 	}
 	select {
 	case <-ctx.Done():
