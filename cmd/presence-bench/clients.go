@@ -52,7 +52,9 @@ func (d *sourceDialer) sourceIP() net.IP {
 var dialSeq atomic.Int64
 
 func (d *sourceDialer) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: d.sourceIP()}, Timeout: 10 * time.Second, Control: bindNoPort}
+	// No TCP keepalive: it is four setsockopt calls per dial, and on loopback
+	// the WebSocket pings do its job.
+	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: d.sourceIP()}, Timeout: 10 * time.Second, Control: bindNoPort, KeepAlive: -1}
 	return nd.DialContext(ctx, network, addr)
 }
 

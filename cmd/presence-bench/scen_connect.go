@@ -46,14 +46,18 @@ type connectResult struct {
 	Errors         map[string]int64 `json:"errors"`
 }
 
-// fleet is a set of idle devices held open. Each has a reader, so the
-// server's WebSocket pings are answered and a drop is noticed.
+// fleet is a set of idle devices held open. Each gets a reader, so the
+// server's WebSocket pings are answered and a drop is noticed; readers start
+// after each burst of dials rather than with each device, so that their
+// goroutine and stack growth are not counted against the server's connect
+// rate (the server's idle timeout is far longer than a burst).
 type fleet struct {
-	mu    sync.Mutex // guards: devs
-	devs  []*device
-	alive atomic.Int64
-	wg    sync.WaitGroup
-	errs  errCounts
+	mu      sync.Mutex // guards: devs, started
+	devs    []*device
+	started int // devs[:started] have their reader
+	alive   atomic.Int64
+	wg      sync.WaitGroup
+	errs    errCounts
 }
 
 func (f *fleet) add(d *device) {
@@ -61,26 +65,37 @@ func (f *fleet) add(d *device) {
 	f.devs = append(f.devs, d)
 	f.mu.Unlock()
 	f.alive.Add(1)
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		defer f.alive.Add(-1)
-		for {
-			if _, _, err := d.conn.ReadMessage(); err != nil {
-				return
+}
+
+// startReaders gives every device added since the last call its reader.
+func (f *fleet) startReaders() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range f.devs[f.started:] {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer f.alive.Add(-1)
+			for {
+				if _, _, err := d.conn.ReadMessage(); err != nil {
+					return
+				}
 			}
-		}
-	}()
+		}()
+	}
+	f.started = len(f.devs)
 }
 
 func (f *fleet) close() {
 	f.mu.Lock()
 	devs := f.devs
-	f.devs = nil
+	unread := len(f.devs) - f.started
+	f.devs, f.started = nil, 0
 	f.mu.Unlock()
 	for _, d := range devs {
 		d.conn.Close()
 	}
+	f.alive.Add(-int64(unread))
 	f.wg.Wait()
 }
 
@@ -177,6 +192,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		dialTime += seg
 		cpuDial += readCPU(t.pid) - cpuStart
 		toolDial += readCPU(os.Getpid()) - toolStart
+		f.startReaders()
 		held := int(f.alive.Load())
 		time.Sleep(o.settle)
 		s := t.sample()
