@@ -103,6 +103,35 @@ func BenchmarkAddNotificationBatch100(b *testing.B) {
 	reportItems(b, db, 100*b.N, commits0, written0)
 }
 
+// BenchmarkAddNotificationBatch100Parallel is several apps' workers
+// sending full batches of 100 items at once (about 16 callers), so that
+// batches share commits: the batched floor of issue 7 with group commit.
+func BenchmarkAddNotificationBatch100Parallel(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 1000)
+	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+	var next atomic.Uint64
+	commits0, written0 := db.CommitStats()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		items := make([]core.NotificationInput, 100)
+		for pb.Next() {
+			n := int(next.Add(1))
+			for i := range items {
+				items[i] = core.NotificationInput{PUID: puids[(n*10+i%10)%len(puids)], Message: "Fred mentioned you in #beer",
+					Action: "https://beerchat.example/r/beer"}
+			}
+			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportItems(b, db, 100*b.N, commits0, written0)
+}
+
 // BenchmarkGrantByPUID is the read every notification POST and probe
 // starts with, from parallel readers.
 func BenchmarkGrantByPUID(b *testing.B) {

@@ -22,8 +22,31 @@ const maxJobsPerCommit = 512
 // The transaction is BEGIN/COMMIT on a held *sql.Conn rather than a
 // *sql.Tx: database/sql starts a watcher goroutine for every query of a
 // *sql.Tx, which cost more than the queries themselves.
+//
+// The hot statements (the commit's own, and those of AddNotifications)
+// are prepared once on that connection and kept for its life (prepared);
+// the driver's own cache skips statements without arguments, which it
+// parses again at every call.
 type writeTx struct {
-	c *sqlx.Conn
+	c        *sqlx.Conn
+	stmts    map[string]*sql.Stmt
+	prepares int // statements prepared: stays small, the test checks it
+
+	// queues is the committer's knowledge of grants and queue sizes
+	// (see queues.go); only the committer touches it.
+	queues *queueCache
+}
+
+func newWriteTx(c *sqlx.Conn) *writeTx {
+	return &writeTx{c: c, stmts: make(map[string]*sql.Stmt), queues: newQueueCache()}
+}
+
+// close releases the prepared statements, before the connection goes.
+func (t *writeTx) close() {
+	for q, s := range t.stmts {
+		s.Close()
+		delete(t.stmts, q)
+	}
 }
 
 // Exec runs a statement that returns no rows.
@@ -39,6 +62,41 @@ func (t *writeTx) Get(dest any, query string, args ...any) error {
 // Select scans every row of query into the slice dest.
 func (t *writeTx) Select(dest any, query string, args ...any) error {
 	return t.c.SelectContext(context.Background(), dest, query, args...)
+}
+
+// prepared returns query prepared on the writer connection, preparing it
+// the first time. Only for one statement of fixed text (a constant, or
+// one of the insertQueries): every text stays prepared for good.
+func (t *writeTx) prepared(query string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := t.c.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, err
+	}
+	t.prepares++
+	t.stmts[query] = s
+	return s, nil
+}
+
+// execP is Exec of a prepared statement.
+func (t *writeTx) execP(query string, args ...any) (sql.Result, error) {
+	s, err := t.prepared(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(context.Background(), args...)
+}
+
+// getP scans the one row of a prepared query into dest (plain values,
+// no struct); sql.ErrNoRows if none.
+func (t *writeTx) getP(query string, args []any, dest ...any) error {
+	s, err := t.prepared(query)
+	if err != nil {
+		return err
+	}
+	return s.QueryRowContext(context.Background(), args...).Scan(dest...)
 }
 
 // A job is one caller's write. fn runs inside a SAVEPOINT of the shared
@@ -89,7 +147,8 @@ func (db *DB) write(ctx context.Context, fn func(tx *writeTx) error) error {
 func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
 	defer conn.Close()
-	tx := &writeTx{c: conn}
+	tx := newWriteTx(conn)
+	defer tx.close()
 	batch := make([]*job, 0, maxJobsPerCommit)
 	for j := range db.jobs {
 		batch = append(batch[:0], j)
@@ -114,31 +173,49 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 
 // commit runs batch in one transaction, one savepoint per job, commits,
 // then answers every job. No job hears "ok" before the commit is durable.
+// A lone job needs no savepoint: if it fails, the whole transaction is
+// its own, and rolls back.
 func (db *DB) commit(tx *writeTx, batch []*job) {
 	errs := make([]error, len(batch))
 	fail := func(err error) {
-		tx.Exec(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
+		tx.execP(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
+		tx.queues.reset()    // it may hold what the rollback undid
 		for _, j := range batch {
 			j.res <- err
 		}
 	}
 
-	if _, err := tx.Exec(`BEGIN IMMEDIATE`); err != nil {
+	if _, err := tx.execP(`BEGIN IMMEDIATE`); err != nil {
 		fail(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
+	if err := tx.queues.checkDataVersion(tx); err != nil {
+		fail(fmt.Errorf("sqlite: data version: %w", err))
+		return
+	}
+	live := 0
+	for i, j := range batch {
+		if errs[i] = j.ctx.Err(); errs[i] == nil {
+			live++
+		}
+	}
+	savepoints := live > 1
 	ran := 0
 	for i, j := range batch {
-		if err := j.ctx.Err(); err != nil {
-			errs[i] = err
+		if errs[i] != nil {
 			continue
 		}
-		if _, err := tx.Exec(`SAVEPOINT job`); err != nil {
-			fail(fmt.Errorf("sqlite: savepoint: %w", err))
-			return
+		if savepoints {
+			if _, err := tx.execP(`SAVEPOINT job`); err != nil {
+				fail(fmt.Errorf("sqlite: savepoint: %w", err))
+				return
+			}
 		}
 		if errs[i] = run(j, tx); errs[i] != nil {
-			if _, err := tx.Exec(`ROLLBACK TO job`); err != nil {
+			if !savepoints {
+				break // the ROLLBACK below undoes it
+			}
+			if _, err := tx.execP(`ROLLBACK TO job`); err != nil {
 				// SQLite already rolled the whole transaction back (an
 				// I/O error, a full disk): nothing of this batch holds.
 				fail(fmt.Errorf("sqlite: rollback to savepoint: %w (after %v)", err, errs[i]))
@@ -147,16 +224,18 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		} else {
 			ran++
 		}
-		if _, err := tx.Exec(`RELEASE job`); err != nil {
-			fail(fmt.Errorf("sqlite: release savepoint: %w", err))
-			return
+		if savepoints {
+			if _, err := tx.execP(`RELEASE job`); err != nil {
+				fail(fmt.Errorf("sqlite: release savepoint: %w", err))
+				return
+			}
 		}
 	}
 	end := `COMMIT`
 	if ran == 0 {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
-	if _, err := tx.Exec(end); err != nil {
+	if _, err := tx.execP(end); err != nil {
 		fail(fmt.Errorf("sqlite: %s: %w", end, err))
 		return
 	}

@@ -130,6 +130,8 @@ func (db *DB) RevokeGrant(ctx context.Context, puid string) error {
 		if err != nil {
 			return err
 		}
+		// Forgetting is always safe, even if this job is rolled back.
+		tx.queues.forget(puid)
 		if n, _ := res.RowsAffected(); n == 0 {
 			return sql.ErrNoRows
 		}

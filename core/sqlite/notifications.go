@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -72,54 +73,70 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 
 	sizes := make([]int, len(items))
 	err := db.write(ctx, func(tx *writeTx) error {
+		q := tx.queues
 		// Check every PUID before writing anything: a bad batch costs
-		// reads only.
-		users := make(map[string]string, 1)
+		// reads only, and mostly not even those (queueCache).
+		touched := make([]queueTouch, 0, 1)
+		at := make([]int, len(ns)) // item → its PUID in touched
 		for i := range ns {
 			p := ns[i].PUID
-			if _, ok := users[p]; !ok {
-				var uid []string
-				if err := tx.Select(&uid, `SELECT user_id FROM grants WHERE puid = ? AND app_id = ?`, p, int64(app)); err != nil {
+			k := slices.IndexFunc(touched, func(t queueTouch) bool { return t.puid == p })
+			if k < 0 {
+				e, err := q.grant(tx, p)
+				if err != nil {
 					return err
 				}
-				if len(uid) == 0 {
+				if e == nil || e.app != app {
 					return itemError(i, core.ErrnoUnknownUID, "unknown UID")
 				}
-				users[p] = uid[0]
+				if err := q.count(tx, p, e); err != nil {
+					return err
+				}
+				k = len(touched)
+				touched = append(touched, queueTouch{puid: p, e: e, size: e.size})
 			}
-			ns[i].UserID = users[p]
+			touched[k].size++
+			at[i] = k
+			ns[i].UserID = touched[k].e.user
 		}
-		// One statement for the batch: SQLite prepares it once instead of
-		// once an item.
+		// One statement for the batch, prepared once per row count.
 		args := make([]any, 0, 8*len(ns))
 		for i := range ns {
 			n := &ns[i]
 			args = append(args, n.ID, int64(app), n.PUID, n.UserID, n.Message, n.Action,
 				n.CreatedAt.UnixNano(), n.ExpiresAt.UnixNano())
 		}
-		if _, err := tx.Exec(insertNotifications(len(ns)), args...); err != nil {
+		if _, err := tx.execP(insertNotifications(len(ns)), args...); err != nil {
 			return err
 		}
-		// Read the size of each queue touched, and cap it when over:
-		// delete everything at or before its (queueSize+1)-th newest.
-		size := make(map[string]int, len(users))
-		for p := range users {
-			var c int
-			if err := tx.Get(&c, `SELECT COUNT(*) FROM notifications WHERE puid = ?`, p); err != nil {
+		// Cap each queue touched: delete its oldest beyond queueSize.
+		for k := range touched {
+			t := &touched[k]
+			if t.size <= queueSize {
+				continue
+			}
+			over := t.size - queueSize
+			res, err := tx.execP(`DELETE FROM notifications WHERE seq IN
+				(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq LIMIT ?)`, t.puid, over)
+			if err != nil {
 				return err
 			}
-			if c > queueSize {
-				if _, err := tx.Exec(`DELETE FROM notifications WHERE puid = ? AND seq <=
-					(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-					p, p, queueSize); err != nil {
+			if n, _ := res.RowsAffected(); int(n) != over {
+				// The cache was wrong (it cannot be, see queueCache):
+				// do it the slow way rather than keep a wrong size.
+				if t.size, err = capQueue(tx, t.puid, queueSize); err != nil {
 					return err
 				}
-				c = queueSize
+				continue
 			}
-			size[p] = c
+			t.size = queueSize
 		}
 		for i := range ns {
-			sizes[i] = size[ns[i].PUID]
+			sizes[i] = touched[at[i]].size
+		}
+		// Only now, the job being done, does the cache learn the sizes.
+		for _, t := range touched {
+			t.e.size = t.size
 		}
 		return nil
 	})
@@ -130,6 +147,32 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 		return nil, nil, mapErr(err, fmt.Sprintf("sqlite: add notifications of app %d", app))
 	}
 	return ns, sizes, nil
+}
+
+// queueTouch is one PUID of a batch: its cache entry and its queue's
+// size as the batch leaves it.
+type queueTouch struct {
+	puid string
+	e    *queueEntry
+	size int
+}
+
+// capQueue counts puid's queue and trims it to queueSize, reading
+// everything from the database; it returns the size left.
+func capQueue(tx *writeTx, puid string, queueSize int) (int, error) {
+	var c int
+	if err := tx.Get(&c, `SELECT COUNT(*) FROM notifications WHERE puid = ?`, puid); err != nil {
+		return 0, err
+	}
+	if c > queueSize {
+		if _, err := tx.Exec(`DELETE FROM notifications WHERE puid = ? AND seq <=
+			(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+			puid, puid, queueSize); err != nil {
+			return 0, err
+		}
+		c = queueSize
+	}
+	return c, nil
 }
 
 // insertQueries holds the INSERT of 1 to MaxNotificationBatch rows, built once.
@@ -224,20 +267,23 @@ func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string)
 	}
 	var deleted int
 	err := db.write(ctx, func(tx *writeTx) error {
-		deleted = 0
+		// RETURNING says which queues shrank, for the committer's
+		// queue sizes (queueCache).
+		var puids []string
 		for start := 0; start < len(ids); start += ackChunk {
 			chunk := ids[start:min(start+ackChunk, len(ids))]
-			q, args, err := sqlx.In(`DELETE FROM notifications WHERE user_id = ? AND id IN (?)`, userID, chunk)
+			q, args, err := sqlx.In(`DELETE FROM notifications WHERE user_id = ? AND id IN (?) RETURNING puid`, userID, chunk)
 			if err != nil {
 				return err
 			}
-			res, err := tx.Exec(q, args...)
-			if err != nil {
+			var gone []string
+			if err := tx.Select(&gone, q, args...); err != nil {
 				return err
 			}
-			n, _ := res.RowsAffected()
-			deleted += int(n)
+			puids = append(puids, gone...)
 		}
+		deleted = len(puids)
+		tx.queues.acked(puids)
 		return nil
 	})
 	if err != nil {
@@ -255,7 +301,9 @@ func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (
 		if err != nil {
 			return err
 		}
-		deleted, err = res.RowsAffected()
+		if deleted, err = res.RowsAffected(); deleted > 0 {
+			tx.queues.forgetSizes()
+		}
 		return err
 	})
 	if err != nil {

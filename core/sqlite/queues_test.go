@@ -1,0 +1,250 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/presence-service/presence/core"
+)
+
+// openQueues opens a database with one app and the given users, each
+// granted the app; it returns the PUIDs by user.
+func openQueues(t *testing.T, users ...string) (*DB, core.AppID, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "presence.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	app := &core.App{Domain: "d", Name: "n", OwnerEmail: "o", VerificationKey: "k"}
+	if err := db.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	puids := map[string]string{}
+	for _, u := range users {
+		if err := db.UpsertUser(ctx, core.User{ID: u}); err != nil {
+			t.Fatal(err)
+		}
+		g, _, err := db.Grant(ctx, u, app.ID, "S", "p-"+u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		puids[u] = g.PUID
+	}
+	return db, app.ID, puids
+}
+
+// cacheState reads the committer's cache from inside a write: the sizes it
+// knows, and its read counters.
+func cacheState(t *testing.T, db *DB) (sizes map[string]int, loads, counts, prepares int) {
+	t.Helper()
+	sizes = map[string]int{}
+	err := db.write(context.Background(), func(tx *writeTx) error {
+		for p, e := range tx.queues.m {
+			if e.size >= 0 {
+				sizes[p] = e.size
+			}
+		}
+		loads, counts, prepares = tx.queues.loads, tx.queues.counts, tx.prepares
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sizes, loads, counts, prepares
+}
+
+// checkSizes fails unless every size the cache knows is the queue's
+// real size.
+func checkSizes(t *testing.T, db *DB, step string) {
+	t.Helper()
+	sizes, _, _, _ := cacheState(t, db)
+	for p, n := range sizes {
+		var c int
+		if err := db.rdb.Get(&c, `SELECT COUNT(*) FROM notifications WHERE puid = ?`, p); err != nil {
+			t.Fatal(err)
+		}
+		if c != n {
+			t.Fatalf("%s: cache says queue %s holds %d, it holds %d", step, p, n, c)
+		}
+	}
+}
+
+func add(t *testing.T, db *DB, app core.AppID, queueSize int, puids ...string) ([]core.Notification, []int) {
+	t.Helper()
+	items := make([]core.NotificationInput, len(puids))
+	for i, p := range puids {
+		items[i] = core.NotificationInput{PUID: p, Message: fmt.Sprint("m", i)}
+	}
+	ns, sizes, err := db.AddNotifications(context.Background(), app, items, time.Now(), 0, queueSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, sizes
+}
+
+// TestQueueCache_StaysRight runs every write that changes a queue and
+// checks after each that the sizes the committer keeps are the real ones,
+// and that the sizes AddNotifications reports are too.
+func TestQueueCache_StaysRight(t *testing.T) {
+	ctx := context.Background()
+	db, app, p := openQueues(t, "alice", "bob", "carol")
+	a, b, c := p["alice"], p["bob"], p["carol"]
+
+	ns, sizes := add(t, db, app, 5, a, a, b)
+	if fmt.Sprint(sizes) != "[2 2 1]" {
+		t.Fatalf("sizes = %v", sizes)
+	}
+	checkSizes(t, db, "first add")
+
+	// Cap: 7 more for alice with a queue of 5 drops the oldest.
+	_, sizes = add(t, db, app, 5, a, a, a, a, a, a, a)
+	if sizes[0] != 5 {
+		t.Fatalf("sizes after cap = %v", sizes)
+	}
+	checkSizes(t, db, "cap")
+	if s, _, _, _ := cacheState(t, db); s[a] != 5 {
+		t.Fatalf("cache has alice at %d, want 5", s[a])
+	}
+
+	// Ack: bob's one item, and an id of alice's that the cap already
+	// dropped (nothing to lower), and one of another user (ignored).
+	n, err := db.AckNotifications(ctx, "bob", []string{ns[2].ID, ns[0].ID})
+	if err != nil || n != 1 {
+		t.Fatalf("ack = %d, %v", n, err)
+	}
+	checkSizes(t, db, "ack")
+	pend, err := db.PendingNotifications(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.AckNotifications(ctx, "alice", []string{pend[0].ID, pend[1].ID}); err != nil || n != 2 {
+		t.Fatalf("ack alice = %d, %v", n, err)
+	}
+	checkSizes(t, db, "ack alice")
+	if _, sizes = add(t, db, app, 5, a); sizes[0] != 4 {
+		t.Fatalf("alice after 2 acks and 1 add: %v, want 4", sizes)
+	}
+
+	// A batch that fails (unknown PUID last) changes no size.
+	_, _, err = db.AddNotifications(ctx, app, []core.NotificationInput{{PUID: a, Message: "x"}, {PUID: "nope", Message: "y"}}, time.Now(), 0, 5)
+	var ie *core.ItemError
+	if !errors.As(err, &ie) || ie.Index != 1 {
+		t.Fatalf("bad batch: %v", err)
+	}
+	checkSizes(t, db, "failed batch")
+
+	// Revoke: the grant and its queue go; a new grant under another PUID
+	// starts empty; the old PUID is unknown.
+	add(t, db, app, 5, c, c)
+	if err := db.RevokeGrant(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	checkSizes(t, db, "revoke")
+	if _, _, err := db.AddNotifications(ctx, app, []core.NotificationInput{{PUID: c, Message: "x"}}, time.Now(), 0, 5); !errors.As(err, &ie) {
+		t.Fatalf("add to a revoked PUID: %v", err)
+	}
+	g, _, err := db.Grant(ctx, "carol", app, "S", "p-carol-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, sizes = add(t, db, app, 5, g.PUID); sizes[0] != 1 {
+		t.Fatalf("new grant's queue: %v", sizes)
+	}
+
+	// Purge: everything created before now goes.
+	if _, err := db.PurgeNotifications(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	checkSizes(t, db, "purge")
+	if _, sizes = add(t, db, app, 5, a, b); fmt.Sprint(sizes) != "[1 1]" {
+		t.Fatalf("after purge: %v", sizes)
+	}
+	checkSizes(t, db, "add after purge")
+}
+
+// TestQueueCache_Hits: once a PUID has been written to, its grant and
+// size come from memory, and the statements stay prepared.
+func TestQueueCache_Hits(t *testing.T) {
+	db, app, p := openQueues(t, "alice", "bob")
+	add(t, db, app, 100, p["alice"], p["bob"])
+	add(t, db, app, 100, p["alice"]) // the INSERTs of 1 and 2 rows are prepared
+	_, loads0, counts0, prep0 := cacheState(t, db)
+	for range 40 { // alice stays under 100: no trim
+		add(t, db, app, 100, p["alice"])
+		add(t, db, app, 100, p["alice"], p["bob"])
+	}
+	_, loads, counts, prep := cacheState(t, db)
+	if loads != loads0 || counts != counts0 {
+		t.Fatalf("%d grant reads and %d counts for PUIDs already known", loads-loads0, counts-counts0)
+	}
+	if prep != prep0 {
+		err := db.write(context.Background(), func(tx *writeTx) error {
+			for q := range tx.stmts {
+				t.Log(q)
+			}
+			return nil
+		})
+		t.Fatalf("%d statements prepared again (%v)", prep-prep0, err)
+	}
+	checkSizes(t, db, "hits")
+}
+
+// TestQueueCache_OtherProcess: a change committed through another
+// connection (the CLI on the same file) resets the cache.
+func TestQueueCache_OtherProcess(t *testing.T) {
+	ctx := context.Background()
+	db, app, p := openQueues(t, "alice")
+	a := p["alice"]
+	add(t, db, app, 100, a, a, a)
+
+	other, err := sqlx.Open("sqlite3", dsn(db.Path(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(ctx, `DELETE FROM notifications WHERE seq IN (SELECT seq FROM notifications LIMIT 2)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, sizes := add(t, db, app, 100, a); sizes[0] != 2 {
+		t.Fatalf("size after another connection deleted 2 of 3 and we added 1: %v, want 2", sizes)
+	}
+	if _, err := other.ExecContext(ctx, `DELETE FROM grants WHERE puid = ?`, a); err != nil {
+		t.Fatal(err)
+	}
+	var ie *core.ItemError
+	if _, _, err := db.AddNotifications(ctx, app, []core.NotificationInput{{PUID: a, Message: "x"}}, time.Now(), 0, 100); !errors.As(err, &ie) {
+		t.Fatalf("add to a grant another connection revoked: %v", err)
+	}
+	checkSizes(t, db, "other process")
+}
+
+// TestCommit_LoneJobFailsAlone: a commit of one job runs without a
+// savepoint; if the job fails after writing, none of it stays.
+func TestCommit_LoneJobFailsAlone(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := openQueues(t)
+	boom := errors.New("boom")
+	err := db.write(ctx, func(tx *writeTx) error {
+		if _, err := tx.Exec(`INSERT INTO users (id, email, created_at) VALUES ('ghost', '', 0)`); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := db.User(ctx, "ghost"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("the failed job's user: %v", err)
+	}
+	if err := db.UpsertUser(ctx, core.User{ID: "real"}); err != nil {
+		t.Fatal(err)
+	}
+}
