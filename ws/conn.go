@@ -1,36 +1,38 @@
 package ws
 
 import (
+	"net"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// conn is the write side shared by device and app channels: frames are
-// queued, and one writer at a time drains the queue, flushing once for
-// everything ready. The writer runs only while there is something to
-// write, so an idle connection holds no writer goroutine.
+// conn is the write side of a device channel: frames are queued already
+// encoded, and one writer at a time drains the queue with a single
+// writev for everything ready. The writer runs only while there is
+// something to write, so an idle device holds no writer goroutine.
 type conn struct {
-	ws *websocket.Conn
+	nc net.Conn
 
-	mu        sync.Mutex // guards: queue, writing, closing, closeCode, closeText, dead
-	queue     [][]byte
-	writing   bool
-	closing   bool // after the queue drains, send a close frame and end
-	closeCode int
-	closeText string
-	dead      bool
+	mu      sync.Mutex // guards: queue, writing, closing, dead
+	queue   [][]byte
+	writing bool
+	closing bool // after the queue drains, end the connection
+	dead    bool
 
-	maxQueue int // frames; past it the peer is too slow
-	onSlow   func()
+	maxQueue int    // frames; past it the peer is too slow
+	onSlow   func() // called (without mu) when the queue overflows
+	onEnd    func() // called once the connection is to end (after a close frame, or a write error)
 }
 
-// send queues a frame. inline lets the calling goroutine (the reader,
-// answering a request) do the writing itself when no writer runs, which
-// saves a goroutine per answer. It reports false if the connection is
-// closing or its queue overflowed.
-func (c *conn) send(frame []byte, inline bool) bool {
+// send queues a text frame. inline lets the calling goroutine (the
+// reader, answering a request) do the writing itself when no writer runs,
+// which saves a goroutine per answer. It reports false if the connection
+// is closing or its queue overflowed.
+func (c *conn) send(payload []byte, inline bool) bool {
+	return c.sendFrame(encodeFrame(opText, payload), inline)
+}
+
+func (c *conn) sendFrame(frame []byte, inline bool) bool {
 	c.mu.Lock()
 	if c.closing || c.dead {
 		c.mu.Unlock()
@@ -57,8 +59,8 @@ func (c *conn) send(frame []byte, inline bool) bool {
 	return true
 }
 
-// close queues a close frame after what is queued; the connection ends
-// once it is written.
+// close queues last (a text frame, may be nil) and a close frame after
+// what is queued; the connection ends once they are written.
 func (c *conn) close(code int, text string, last []byte) {
 	c.mu.Lock()
 	if c.closing || c.dead {
@@ -66,9 +68,10 @@ func (c *conn) close(code int, text string, last []byte) {
 		return
 	}
 	if last != nil {
-		c.queue = append(c.queue, last)
+		c.queue = append(c.queue, encodeFrame(opText, last))
 	}
-	c.closing, c.closeCode, c.closeText = true, code, text
+	c.queue = append(c.queue, encodeClose(code, text))
+	c.closing = true
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -83,37 +86,36 @@ func (c *conn) flush() {
 		c.mu.Lock()
 		batch, c.queue = c.queue, batch[:0]
 		if len(batch) == 0 {
-			closing := c.closing && !c.dead
-			if closing {
+			ending := c.closing && !c.dead
+			if ending {
 				c.dead = true
 			}
 			c.writing = false
-			code, text := c.closeCode, c.closeText
 			c.mu.Unlock()
-			if closing {
-				deadline := time.Now().Add(time.Second)
-				c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
-				c.ws.Close()
+			if ending {
+				c.onEnd()
 			}
 			return
 		}
 		c.mu.Unlock()
-		c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-		for _, frame := range batch {
-			if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
-				c.kill()
-				return
-			}
+		c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+		bufs := net.Buffers(batch)
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			c.kill()
+			return
 		}
 		clear(batch)
 	}
 }
 
-// kill ends the connection now, without a close frame (a write failed).
+// kill ends the connection now (a write failed).
 func (c *conn) kill() {
 	c.mu.Lock()
-	c.dead, c.writing = true, false
+	already := c.dead
+	c.dead, c.writing, c.closing = true, false, true
 	c.queue = nil
 	c.mu.Unlock()
-	c.ws.Close()
+	if !already {
+		c.onEnd()
+	}
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
 	"net/http"
-	"strconv"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/presence-service/presence/core"
 )
@@ -22,83 +22,227 @@ const deviceOutbox = 256
 const verifyTimeout = 10 * time.Second
 
 // device is one device channel: the socket, its session once connected,
-// and the timers that bound it.
+// and what the sweeper needs to bound it.
 type device struct {
 	srv  *Server
 	conn conn
+	fd   int             // -1 when read by a goroutine (TLS, or no epoll)
+	raw  syscall.RawConn // for reads that never wait
 
-	// owned by the reader goroutine:
-	session *core.Session
-	errors  int // consecutive
+	rmu     sync.Mutex // guards the reader's state below; one reader at a time
+	partial []byte     // the start of a frame not yet complete
+	msg     []byte     // a fragmented message being put together
+	errors  int        // consecutive
 	limiter *core.RateLimiter
 
-	mu         sync.Mutex // guards: maxSession, pinger
-	maxSession *time.Timer
-	pinger     *time.Timer
+	session  atomic.Pointer[core.Session]
+	lastSeen atomic.Int64 // unix nanos of the last bytes received
+	lastPing atomic.Int64 // unix nanos of the last ping sent
+	expired  atomic.Bool  // errno -3 sent
+	gone     atomic.Bool  // end has run
+	ended    sync.Once
 }
+
+var (
+	errWouldBlock = errors.New("would block")
+	errEOF        = errors.New("eof")
+	errNoPoller   = errors.New("no epoll here")
+)
+
+// readBufSize holds any frame within limits.max_frame_bytes, and then some.
+func (s *Server) readBufSize() int { return s.cfg.Limits.MaxFrameBytes + 14 + 1024 }
 
 func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	if s.router.ShuttingDown() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	c, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has answered
+	nc, early, ok := upgrade(w, r)
+	if !ok {
+		return
 	}
 	s.conns.Add(1)
-	defer s.conns.Done()
-	d := &device{srv: s}
-	d.conn = conn{ws: c, maxQueue: deviceOutbox}
+	d := &device{srv: s, fd: -1}
+	d.conn = conn{nc: nc, maxQueue: deviceOutbox, onEnd: d.end}
 	d.conn.onSlow = func() {
 		s.router.Metrics.SlowConsumerDrops.Add(1)
 		d.fail(core.ErrnoSlowConsumer, "")
 	}
-	d.run()
+	now := time.Now().UnixNano()
+	d.lastSeen.Store(now)
+	d.lastPing.Store(now)
+	s.live.add(d)
+	d.partial = early
+	if len(early) > 0 {
+		d.rmu.Lock()
+		d.consume(nil)
+		d.rmu.Unlock()
+	}
+	// Park the socket in epoll: from here, no goroutine waits on it. The
+	// handler returns, and net/http forgets the hijacked connection.
+	if tc, ok := nc.(*net.TCPConn); ok && s.poller != nil {
+		if fd, raw := rawFD(tc); fd >= 0 {
+			d.fd, d.raw = fd, raw // before add: the poller may hand d to a reader at once
+			if s.poller.add(fd, d) {
+				return
+			}
+			d.fd, d.raw = -1, nil
+		}
+	}
+	d.readLoop()
 }
 
-// run is the reader loop; when it returns the socket is gone.
-func (d *device) run() {
-	cfg := d.srv.cfg
-	ws := d.conn.ws
-	ws.SetReadLimit(int64(cfg.Limits.MaxFrameBytes))
-	idle := cfg.Device.IdleTimeout.Duration
-	ws.SetReadDeadline(time.Now().Add(idle))
-	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(idle)) })
-	d.mu.Lock()
-	d.pinger = time.AfterFunc(idle/2, func() {
-		// A device that answers pings keeps its read deadline moving.
-		if ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) == nil {
-			d.mu.Lock()
-			d.pinger.Reset(idle / 2)
-			d.mu.Unlock()
+// readable runs when epoll says the parked socket has bytes: it reads all
+// there is, answers every whole frame, keeps a partial one, and parks the
+// socket again.
+func (d *device) readable() {
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	buf := d.srv.getBuf()
+	defer d.srv.putBuf(buf)
+	for range 64 { // then let other devices have the core
+		b := append(buf[:0], d.partial...)
+		n, err := readNow(d.raw, b[len(b):cap(b)])
+		if n > 0 {
+			d.lastSeen.Store(time.Now().UnixNano())
+			if !d.consume(b[:len(b)+n]) {
+				return
+			}
 		}
-	})
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.pinger.Stop()
-		if d.maxSession != nil {
-			d.maxSession.Stop()
+		if err == errWouldBlock {
+			break
 		}
-		d.mu.Unlock()
-		if d.session != nil {
-			d.srv.router.Disconnect(d.session)
-		}
-		ws.Close()
-	}()
-	for {
-		kind, data, err := ws.ReadMessage()
 		if err != nil {
-			return // gorilla has sent 1009 for an oversize frame
+			d.end()
+			return
 		}
-		ws.SetReadDeadline(time.Now().Add(idle))
-		if kind != websocket.TextMessage {
-			d.answerError(core.Errorf(core.ErrnoNotObject, "frame is not a JSON object: binary frame"))
-			continue
-		}
-		d.handle(data)
 	}
+	if err := d.srv.poller.rearm(d.fd); err != nil {
+		d.end()
+	}
+}
+
+// readLoop reads with a goroutine of its own, for sockets epoll cannot
+// watch (TLS).
+func (d *device) readLoop() {
+	buf := make([]byte, d.srv.readBufSize())
+	for {
+		d.rmu.Lock()
+		b := append(buf[:0], d.partial...)
+		d.rmu.Unlock()
+		n, err := d.conn.nc.Read(b[len(b):cap(b)])
+		if n > 0 {
+			d.lastSeen.Store(time.Now().UnixNano())
+			d.rmu.Lock()
+			ok := d.consume(b[:len(b)+n])
+			d.rmu.Unlock()
+			if !ok {
+				return
+			}
+		}
+		if err != nil {
+			d.end()
+			return
+		}
+	}
+}
+
+// consume handles every whole frame in b and keeps the rest for later. It
+// reports false when the connection is ending. Caller holds rmu.
+func (d *device) consume(b []byte) bool {
+	if b == nil {
+		b = d.partial
+	}
+	for {
+		f, n, err := parseFrame(b, d.srv.cfg.Limits.MaxFrameBytes)
+		if err == errIncomplete {
+			break
+		}
+		if err != nil {
+			var pe *protocolError
+			errors.As(err, &pe)
+			d.conn.close(pe.code, pe.reason, nil)
+			return false
+		}
+		if !d.frame(f) {
+			return false
+		}
+		b = b[n:]
+	}
+	if len(b) == 0 {
+		d.partial = nil
+	} else {
+		d.partial = append(d.partial[:0:0], b...)
+	}
+	return true
+}
+
+// frame handles one frame: data to requests, control frames as RFC 6455
+// says.
+func (d *device) frame(f frame) bool {
+	max := d.srv.cfg.Limits.MaxFrameBytes
+	switch f.op {
+	case opPing:
+		d.conn.sendFrame(encodeFrame(opPong, f.payload), true)
+	case opPong:
+	case opClose:
+		code := closeNormal
+		if len(f.payload) >= 2 {
+			code = int(f.payload[0])<<8 | int(f.payload[1])
+		}
+		d.conn.close(code, "", nil)
+		return false
+	case opText, opBinary:
+		if d.msg != nil {
+			d.conn.close(closeProtocolError, "new message inside a fragmented one", nil)
+			return false
+		}
+		if !f.fin {
+			d.msg = append(make([]byte, 0, len(f.payload)), f.payload...)
+			if f.op == opBinary {
+				d.msg = append(d.msg[:0:0], 0) // a binary message is refused whatever it holds
+			}
+			return true
+		}
+		if f.op == opBinary {
+			d.answerError(core.Errorf(core.ErrnoNotObject, "frame is not a JSON object: binary frame"))
+			return true
+		}
+		d.handle(f.payload)
+	case opContinuation:
+		if d.msg == nil {
+			d.conn.close(closeProtocolError, "continuation without a message", nil)
+			return false
+		}
+		if len(d.msg)+len(f.payload) > max {
+			d.conn.close(closeTooBig, "message larger than limits.max_frame_bytes", nil)
+			return false
+		}
+		d.msg = append(d.msg, f.payload...)
+		if f.fin {
+			msg := d.msg
+			d.msg = nil
+			d.handle(msg)
+		}
+	}
+	return true
+}
+
+// end releases the connection once: out of epoll, socket closed, the
+// router told. Any goroutine may call it; it never waits for the reader.
+func (d *device) end() {
+	d.ended.Do(func() {
+		if d.fd >= 0 {
+			d.srv.poller.remove(d.fd, d)
+		}
+		d.conn.nc.Close()
+		d.srv.live.remove(d)
+		d.gone.Store(true)
+		if s := d.session.Load(); s != nil {
+			d.srv.router.Disconnect(s)
+		}
+		d.srv.conns.Done()
+	})
 }
 
 // handle answers one request frame.
@@ -138,17 +282,18 @@ var resultTrue = []byte(`{"result":true}`)
 
 // requireSession checks that the request quotes this socket's session.
 func (d *device) requireSession(req *request) error {
-	if d.session == nil {
+	s := d.session.Load()
+	if s == nil {
 		return &core.Error{Errno: core.ErrnoNeedSession}
 	}
-	if req.SessionID != d.session.ID() {
+	if req.SessionID != s.ID() {
 		return &core.Error{Errno: core.ErrnoUnknownSession}
 	}
 	return nil
 }
 
 func (d *device) connect(req *request) ([]byte, error) {
-	if d.session != nil {
+	if d.session.Load() != nil {
 		return nil, &core.Error{Errno: core.ErrnoAlreadyConnected}
 	}
 	if req.Assertion == "" {
@@ -178,12 +323,10 @@ func (d *device) connect(req *request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.session = session
 	d.limiter = core.NewRateLimiter(d.srv.cfg.Limits.StatusPerMinute, time.Now())
-	if max := d.srv.cfg.Device.MaxSession.Duration; max > 0 {
-		d.mu.Lock()
-		d.maxSession = time.AfterFunc(max, func() { d.Close(core.ErrnoSessionTooOld) })
-		d.mu.Unlock()
+	d.session.Store(session)
+	if d.gone.Load() { // the socket ended while we connected
+		d.srv.router.Disconnect(session)
 	}
 	b := append([]byte(nil), `{"result":true,"session_id":`...)
 	b = appendString(b, session.ID())
@@ -219,7 +362,7 @@ func (d *device) status(req *request) ([]byte, error) {
 			apps = []core.AppID{}
 		}
 	}
-	if err := d.srv.router.SetStatus(d.session, p, apps); err != nil {
+	if err := d.srv.router.SetStatus(d.session.Load(), p, apps); err != nil {
 		return nil, err
 	}
 	return resultTrue, nil
@@ -235,7 +378,7 @@ func (d *device) visibility(req *request) ([]byte, error) {
 	if !req.HasAppIDs {
 		return nil, core.Errorf(core.ErrnoInvalidField, "application_ids: missing")
 	}
-	ignored, err := d.srv.router.SetVisibility(context.Background(), d.session, req.AppIDs)
+	ignored, err := d.srv.router.SetVisibility(context.Background(), d.session.Load(), req.AppIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +400,7 @@ func (d *device) ack(req *request) ([]byte, error) {
 	if len(req.IDs) > 1000 {
 		return nil, core.Errorf(core.ErrnoInvalidField, "ids: at most 1000 a request")
 	}
-	if err := d.srv.router.Ack(context.Background(), d.session, req.IDs); err != nil {
+	if err := d.srv.router.Ack(context.Background(), d.session.Load(), req.IDs); err != nil {
 		return nil, err
 	}
 	return resultTrue, nil
@@ -278,7 +421,7 @@ func (e *rateLimited) Error() string { return "rate limited" }
 
 // pushPending sends what was queued for the user before this connect.
 func (d *device) pushPending() {
-	ns, err := d.srv.router.PendingNotifications(context.Background(), d.session)
+	ns, err := d.srv.router.PendingNotifications(context.Background(), d.session.Load())
 	if err != nil {
 		d.srv.log.Error("pending notifications", "err", err)
 		return
@@ -328,13 +471,13 @@ func (d *device) fail(errno core.Errno, reason string) {
 func closeCode(errno core.Errno) int {
 	switch errno {
 	case core.ErrnoReplaced, core.ErrnoSessionTooOld:
-		return websocket.CloseNormalClosure
+		return closeNormal
 	case core.ErrnoShuttingDown:
-		return websocket.CloseGoingAway
+		return closeGoingAway
 	case core.ErrnoSlowConsumer:
-		return websocket.CloseTryAgainLater
+		return closeTryAgainLater
 	}
-	return websocket.ClosePolicyViolation
+	return closePolicy
 }
 
 // SendNotifications implements core.DeviceSink.
@@ -350,6 +493,3 @@ func (d *device) SendNotifications(ns []core.Notification) {
 func (d *device) Close(errno core.Errno) { d.fail(errno, "") }
 
 var _ core.DeviceSink = (*device)(nil)
-
-// itoa is strconv.Itoa, named for the headers.
-func itoa(n int) string { return strconv.Itoa(n) }

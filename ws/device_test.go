@@ -3,6 +3,7 @@ package ws_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -213,3 +214,74 @@ func TestAnsweringPingsKeepsDeviceAlive(t *testing.T) {
 }
 
 var _ = core.Online
+
+// The device channel speaks RFC 6455 itself: fragmented messages,
+// client pings and the closing handshake work as browsers expect.
+func TestFragmentsPingsAndClose(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.dial("/presence")
+	// A request in three fragments, a ping between two of them (RFC 6455
+	// lets control frames interleave).
+	raw := c.Conn.NetConn()
+	raw.Write(masked(false, 0x1, `{"ty`))
+	raw.Write(masked(false, 0x0, `pe":"pi`))
+	raw.Write(masked(true, 0x9, `mid`))
+	raw.Write(masked(true, 0x0, `ng"}`))
+	// A ping from the client gets its pong.
+	pong := make(chan string, 1)
+	c.Conn.SetPongHandler(func(data string) error { pong <- data; return nil })
+	c.Expect(`{"result":true}`) // the pong for "mid" came first
+	if got := <-pong; got != "mid" {
+		t.Fatalf("pong %q, want mid", got)
+	}
+	c.Conn.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second))
+	c.Send(`{"type":"ping"}`)
+	c.Expect(`{"result":true}`) // reading lets gorilla run the pong handler
+	select {
+	case got := <-pong:
+		if got != "hello" {
+			t.Fatalf("pong %q", got)
+		}
+	default:
+		t.Fatal("no pong for the client's ping")
+	}
+	// The client closes; the server answers with the same code.
+	c.Conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+	if code := c.ExpectClosed(); code != websocket.CloseNormalClosure {
+		t.Fatalf("close code %d, want 1000", code)
+	}
+}
+
+func TestBinaryFrameIsErrno1(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.dial("/presence")
+	c.Conn.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`))
+	c.Expect(`{"result":false,"errno":1,"reason":"frame is not a JSON object: binary frame"}`)
+	c.StillOpen()
+}
+
+func TestNotAWebSocketHandshake(t *testing.T) {
+	h := newHarness(t, nil)
+	resp, err := http.Get(h.srv.URL + "/presence")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Sec-WebSocket-Version") != "13" {
+		t.Fatalf("GET without upgrade: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// masked is one client frame, written by hand to send what gorilla's
+// client would not (fragments of our choosing).
+func masked(fin bool, op byte, payload string) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	b := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+	for i := range len(payload) {
+		b = append(b, payload[i]^byte(i%4+1))
+	}
+	return b
+}

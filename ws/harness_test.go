@@ -51,9 +51,10 @@ func newHarness(t *testing.T, tweak func(*presence.Config)) *harness {
 	}
 	dev := &core.DevVerifier{Secret: []byte("test secret")}
 	mux := http.NewServeMux()
-	ws.New(ws.Config{Router: r, Verifier: dev, Config: cfg}).Register(mux)
+	edge := ws.New(ws.Config{Router: r, Verifier: dev, Config: cfg})
+	edge.Register(mux)
 	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { srv.Close(); db.Close() })
+	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
 	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv}
 	h.app, h.key = h.newApp("beer.example")
 	return h

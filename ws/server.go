@@ -27,7 +27,13 @@ type Server struct {
 	verifier core.Verifier
 	cfg      *presence.Config
 	log      *slog.Logger
-	upgrader websocket.Upgrader
+	upgrader websocket.Upgrader // app channels; devices speak frame.go
+
+	poller   *poller     // nil: every device has a reading goroutine
+	live     liveDevices // open device channels, for the sweeper
+	bufs     sync.Pool   // read buffers, lent to a device while it reads
+	stop     chan struct{}
+	stopOnce sync.Once
 
 	conns sync.WaitGroup // live connections, for Shutdown
 }
@@ -40,14 +46,12 @@ func New(c Config) *Server {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		router:   c.Router,
 		verifier: c.Verifier,
 		cfg:      c.Config,
 		log:      c.Logger,
 		upgrader: websocket.Upgrader{
-			// Small buffers: an idle device must cost little. Frames are at
-			// most limits.max_frame_bytes; gorilla grows reads as needed.
 			ReadBufferSize:  512,
 			WriteBufferSize: 1024,
 			WriteBufferPool: &sync.Pool{},
@@ -55,8 +59,32 @@ func New(c Config) *Server {
 			// channel is authenticated by its assertion, not by cookies.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
+		stop: make(chan struct{}),
 	}
+	if c.Config.Server.TLSCert == "" { // TLS sockets cannot be read without the TLS layer
+		if p, err := newPoller(); err == nil {
+			s.poller = p
+		} else {
+			s.log.Warn("no epoll: each device gets a reading goroutine", "err", err)
+		}
+	}
+	s.bufs.New = func() any { b := make([]byte, s.readBufSize()); return &b }
+	go s.sweep(s.stop)
+	return s
 }
+
+// Close stops the sweeper and the poller; call it after Wait.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		if s.poller != nil {
+			s.poller.close()
+		}
+	})
+}
+
+func (s *Server) getBuf() []byte  { return *(s.bufs.Get().(*[]byte)) }
+func (s *Server) putBuf(b []byte) { s.bufs.Put(&b) }
 
 // Register adds the edge's routes.
 func (s *Server) Register(mux *http.ServeMux) {

@@ -167,6 +167,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	if err := s.edge.Wait(ctx); err != nil {
 		s.log.Warn("connections still open at shutdown", "err", err)
 	}
+	s.edge.Close()
 	errs = append(errs, s.backend.Close())
 	return errors.Join(errs...)
 }

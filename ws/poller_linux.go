@@ -1,0 +1,122 @@
+//go:build linux
+
+package ws
+
+import (
+	"errors"
+	"sync/atomic"
+	"syscall"
+)
+
+// poller parks idle device sockets in an epoll set of its own: a device
+// costs a goroutine only while bytes are being read from it. Each socket
+// is armed one-shot, so at most one reader runs per device; the reader
+// re-arms it when done. The Go runtime keeps the same socket in its own
+// netpoller for writes; the two do not interfere.
+type poller struct {
+	epfd  int
+	conns []atomic.Pointer[device] // by fd; fds are small integers below the open-file limit
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	var lim syscall.Rlimit
+	size := 1 << 16
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < 1<<22 {
+		size = int(lim.Max) + 1
+	}
+	p := &poller{epfd: epfd, conns: make([]atomic.Pointer[device], size)}
+	go p.run()
+	return p, nil
+}
+
+const armEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+
+// add parks d's socket; false if it cannot be (the caller then reads
+// with a goroutine).
+func (p *poller) add(fd int, d *device) bool {
+	if fd < 0 || fd >= len(p.conns) {
+		return false
+	}
+	p.conns[fd].Store(d)
+	ev := syscall.EpollEvent{Events: armEvents, Fd: int32(fd)}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		p.conns[fd].CompareAndSwap(d, nil)
+		return false
+	}
+	return true
+}
+
+// rearm asks for the next readiness of fd.
+func (p *poller) rearm(fd int) error {
+	ev := syscall.EpollEvent{Events: armEvents, Fd: int32(fd)}
+	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
+}
+
+// remove forgets d's socket; call it before closing the socket, so that
+// its fd number, once reused, is not mistaken for d.
+func (p *poller) remove(fd int, d *device) {
+	if fd < 0 || fd >= len(p.conns) {
+		return
+	}
+	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	p.conns[fd].CompareAndSwap(d, nil)
+}
+
+func (p *poller) run() {
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, -1)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return // closed
+		}
+		for i := range n {
+			if d := p.conns[events[i].Fd].Load(); d != nil {
+				go d.readable()
+			}
+		}
+	}
+}
+
+func (p *poller) close() { syscall.Close(p.epfd) }
+
+// rawFD returns the file descriptor of a plain TCP connection, or -1.
+func rawFD(c syscall.Conn) (int, syscall.RawConn) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, nil
+	}
+	fd := -1
+	raw.Control(func(f uintptr) { fd = int(f) })
+	return fd, raw
+}
+
+// readNow reads what the socket has without waiting: 0, errWouldBlock when
+// it has nothing.
+func readNow(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), b)
+		return true // never wait: epoll says when to come back
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errors.Is(rerr, syscall.EAGAIN) {
+		return 0, errWouldBlock
+	}
+	if rerr == nil && n == 0 {
+		return 0, errEOF
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, rerr
+}

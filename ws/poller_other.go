@@ -1,0 +1,16 @@
+//go:build !linux
+
+package ws
+
+import "syscall"
+
+// poller is epoll's; elsewhere every device has a reading goroutine.
+type poller struct{}
+
+func newPoller() (*poller, error)                  { return nil, errNoPoller }
+func (p *poller) add(int, *device) bool            { return false }
+func (p *poller) rearm(int) error                  { return errNoPoller }
+func (p *poller) remove(int, *device)              {}
+func (p *poller) close()                           {}
+func rawFD(syscall.Conn) (int, syscall.RawConn)    { return -1, nil }
+func readNow(syscall.RawConn, []byte) (int, error) { return 0, errNoPoller }
