@@ -178,6 +178,8 @@ func (b *bench) status(ctx context.Context) error {
 	rows = append(rows, newRow("status", fmt.Sprintf("server CPU per update (→ %d apps)", o.apps), "µs", pc, rc))
 	pc, rc = pair(closed, func(s statusResult) float64 { return s.ToolCPU })
 	rows = append(rows, newRow("status", "tool CPU per update", "µs", pc, rc))
+	pc, rc = pair(closed, func(s statusResult) float64 { return 100 * s.OtherCPU })
+	rows = append(rows, newRow("status", "machine taken by other work, closed loop", "%", pc, rc))
 
 	rate := o.rate
 	if rate == 0 { // half of what the ceiling sustained
@@ -209,6 +211,8 @@ func (b *bench) status(ctx context.Context) error {
 	rows = append(rows, newRow("status", "latency p99 "+label, "ms", p, r).atMost(p, 10, "≤ 10 ms"))
 	p, r = pair(open, func(s statusResult) float64 { return s.Latency.P999 })
 	rows = append(rows, newRow("status", "latency p99.9 "+label, "ms", p, r))
+	p, r = pair(open, func(s statusResult) float64 { return 100 * s.OtherCPU })
+	rows = append(rows, newRow("status", "machine taken by other work, open loop", "%", p, r))
 	if t := b.pres; t != nil && t.xmpp.addr != "" && o.xmppRun {
 		// The same load with every app on the component channel. The relay
 		// speaks no XMPP, so its WebSocket figures above are the baseline.
@@ -277,6 +281,8 @@ func (b *bench) notify(ctx context.Context) error {
 			newRow("notify", fmt.Sprintf("server CPU per notification (batch %d)", s.batch), "µs", pc, rc))
 		pc, rc = pair(res, func(n notifyResult) float64 { return n.ToolCPU })
 		b.rep.add(newRow("notify", fmt.Sprintf("tool CPU per POST (batch %d)", s.batch), "µs", pc, rc))
+		pc, rc = pair(res, func(n notifyResult) float64 { return 100 * n.OtherCPU })
+		b.rep.add(newRow("notify", fmt.Sprintf("machine taken by other work (batch %d)", s.batch), "%", pc, rc))
 	}
 	return nil
 }

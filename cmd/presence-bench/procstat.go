@@ -209,3 +209,60 @@ func readMachine(fdLimit uint64) machineInfo {
 	}
 	return m
 }
+
+// cpuMeter measures, over a window, the CPU the server and this tool used
+// and the share of the machine that other work took: a run measured while
+// other processes held half the machine is not the same measurement.
+type cpuMeter struct {
+	pid                   int
+	server, tool, machine float64
+	at                    time.Time
+}
+
+func startCPU(pid int) cpuMeter {
+	return cpuMeter{pid: pid, server: readCPU(pid), tool: readCPU(os.Getpid()), machine: machineBusy(), at: time.Now()}
+}
+
+// cpuUse is what a cpuMeter read: server and tool CPU seconds, and the share
+// (0–1) of all CPUs that other processes used.
+type cpuUse struct {
+	Server, Tool, Other float64
+}
+
+func (m cpuMeter) read() cpuUse {
+	u := cpuUse{Tool: readCPU(os.Getpid()) - m.tool}
+	if m.pid > 0 {
+		u.Server = readCPU(m.pid) - m.server
+	}
+	wall := time.Since(m.at).Seconds() * float64(runtime.NumCPU())
+	if wall > 0 {
+		u.Other = max(0, (machineBusy()-m.machine-u.Server-u.Tool)/wall)
+	}
+	return u
+}
+
+// machineBusy is the non-idle time of all CPUs, in seconds, from /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseProcStatBusy(line)
+}
+
+func parseProcStatBusy(line string) float64 {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if i == 3 || i == 4 {
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / clockTicks
+}

@@ -187,3 +187,10 @@ func TestSlopeSeesTrendThroughSawtooth(t *testing.T) {
 		t.Error("one sample has no slope")
 	}
 }
+
+func TestParseProcStatBusy(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	if got := parseProcStatBusy("cpu  100 5 50 1000 20 3 2 40 0 0"); got != 2.0 {
+		t.Errorf("busy = %v, want 2 s (200 ticks without idle and iowait)", got)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -90,6 +89,7 @@ type notifyResult struct {
 	Latency     latencySummary   `json:"post_latency"`
 	CPUPerItem  float64          `json:"server_cpu_us_per_item"`
 	ToolCPU     float64          `json:"tool_cpu_us_per_post"`
+	OtherCPU    float64          `json:"other_cpu_share"`
 	Errors      map[string]int64 `json:"errors"`
 	Server      procSample       `json:"server"`
 }
@@ -141,8 +141,8 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 		lastStored = s
 		return line
 	})
-	var cpuLo, toolLo float64
-	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo, toolLo = readCPU(t.pid), readCPU(os.Getpid()) })
+	meterc := make(chan cpuMeter, 1)
+	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.pid) })
 	defer cpuTimer.Stop()
 	for c := range o.clients {
 		s := &sampler{max: 1 << 20}
@@ -177,7 +177,13 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	}
 	wg.Wait()
 	res.Server = t.sample()
-	toolUsed := readCPU(os.Getpid()) - toolLo
+	var use cpuUse
+	select {
+	case m := <-meterc:
+		use = m.read()
+	default:
+	}
+	res.OtherCPU = use.Other
 	var all []int64
 	for _, s := range samplers {
 		all = append(all, s.samples...)
@@ -188,10 +194,10 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	res.PerSec = float64(res.Stored) / res.Window
 	res.Latency = summarize(all)
 	if res.Stored > 0 && t.pid > 0 {
-		res.CPUPerItem = (res.Server.CPU - cpuLo) / float64(res.Stored) * 1e6
+		res.CPUPerItem = use.Server / float64(res.Stored) * 1e6
 	}
 	if res.Posts > 0 {
-		res.ToolCPU = toolUsed / float64(res.Posts) * 1e6
+		res.ToolCPU = use.Tool / float64(res.Posts) * 1e6
 	}
 	res.Errors = errs.snapshot()
 	return res, ctx.Err()

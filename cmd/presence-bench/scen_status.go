@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +43,7 @@ type statusResult struct {
 	Errors          map[string]int64 `json:"errors"`
 	CPUPerUpdate    float64          `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
 	ToolCPU         float64          `json:"tool_cpu_us_per_update"`   // the same for this process
+	OtherCPU        float64          `json:"other_cpu_share"`          // share of the machine other processes used
 	ServerBefore    procSample       `json:"server_before"`
 	ServerMid       procSample       `json:"server_mid"` // halfway through the window
 	RSSSeries       []int64          `json:"rss_kib_each_second"`
@@ -178,8 +178,8 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	warmStart.Store(begin + int64(o.warm))
 	end.Store(begin + int64(o.warm+o.dur))
 	start()
-	var cpuLo, toolLo float64
-	cpuTimer := time.AfterFunc(o.warm, func() { cpuLo, toolLo = readCPU(t.pid), readCPU(os.Getpid()) })
+	meterc := make(chan cpuMeter, 1)
+	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.pid) })
 	defer cpuTimer.Stop()
 	rssDone := make(chan struct{})
 	go func() { // server RSS once a second through the window, for its trend
@@ -242,7 +242,13 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	cpuTimer.Stop()
 	<-midDone // fired long ago: the window is over
 	<-rssDone
-	cpuUsed, toolUsed := res.ServerAfter.CPU-cpuLo, readCPU(os.Getpid())-toolLo
+	var use cpuUse
+	select {
+	case m := <-meterc:
+		use = m.read()
+	default: // a window shorter than the warm-up: nothing measured
+	}
+	res.OtherCPU = use.Other
 	cancel()
 	for _, d := range devs {
 		d.conn.Close()
@@ -262,10 +268,10 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	res.DeliveredPerSec = float64(res.Delivered) / res.Window
 	res.Latency = summarize(all)
 	if res.Acked > 0 && t.pid > 0 {
-		res.CPUPerUpdate = cpuUsed / float64(res.Acked) * 1e6
+		res.CPUPerUpdate = use.Server / float64(res.Acked) * 1e6
 	}
 	if res.Acked > 0 {
-		res.ToolCPU = toolUsed / float64(res.Acked) * 1e6
+		res.ToolCPU = use.Tool / float64(res.Acked) * 1e6
 	}
 	res.SlowFrames = slowFrames.Load()
 	res.Errors = errs.snapshot()
