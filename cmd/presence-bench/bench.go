@@ -77,6 +77,44 @@ func (b *bench) setup(ctx context.Context) error {
 	return nil
 }
 
+// status and notify run one measurement, again while other work took more
+// than -max-other of the machine (up to -retries more times), and keep the
+// quietest: on a shared machine a run during someone's build measures the
+// build.
+func (b *bench) statusRun(ctx context.Context, t *target, so statusOpts) (statusResult, error) {
+	return quietest(ctx, b, "status "+t.name, func() (statusResult, error) {
+		return runStatus(ctx, t, so, b.prog)
+	}, func(r statusResult) float64 { return r.OtherCPU })
+}
+
+func (b *bench) notifyRun(ctx context.Context, t *target, no notifyOpts) (notifyResult, error) {
+	return quietest(ctx, b, "notify "+t.name, func() (notifyResult, error) {
+		return runNotify(ctx, t, no, b.prog)
+	}, func(r notifyResult) float64 { return r.OtherCPU })
+}
+
+func quietest[T any](ctx context.Context, b *bench, name string, run func() (T, error), other func(T) float64) (T, error) {
+	var best T
+	bestOther := math.Inf(1)
+	for i := 0; i <= b.o.retries && ctx.Err() == nil; i++ {
+		if i > 0 {
+			b.pause(ctx)
+		}
+		r, err := run()
+		if err != nil {
+			return r, err
+		}
+		if o := other(r); o < bestOther {
+			best, bestOther = r, o
+		}
+		if bestOther <= b.o.maxOther {
+			break
+		}
+		b.prog.logf("%s: other work took %.0f%% of the machine (more than %.0f%%)", name, 100*other(r), 100*b.o.maxOther)
+	}
+	return best, nil
+}
+
 // targets lists the sides that run, relay first: its figures set the rates
 // the open-loop runs use.
 func (b *bench) targets() []*target {
@@ -156,7 +194,7 @@ func (b *bench) status(ctx context.Context) error {
 	closed := map[string]statusResult{}
 	for _, t := range b.targets() {
 		b.pause(ctx)
-		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, inflight: o.inflight, dur: o.dur, warm: o.warm}, b.prog)
+		r, err := b.statusRun(ctx, t, statusOpts{devices: o.statusDevs, inflight: o.inflight, dur: o.dur, warm: o.warm})
 		if err != nil {
 			return fmt.Errorf("%s closed loop: %w", t.name, err)
 		}
@@ -191,7 +229,7 @@ func (b *bench) status(ctx context.Context) error {
 	open := map[string]statusResult{}
 	for _, t := range b.targets() {
 		b.pause(ctx)
-		r, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm}, b.prog)
+		r, err := b.statusRun(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm})
 		if err != nil {
 			return fmt.Errorf("%s open loop: %w", t.name, err)
 		}
@@ -217,7 +255,7 @@ func (b *bench) status(ctx context.Context) error {
 		// The same load with every app on the component channel. The relay
 		// speaks no XMPP, so its WebSocket figures above are the baseline.
 		b.pause(ctx)
-		x, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm, xmppApps: len(t.apps)}, b.prog)
+		x, err := b.statusRun(ctx, t, statusOpts{devices: o.statusDevs, rate: rate, dur: o.dur, warm: o.warm, xmppApps: len(t.apps)})
 		if err != nil {
 			return fmt.Errorf("presence open loop over XMPP: %w", err)
 		}
@@ -260,7 +298,7 @@ func (b *bench) notify(ctx context.Context) error {
 		res := map[string]notifyResult{}
 		for _, t := range b.targets() {
 			b.pause(ctx)
-			r, err := runNotify(ctx, t, notifyOpts{clients: s.clients, batch: s.batch, dur: o.dur, warm: o.warm}, b.prog)
+			r, err := b.notifyRun(ctx, t, notifyOpts{clients: s.clients, batch: s.batch, dur: o.dur, warm: o.warm})
 			if err != nil {
 				return fmt.Errorf("%s notify: %w", t.name, err)
 			}

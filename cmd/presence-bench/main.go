@@ -42,6 +42,8 @@ type options struct {
 	maxTime     time.Duration
 	dur, warm   time.Duration
 	between     time.Duration
+	maxOther    float64
+	retries     int
 	perIP       int
 	users       int
 	notifyUsers int
@@ -94,6 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.dur, "duration", 10*time.Second, "measured window of each run")
 	fs.DurationVar(&o.warm, "warmup", 2*time.Second, "unmeasured start of each run")
 	fs.DurationVar(&o.between, "between", 3*time.Second, "pause between runs, so one run's disconnects do not land in the next")
+	fs.Float64Var(&o.maxOther, "max-other", 0.15, "status and notify runs during which other processes took more of the machine than this are run again")
+	fs.IntVar(&o.retries, "retries", 2, "how many times a run is repeated for -max-other; the quietest is kept")
 	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address (few keep connect() fast)")
 	fs.IntVar(&o.users, "users", 2000, "users to provision (assertion + a grant per app each); status devices are distinct users")
 	fs.IntVar(&o.notifyUsers, "notify-users", 200, "users whose queues the notify scenario fills (no device of theirs connects)")

@@ -95,14 +95,14 @@ func (b *bench) slowapp(ctx context.Context) error {
 	b.pause(ctx)
 	// Both phases last -slow-for: a p99 over 10 s and one over 30 s differ
 	// by the machine's noise alone.
-	reading, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: o.slowRate, dur: o.slowFor, warm: o.warm, withSlow: true}, b.prog)
+	reading, err := b.statusRun(ctx, t, statusOpts{devices: o.statusDevs, rate: o.slowRate, dur: o.slowFor, warm: o.warm, withSlow: true})
 	if err != nil {
 		return fmt.Errorf("slow app reading: %w", err)
 	}
 	b.logStatus(reading)
 	b.pause(ctx)
-	stalled, err := runStatus(ctx, t, statusOpts{devices: o.statusDevs, rate: o.slowRate, dur: o.slowFor, warm: o.warm,
-		withSlow: true, stallSlow: true, drain: 3 * time.Second}, b.prog)
+	stalled, err := b.statusRun(ctx, t, statusOpts{devices: o.statusDevs, rate: o.slowRate, dur: o.slowFor, warm: o.warm,
+		withSlow: true, stallSlow: true, drain: 3 * time.Second})
 	if err != nil {
 		return fmt.Errorf("slow app stalled: %w", err)
 	}
