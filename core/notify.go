@@ -31,6 +31,13 @@ func (r *Router) Notify(ctx context.Context, app AppID, items []NotificationInpu
 		return nil, nil, err
 	}
 	r.Metrics.NotificationsStored.Add(int64(len(stored)))
+	marked := ""
+	for _, n := range stored {
+		if n.UserID != marked { // batches are mostly one user's, or each a different one
+			r.pending.mark(n.UserID)
+			marked = n.UserID
+		}
+	}
 	r.pushNotifications(stored)
 	return stored, sizes, nil
 }
@@ -60,7 +67,16 @@ func (r *Router) pushNotifications(ns []Notification) {
 // PendingNotifications returns what waits for the session's user, oldest
 // first; the edge pushes them right after the connect answer.
 func (r *Router) PendingNotifications(ctx context.Context, s *Session) ([]Notification, error) {
-	return r.store.PendingNotifications(ctx, s.identity.Subject, nil)
+	user := s.identity.Subject
+	gen, maybe := r.pending.lookup(user)
+	if !maybe {
+		return nil, nil
+	}
+	ns, err := r.store.PendingNotifications(ctx, user, nil)
+	if err == nil && len(ns) == 0 {
+		r.pending.clear(user, gen)
+	}
+	return ns, err
 }
 
 // Ack removes notifications the device has shown. Only the session's

@@ -38,6 +38,7 @@ type Router struct {
 	cache appCache
 
 	notifyLimits sync.Map // AppID → *RateLimiter, one bucket per app for every edge
+	pending      pendingUsers
 
 	shuttingDown atomic.Bool
 }
@@ -82,6 +83,7 @@ func NewRouter(store Store, opts Options) *Router {
 		r.apps[i].m = make(map[AppID]*appState)
 	}
 	r.cache.m = make(map[AppID]cachedApp)
+	r.pending.init()
 	return r
 }
 
@@ -99,6 +101,9 @@ func (r *Router) Options() Options { return r.opts }
 // server last stopped. They then live in memory until an app takes them
 // or the server stops again (Shutdown writes them back).
 func (r *Router) Start(ctx context.Context) error {
+	if err := r.loadPending(ctx); err != nil {
+		return err
+	}
 	since := r.opts.Now().Add(-r.opts.StatusQueueTTL)
 	all, err := r.store.AllWaiting(ctx, since)
 	if err != nil {

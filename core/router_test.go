@@ -407,3 +407,46 @@ type outboxSink struct{ out *core.StatusOutbox }
 
 func (s outboxSink) SendStatus(u core.StatusUpdate) { s.out.Push(u) }
 func (outboxSink) Close(core.Errno)                 {}
+
+func TestPendingNotificationsAcrossConnects(t *testing.T) {
+	f := newFixture(t, 0)
+	puid := f.grant("ann@example.com", f.app)
+	ctx := context.Background()
+	first, _ := f.connect("ann@example.com", "phone", f.app)
+	if ns, err := f.router.PendingNotifications(ctx, first); err != nil || len(ns) != 0 {
+		t.Fatalf("nothing stored yet: %v %v", ns, err)
+	}
+	stored, _, err := f.router.Notify(ctx, f.app, []core.NotificationInput{{PUID: puid, Message: "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := f.connect("ann@example.com", "laptop", f.app)
+	ns, err := f.router.PendingNotifications(ctx, again)
+	if err != nil || len(ns) != 1 || ns[0].ID != stored[0].ID {
+		t.Fatalf("after a store: %v %v, want the one stored", ns, err)
+	}
+	if err := f.router.Ack(ctx, again, []string{ns[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := f.connect("ann@example.com", "tablet", f.app)
+	if ns, _ := f.router.PendingNotifications(ctx, third); len(ns) != 0 {
+		t.Fatalf("after the ack: %v", ns)
+	}
+	f.router.Notify(ctx, f.app, []core.NotificationInput{{PUID: puid, Message: "again"}})
+	fourth, _ := f.connect("ann@example.com", "watch", f.app)
+	if ns, _ := f.router.PendingNotifications(ctx, fourth); len(ns) != 1 || ns[0].Message != "again" {
+		t.Fatalf("a store after the set was cleared: %v", ns)
+	}
+	// A new router over the same store knows who has some (restart).
+	r2 := core.NewRouter(f.db, core.Options{Now: f.clock.Now})
+	if err := r2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := r2.Connect(ctx, core.ConnectRequest{Identity: core.Identity{Subject: "ann@example.com"}, DeviceID: "d", Sink: newDeviceSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns, _ := r2.PendingNotifications(ctx, s); len(ns) != 1 {
+		t.Fatalf("after a restart: %v", ns)
+	}
+}

@@ -50,6 +50,9 @@ type Store interface {
 	// AckNotifications deletes the user's notifications with these ids and
 	// returns how many it deleted; ids of other users are ignored.
 	AckNotifications(ctx context.Context, userID string, ids []string) (int, error)
+	// UsersWithNotifications lists the users with at least one queued
+	// notification (the router loads it at start).
+	UsersWithNotifications(ctx context.Context) ([]string, error)
 	// PurgeNotifications deletes notifications created before the time.
 	PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error)
 
