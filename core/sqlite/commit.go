@@ -242,6 +242,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	if ran > 0 {
 		db.commits.Add(1)
 		db.written.Add(uint64(ran))
+		db.kickCheckpointer()
 	}
 	for i, j := range batch {
 		j.res <- errs[i]

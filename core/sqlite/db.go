@@ -47,6 +47,11 @@ type DB struct {
 	jobs   chan *job     // to the committer; closed by Close
 	done   chan struct{} // closed when the committer has answered its last job
 
+	cdb      *sqlx.DB      // the checkpointer's connection (checkpoint.go)
+	ckptKick chan struct{} // the committer committed (buffered, 1)
+	ckptStop chan struct{} // closed by Close
+	ckptDone chan struct{} // closed when the checkpointer has stopped
+
 	commits atomic.Uint64 // transactions committed
 	written atomic.Uint64 // jobs that those commits made durable
 }
@@ -69,20 +74,24 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	db := &DB{
-		Now:  time.Now,
-		path: path,
-		jobs: make(chan *job, 1024),
-		done: make(chan struct{}),
+		Now:      time.Now,
+		path:     path,
+		jobs:     make(chan *job, 1024),
+		done:     make(chan struct{}),
+		ckptKick: make(chan struct{}, 1),
+		ckptStop: make(chan struct{}),
+		ckptDone: make(chan struct{}),
 	}
 
 	var err error
 	// The writer sets the journal mode (persistent in the file) before any
 	// reader opens.
-	db.wdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{
+	writer := url.Values{
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {"FULL"},
 		"_cache_size":   {"-65536"}, // 64 MiB: queues and indexes stay in memory
-	}))
+	}
+	db.wdb, err = sqlx.Open("sqlite3", dsn(path, writer))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -92,23 +101,43 @@ func Open(path string) (*DB, error) {
 	db.wdb.SetConnMaxIdleTime(0)
 	// The committer holds the one writer connection for its whole life.
 	conn, err := db.wdb.Connx(context.Background())
+	if err == nil {
+		// Not a DSN setting: the driver has none for it.
+		_, err = conn.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, walBackstop))
+		if err != nil {
+			conn.Close()
+		}
+	}
 	if err != nil {
 		db.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
 	db.rdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{"_query_only": {"true"}}))
+	if err == nil {
+		// Its synchronous=FULL makes its checkpoints sync the database
+		// file after copying, as the writer's would.
+		delete(writer, "_cache_size")
+		db.cdb, err = sqlx.Open("sqlite3", dsn(path, writer))
+		if err != nil {
+			db.rdb.Close()
+		}
+	}
 	if err != nil {
 		conn.Close()
 		db.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db.cdb.SetMaxOpenConns(1)
+	db.cdb.SetMaxIdleConns(1)
+	db.cdb.SetConnMaxIdleTime(0)
 	n := max(4, runtime.GOMAXPROCS(0))
 	db.rdb.SetMaxOpenConns(n)
 	db.rdb.SetMaxIdleConns(n)
 	db.rdb.SetConnMaxIdleTime(0)
 
 	go db.commitLoop(conn)
+	go db.checkpointLoop(db.cdb, db.ckptKick, db.ckptStop, db.ckptDone)
 
 	if err := db.Migrate(context.Background()); err != nil {
 		db.Close()
@@ -148,7 +177,9 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 
 	<-db.done
-	return errors.Join(db.rdb.Close(), db.wdb.Close())
+	close(db.ckptStop)
+	<-db.ckptDone
+	return errors.Join(db.cdb.Close(), db.rdb.Close(), db.wdb.Close())
 }
 
 // Ping checks that the file can still be read.
