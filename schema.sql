@@ -69,5 +69,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS notifications_user ON notifications(user_id, seq);
+-- One index: a user's queues are found through grants (a user has few),
+-- and every other index would cost each notification one more B-tree
+-- insert, delete and page written (see core/sqlite's userQueues).
 CREATE INDEX IF NOT EXISTS notifications_puid ON notifications(puid, seq);

@@ -217,6 +217,16 @@ type notificationRow struct {
 	ExpiresAt int64  `db:"expires_at"`
 }
 
+// userQueues selects the rows of one user's queues (its argument is the
+// user id) through the user's grants and notifications_puid. There is no
+// index on notifications(user_id): it cost every notification one more
+// B-tree insert and delete, and one more page written at random, about a
+// third of the WAL (measured: 187k page writes → 114k for 200k items of
+// BenchmarkAddNotificationBatch100Parallel), while a user has only a few
+// grants to go through. Every row has a live grant (revoking deletes the
+// queue), so no row is missed.
+const userQueues = `puid IN (SELECT puid FROM grants WHERE user_id = ?)`
+
 // PendingNotifications lists the user's queued notifications, oldest
 // first, for the given apps: all apps when apps is nil, none when it is
 // empty but not nil.
@@ -224,18 +234,22 @@ func (db *DB) PendingNotifications(ctx context.Context, userID string, apps []co
 	if apps != nil && len(apps) == 0 {
 		return nil, nil
 	}
+	// By the user's grants, then each grant's queue (notifications_puid):
+	// there is no index on notifications(user_id), see userQueues.
 	q := `SELECT id, app_id, puid, user_id, message, action, created_at, expires_at
-		FROM notifications WHERE user_id = ?`
-	args := []any{userID}
+		FROM notifications WHERE ` + userQueues + ` AND user_id = ? ORDER BY seq`
+	args := []any{userID, userID}
 	if apps != nil {
 		var err error
-		q, args, err = sqlx.In(q+` AND app_id IN (?)`, userID, apps)
+		q, args, err = sqlx.In(`SELECT id, app_id, puid, user_id, message, action, created_at, expires_at
+			FROM notifications WHERE puid IN (SELECT puid FROM grants WHERE user_id = ? AND app_id IN (?))
+			AND user_id = ? ORDER BY seq`, userID, apps, userID)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
 		}
 	}
 	var rows []notificationRow
-	if err := db.rdb.SelectContext(ctx, &rows, q+` ORDER BY seq`, args...); err != nil {
+	if err := db.rdb.SelectContext(ctx, &rows, q, args...); err != nil {
 		return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
 	}
 	ns := make([]core.Notification, len(rows))
@@ -272,7 +286,8 @@ func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string)
 		var puids []string
 		for start := 0; start < len(ids); start += ackChunk {
 			chunk := ids[start:min(start+ackChunk, len(ids))]
-			q, args, err := sqlx.In(`DELETE FROM notifications WHERE user_id = ? AND id IN (?) RETURNING puid`, userID, chunk)
+			q, args, err := sqlx.In(`DELETE FROM notifications WHERE `+userQueues+`
+				AND user_id = ? AND id IN (?) RETURNING puid`, userID, userID, chunk)
 			if err != nil {
 				return err
 			}

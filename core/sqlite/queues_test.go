@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,5 +247,34 @@ func TestCommit_LoneJobFailsAlone(t *testing.T) {
 	}
 	if err := db.UpsertUser(ctx, core.User{ID: "real"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUserQueries_UseIndexes: with no index on notifications(user_id),
+// a user's notifications are still found through indexes, never by
+// scanning the table.
+func TestUserQueries_UseIndexes(t *testing.T) {
+	db, _, _ := openQueues(t, "alice")
+	for _, q := range []string{
+		`SELECT id FROM notifications WHERE ` + userQueues + ` AND user_id = ? ORDER BY seq`,
+		`SELECT id FROM notifications WHERE puid IN (SELECT puid FROM grants WHERE user_id = ? AND app_id IN (?, ?)) AND user_id = ? ORDER BY seq`,
+		`DELETE FROM notifications WHERE ` + userQueues + ` AND user_id = ? AND id IN (?, ?) RETURNING puid`,
+	} {
+		args := []any{"alice", "alice", 1, 2}
+		rows, err := db.rdb.Query(`EXPLAIN QUERY PLAN `+q, args[:strings.Count(q, "?")]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(detail, "SCAN") {
+				t.Errorf("%s\nplan: %s", q, detail)
+			}
+		}
+		rows.Close()
 	}
 }
