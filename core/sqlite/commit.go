@@ -108,6 +108,10 @@ type job struct {
 	ctx context.Context
 	fn  func(tx *writeTx) error
 	res chan error
+
+	// add, if set, is the same write as fn, an AddNotifications batch,
+	// in a form the committer can merge with others (addGroup).
+	add *addJob
 }
 
 // write hands fn to the committer and waits until its transaction has
@@ -116,7 +120,12 @@ type job struct {
 // write returns ctx.Err() and the outcome is unknown to the caller, as
 // with any database whose answer is lost.
 func (db *DB) write(ctx context.Context, fn func(tx *writeTx) error) error {
-	j := &job{ctx: ctx, fn: fn, res: make(chan error, 1)}
+	return db.submit(&job{ctx: ctx, fn: fn, res: make(chan error, 1)})
+}
+
+// submit is write for a job already built.
+func (db *DB) submit(j *job) error {
+	ctx := j.ctx
 
 	db.mu.RLock()
 	if db.closed {
@@ -193,16 +202,27 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		fail(fmt.Errorf("sqlite: data version: %w", err))
 		return
 	}
-	live := 0
+	live, ran := 0, 0
 	for i, j := range batch {
 		if errs[i] = j.ctx.Err(); errs[i] == nil {
 			live++
 		}
 	}
+	// The notification batches go first, together: the callers are all
+	// still waiting, so any order of their writes is one they could
+	// have seen. If they cannot share statements, they run one by one
+	// below like the others.
+	merged := make([]bool, len(batch))
+	n, handled, err := db.addGroup(tx, batch, errs, merged)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ran += n
+	live -= handled
 	savepoints := live > 1
-	ran := 0
 	for i, j := range batch {
-		if errs[i] != nil {
+		if errs[i] != nil || merged[i] {
 			continue
 		}
 		if savepoints {

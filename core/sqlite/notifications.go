@@ -72,11 +72,23 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 	}
 
 	sizes := make([]int, len(items))
-	err := db.write(ctx, func(tx *writeTx) error {
+	j := &job{ctx: ctx, res: make(chan error, 1),
+		add: &addJob{app: app, ns: ns, queueSize: queueSize, sizes: sizes}}
+	j.fn = func(tx *writeTx) (err error) {
 		q := tx.queues
 		// Check every PUID before writing anything: a bad batch costs
 		// reads only, and mostly not even those (queueCache).
 		touched := make([]queueTouch, 0, 1)
+		defer func() {
+			// A write that failed after the checks (a grant gone behind
+			// the cache's back would fail the INSERT's foreign key):
+			// forgetting is always safe, and heals the cache.
+			if _, bad := err.(*core.ItemError); err != nil && !bad {
+				for _, t := range touched {
+					q.forget(t.puid)
+				}
+			}
+		}()
 		at := make([]int, len(ns)) // item → its PUID in touched
 		for i := range ns {
 			p := ns[i].PUID
@@ -116,8 +128,7 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 				continue
 			}
 			over := t.size - queueSize
-			res, err := tx.execP(`DELETE FROM notifications WHERE seq IN
-				(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq LIMIT ?)`, t.puid, over)
+			res, err := tx.execP(trimQueue, t.puid, over)
 			if err != nil {
 				return err
 			}
@@ -139,7 +150,10 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 			t.e.size = t.size
 		}
 		return nil
-	})
+	}
+	// The committer runs fn, or merges the batch with the others of its
+	// commit (addGroup): the same rows either way.
+	err := db.submit(j)
 	if err != nil {
 		if _, ok := err.(*core.ItemError); ok {
 			return nil, nil, err
@@ -148,6 +162,10 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 	}
 	return ns, sizes, nil
 }
+
+// trimQueue deletes the oldest items of a queue: the PUID, how many.
+const trimQueue = `DELETE FROM notifications WHERE seq IN
+	(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq LIMIT ?)`
 
 // queueTouch is one PUID of a batch: its cache entry and its queue's
 // size as the batch leaves it.
