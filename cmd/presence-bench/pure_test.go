@@ -190,7 +190,7 @@ func TestSlopeSeesTrendThroughSawtooth(t *testing.T) {
 
 func TestParseProcStatBusy(t *testing.T) {
 	// user nice system idle iowait irq softirq steal guest guest_nice
-	if got := parseProcStatBusy("cpu  100 5 50 1000 20 3 2 40 0 0"); got != 2.0 {
-		t.Errorf("busy = %v, want 2 s (200 ticks without idle and iowait)", got)
+	if got := parseProcStatBusy("cpu  100 5 55 1000 20 3 2 40 0 0"); got != 2.0 {
+		t.Errorf("busy = %v, want 2 s (user+nice+system+steal = 200 ticks)", got)
 	}
 }
