@@ -29,7 +29,19 @@ step "go vet"
 go vet ./...
 
 step "go test -race (interop and browser tests on)"
-PRESENCE_INTEROP=1 PRESENCE_BROWSER=1 go test -race -count=1 -timeout 30m ./...
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+set +e
+PRESENCE_INTEROP=1 PRESENCE_BROWSER=1 go test -race -count=1 -timeout 30m -json ./... > "$results"
+tested=$?
+# Package lines, the output of any failing test, and "N passed, N failed".
+summary=$(/usr/bin/python3 scripts/gotest-summary.py < "$results")
+summarized=$?
+set -e
+echo "$summary"
+if [ "$tested" != 0 ] || [ "$summarized" != 0 ]; then
+	echo "go test failed (exit $tested)"; exit 1
+fi
 
 step "fuzzing each parser briefly"
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" "$1"; }
@@ -41,4 +53,4 @@ go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $1; next} /^ok/ {i
 		done
 	done
 echo
-echo "all tests passed"
+echo "$summary" | tail -n 1
