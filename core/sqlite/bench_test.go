@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -134,6 +135,64 @@ func BenchmarkAddNotificationBatch100Parallel(b *testing.B) {
 			n := int(next.Add(1))
 			for i := range items {
 				items[i] = core.NotificationInput{PUID: puids[(n*10+i%10)%len(puids)], Message: "Fred mentioned you in #beer",
+					Action: "https://beerchat.example/r/beer"}
+			}
+			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportItems(b, db, 100*b.N, cpu0, commits0, written0)
+}
+
+// BenchmarkAddNotificationSingleRandom is BenchmarkAddNotificationSingle
+// with each item for a PUID drawn at random from 10,000 grants: the
+// callers of one commit then seldom write to neighbouring queues, where
+// consecutive PUIDs let a commit's items share B-tree pages.
+func BenchmarkAddNotificationSingleRandom(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 10000)
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	commits0, written0 := db.CommitStats()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			items := []core.NotificationInput{{PUID: puids[rand.IntN(len(puids))], Message: "Fred mentioned you in #beer",
+				Action: "https://beerchat.example/r/beer"}}
+			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportItems(b, db, b.N, cpu0, commits0, written0)
+}
+
+// BenchmarkAddNotificationBatch100ParallelRandom is
+// BenchmarkAddNotificationBatch100Parallel with each batch's 10 PUIDs
+// drawn at random from 10,000 grants.
+func BenchmarkAddNotificationBatch100ParallelRandom(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 10000)
+	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+	commits0, written0 := db.CommitStats()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		items := make([]core.NotificationInput, 100)
+		var ten [10]string
+		for pb.Next() {
+			for k := range ten {
+				ten[k] = puids[rand.IntN(len(puids))]
+			}
+			for i := range items {
+				items[i] = core.NotificationInput{PUID: ten[i%10], Message: "Fred mentioned you in #beer",
 					Action: "https://beerchat.example/r/beer"}
 			}
 			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
