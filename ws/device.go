@@ -102,6 +102,7 @@ func (d *device) readable() {
 	defer d.srv.putBuf(buf)
 	for range 64 { // then let other devices have the core
 		b := append(buf[:0], d.partial...)
+		room := cap(b) - len(b)
 		n, err := readNow(d.raw, b[len(b):cap(b)])
 		if n > 0 {
 			d.lastSeen.Store(time.Now().UnixNano())
@@ -109,7 +110,10 @@ func (d *device) readable() {
 				return
 			}
 		}
-		if err == errWouldBlock {
+		if err == errWouldBlock || (err == nil && n < room) {
+			// Drained (a short read means the socket had no more). The
+			// socket is armed level-triggered, so bytes that arrive after
+			// this read wake us again at once: no read just to see EAGAIN.
 			break
 		}
 		if err != nil {

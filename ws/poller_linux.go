@@ -4,6 +4,7 @@ package ws
 
 import (
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 )
@@ -16,7 +17,13 @@ import (
 type poller struct {
 	epfd  int
 	conns []atomic.Pointer[device] // by fd; fds are small integers below the open-file limit
+	work  chan *device             // to idle readers; their stacks are already grown
 }
+
+// readers is how many reading goroutines wait for work. A device whose
+// read takes long (a connect waiting on its identity verifier) ties one
+// up; when none is idle, a fresh goroutine reads instead.
+func readers() int { return 4 * runtime.GOMAXPROCS(0) }
 
 func newPoller() (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -28,7 +35,14 @@ func newPoller() (*poller, error) {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < 1<<22 {
 		size = int(lim.Max) + 1
 	}
-	p := &poller{epfd: epfd, conns: make([]atomic.Pointer[device], size)}
+	p := &poller{epfd: epfd, conns: make([]atomic.Pointer[device], size), work: make(chan *device)}
+	for range readers() {
+		go func() {
+			for d := range p.work {
+				d.readable()
+			}
+		}()
+	}
 	go p.run()
 	return p, nil
 }
@@ -74,11 +88,16 @@ func (p *poller) run() {
 			continue
 		}
 		if err != nil {
+			close(p.work)
 			return // closed
 		}
 		for i := range n {
 			if d := p.conns[events[i].Fd].Load(); d != nil {
-				go d.readable()
+				select {
+				case p.work <- d:
+				default:
+					go d.readable()
+				}
 			}
 		}
 	}
