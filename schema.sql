@@ -58,23 +58,18 @@ CREATE TABLE IF NOT EXISTS waiting_status (
 ) WITHOUT ROWID;
 
 -- Live notifications, one FIFO per PUID, removed only when a device acks.
--- Clustered by queue (WITHOUT ROWID, keyed (puid, seq)): a queue's items
--- sit together in the table's own B-tree, so storing one writes the leaf
--- of its queue and no second index, and the trim of a full queue deletes
--- from that same queue. seq is set by the store's one writer (core/sqlite,
--- queueCache.nextSeq): it grows across all queues, and across restarts,
--- so it orders a user's items oldest first. There is no other index: a
--- user's queues are found through grants (a user has few), and the hourly
--- purge by created_at scans the table.
 CREATE TABLE IF NOT EXISTS notifications (
-    puid       TEXT NOT NULL REFERENCES grants(puid) ON DELETE CASCADE,
-    seq        INTEGER NOT NULL,
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     id         TEXT NOT NULL,          -- 128 random bits: unique without an index (acks go by user)
     app_id     INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    puid       TEXT NOT NULL REFERENCES grants(puid) ON DELETE CASCADE,
     user_id    TEXT NOT NULL,
     message    TEXT NOT NULL,
     action     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (puid, seq)
-) WITHOUT ROWID;
+    expires_at INTEGER NOT NULL
+);
+-- One index: a user's queues are found through grants (a user has few),
+-- and every other index would cost each notification one more B-tree
+-- insert, delete and page written (see core/sqlite's userQueues).
+CREATE INDEX IF NOT EXISTS notifications_puid ON notifications(puid, seq);

@@ -158,15 +158,7 @@ var errTrim = errors.New("sqlite: queue smaller than counted")
 // insertGroup writes the rows of the good batches, in order, then caps
 // the queues.
 func insertGroup(tx *writeTx, batch []*job, good []int, queues map[string]*groupQueue, order []*groupQueue) error {
-	rows := 0
-	for _, i := range good {
-		rows += len(batch[i].add.ns)
-	}
-	seq, err := tx.queues.nextSeqs(tx, rows)
-	if err != nil {
-		return err
-	}
-	args := make([]any, 0, insertColumns*core.MaxNotificationBatch)
+	args := make([]any, 0, 8*core.MaxNotificationBatch)
 	n := 0
 	flush := func() error {
 		if n == 0 {
@@ -180,9 +172,8 @@ func insertGroup(tx *writeTx, batch []*job, good []int, queues map[string]*group
 		a := batch[i].add
 		for k := range a.ns {
 			r := &a.ns[k]
-			args = append(args, r.PUID, seq, r.ID, int64(a.app), r.UserID, r.Message, r.Action,
+			args = append(args, r.ID, int64(a.app), r.PUID, r.UserID, r.Message, r.Action,
 				r.CreatedAt.UnixNano(), r.ExpiresAt.UnixNano())
-			seq++
 			if n++; n == core.MaxNotificationBatch {
 				if err := flush(); err != nil {
 					return err
@@ -197,7 +188,7 @@ func insertGroup(tx *writeTx, batch []*job, good []int, queues map[string]*group
 		if g.trim == 0 {
 			continue
 		}
-		res, err := tx.execP(trimQueue, g.puid, g.puid, g.trim)
+		res, err := tx.execP(trimQueue, g.puid, g.trim)
 		if err != nil {
 			return err
 		}

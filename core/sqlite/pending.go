@@ -10,7 +10,7 @@ import (
 // query on the connects of everyone else.
 func (db *DB) UsersWithNotifications(ctx context.Context) ([]string, error) {
 	var ids []string
-	// Through grants and the primary key (puid, seq), not by scanning the table
+	// Through grants and notifications_puid, not by scanning the table
 	// (there is no index on notifications(user_id), see userQueues): a
 	// queued item's user is its grant's.
 	if err := db.rdb.SelectContext(ctx, &ids, `SELECT DISTINCT user_id FROM grants g

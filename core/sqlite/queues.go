@@ -37,12 +37,6 @@ type queueCache struct {
 	dataVersion int64
 	versionSeen bool
 
-	// seq is the next notification seq to hand out, 0 until loaded
-	// (nextSeqs). Held here, and only here, it is reset with the rest:
-	// after a failed commit, or a commit by another connection, it is
-	// read again from what the database holds.
-	seq int64
-
 	loads, counts int // reads of grants and of queue sizes, for the tests
 }
 
@@ -58,7 +52,7 @@ func newQueueCache() *queueCache {
 }
 
 // reset forgets everything.
-func (q *queueCache) reset() { clear(q.m); q.seq = 0 }
+func (q *queueCache) reset() { clear(q.m) }
 
 // forget forgets one PUID (its grant was revoked).
 func (q *queueCache) forget(puid string) { delete(q.m, puid) }
@@ -140,32 +134,4 @@ func (q *queueCache) acked(puids []string) {
 			e.size = -1 // cannot be: count again
 		}
 	}
-}
-
-// maxSeq is the greatest seq stored, 0 if none: per grant, the last key
-// of its queue (a seek in the primary key, not a scan of the table;
-// every row has a grant, the foreign key deletes a revoked grant's
-// queue).
-const maxSeq = `SELECT COALESCE(MAX((SELECT seq FROM notifications n
-	WHERE n.puid = g.puid ORDER BY seq DESC LIMIT 1)), 0) FROM grants g`
-
-// nextSeqs reserves n notification seqs and returns the first. seq
-// orders a user's notifications oldest first, so it must grow, across
-// restarts and crashes too: it is loaded as MAX(seq)+1 from the
-// database, which holds every seq ever committed that is still queued,
-// and only this goroutine hands them out. Seqs of a job that rolls back
-// are skipped, never reused while the process lives; after a restart
-// the seqs of items already acked may come again, which no one sees:
-// seq is never shown outside the table.
-func (q *queueCache) nextSeqs(tx *writeTx, n int) (int64, error) {
-	if q.seq == 0 {
-		var m int64
-		if err := tx.getP(maxSeq, nil, &m); err != nil {
-			return 0, err
-		}
-		q.seq = m + 1
-	}
-	first := q.seq
-	q.seq += int64(n)
-	return first, nil
 }
