@@ -260,6 +260,13 @@ func TestUserQueries_UseIndexes(t *testing.T) {
 		`SELECT id FROM notifications WHERE puid IN (SELECT puid FROM grants WHERE user_id = ? AND app_id IN (?, ?)) AND user_id = ? ORDER BY seq`,
 		`DELETE FROM notifications WHERE ` + userQueues + ` AND user_id = ? AND id IN (?, ?) RETURNING puid`,
 		`SELECT DISTINCT user_id FROM grants g WHERE EXISTS (SELECT 1 FROM notifications n WHERE n.puid = g.puid)`,
+		// The writes of AddNotifications.
+		trimQueue,
+		`SELECT COUNT(*) FROM notifications WHERE puid = ?`,
+		`DELETE FROM notifications WHERE puid = ? AND seq <=
+			(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+		// What RevokeGrant's foreign key cascade runs.
+		`DELETE FROM notifications WHERE puid = ?`,
 	} {
 		args := []any{"alice", "alice", 1, 2}
 		rows, err := db.rdb.Query(`EXPLAIN QUERY PLAN `+q, args[:strings.Count(q, "?")]...)
@@ -294,5 +301,153 @@ func TestUsersWithNotifications(t *testing.T) {
 	users, err := db.UsersWithNotifications(ctx)
 	if err != nil || fmt.Sprint(users) != "[bob]" {
 		t.Fatalf("UsersWithNotifications = %v, %v; want [bob]", users, err)
+	}
+}
+
+// TestPurge_Scans: PurgeNotifications scans the table, on purpose. It
+// runs hourly, and an index on created_at would cost every notification
+// one more B-tree insert and delete (BenchmarkPurgeNotifications
+// measures the scan).
+func TestPurge_Scans(t *testing.T) {
+	db, _, _ := openQueues(t, "alice")
+	var id, parent, notUsed int
+	var detail string
+	if err := db.rdb.QueryRow(`EXPLAIN QUERY PLAN DELETE FROM notifications WHERE created_at < ?`, 1).
+		Scan(&id, &parent, &notUsed, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(detail, "SCAN notifications") {
+		t.Fatalf("purge plan: %s; if it uses an index now, say so in schema.sql", detail)
+	}
+}
+
+// seqs reads the seqs of puid's queue, oldest first.
+func seqs(t *testing.T, db *DB, puid string) []int64 {
+	t.Helper()
+	var s []int64
+	if err := db.rdb.Select(&s, `SELECT seq FROM notifications WHERE puid = ? ORDER BY seq`, puid); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSeq_GrowsAcrossReopens: a user's items stay in order (seq)
+// across restarts, across queues, after acks of the newest, and after
+// another connection has written.
+func TestSeq_GrowsAcrossReopens(t *testing.T) {
+	ctx := context.Background()
+	db, app, p := openQueues(t, "alice", "bob")
+	a, b := p["alice"], p["bob"]
+	path := db.Path()
+	var want []string // alice's messages, oldest first
+	addA := func(db *DB, msg string) {
+		t.Helper()
+		if _, _, err := db.AddNotifications(ctx, app, []core.NotificationInput{{PUID: a, Message: msg}}, time.Now(), 0, 100); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, msg)
+	}
+	addA(db, "one")
+	add(t, db, app, 100, b, b) // seqs of another queue between
+	addA(db, "two")
+	reopen := func() *DB {
+		t.Helper()
+		db.Close()
+		var err error
+		if db, err = Open(path); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	db = reopen()
+	addA(db, "three")
+	// bob's queue held the greatest seq; acked, the next open must
+	// still start above alice's.
+	pb, err := db.PendingNotifications(ctx, "bob", nil)
+	if err != nil || len(pb) != 2 {
+		t.Fatalf("bob: %v, %v", pb, err)
+	}
+	if n, err := db.AckNotifications(ctx, "bob", []string{pb[0].ID, pb[1].ID}); err != nil || n != 2 {
+		t.Fatalf("ack bob: %d, %v", n, err)
+	}
+	db = reopen()
+	addA(db, "four")
+
+	// Another connection stores an item far ahead: the store goes on
+	// above it.
+	other, err := sqlx.Open("sqlite3", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.ExecContext(ctx, `INSERT INTO notifications (puid, seq, id, app_id, user_id, message, action, created_at, expires_at)
+		VALUES (?, 1000, 'x', ?, 'alice', 'five', '', 0, 0)`, a, int64(app)); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "five")
+	addA(db, "six")
+
+	s := seqs(t, db, a)
+	for i := 1; i < len(s); i++ {
+		if s[i] <= s[i-1] {
+			t.Fatalf("seqs of alice's queue do not grow: %v", s)
+		}
+	}
+	ns, err := db.PendingNotifications(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range ns {
+		got = append(got, n.Message)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("alice's items: %v, want %v (seqs %v)", got, want, s)
+	}
+}
+
+// TestSeq_GroupCommit: batches merged into one commit get seqs in
+// their order, items in batch order, and a user's items across queues
+// come back oldest first.
+func TestSeq_GroupCommit(t *testing.T) {
+	ctx := context.Background()
+	db, app, p := openQueues(t, "alice")
+	a := p["alice"]
+	g, _, err := db.Grant(ctx, "alice", app, "T", "p-alice-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2 := g.PUID
+	// Hold the committer so that the batches queue up and share a commit.
+	hold, release := make(chan struct{}), make(chan struct{})
+	go db.write(ctx, func(*writeTx) error { close(hold); <-release; return nil })
+	<-hold
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, _, err := db.AddNotifications(ctx, app, []core.NotificationInput{
+				{PUID: a, Message: fmt.Sprint(i, "a")}, {PUID: a2, Message: fmt.Sprint(i, "b")}}, time.Now(), 0, 100)
+			errs <- err
+		}()
+	}
+	for len(db.jobs) < 8 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns, err := db.PendingNotifications(ctx, "alice", nil)
+	if err != nil || len(ns) != 16 {
+		t.Fatalf("pending: %d, %v", len(ns), err)
+	}
+	for i := 0; i < 16; i += 2 {
+		// Each batch's two items are neighbours, a before b.
+		if ns[i].Message[:1] != ns[i+1].Message[:1] || ns[i].Message[1:] != "a" || ns[i+1].Message[1:] != "b" {
+			t.Fatalf("items out of order at %d: %v", i, ns)
+		}
 	}
 }
