@@ -24,13 +24,20 @@
 //   - status: D devices send status updates, K apps receive them over the
 //     WebSocket app channel. A closed-loop run finds the rate each side
 //     sustains; an open-loop run at half the relay's rate gives the latency
-//     from device send to app receive (p50/p99/p99.9).
+//     from device send to app receive (p50/p99/p99.9); the open-loop run is
+//     repeated with every app on the XEP-0114 component channel.
 //   - notify: single-item and batch-of-100 notification POSTs from C
 //     keep-alive clients; notifications stored per second.
 //   - mixed: idle devices, status traffic and notification POSTs at once.
 //   - slowapp: one app stops reading for 30 s while the others' latency and
 //     the server's memory are watched.
 //
+// Beside rates and latencies the report gives the server's and the tool's
+// CPU per operation (from /proc/<pid>/stat) and the share of the machine
+// other processes took during each run; a relay/Presence round disturbed by
+// other work is run again (-max-other, -retries).
+//
 // Every loop is bounded by -duration and by a -max-time watchdog, so the tool
-// always stops by itself.
+// always stops by itself. BENCHMARKS.md at the repository root has the
+// commands, the latest table and what limits each figure.
 package main

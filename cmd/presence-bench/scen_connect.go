@@ -134,6 +134,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 	lat := &sampler{max: 1 << 20}
 	maxAttempts := int64(o.n + o.n/10 + 100) // errors are retried, but not forever
 
+	defer prog.set("", nil)
 	prog.set("connect "+t.name, func() string {
 		return fmt.Sprintf("held %d/%d errors %d server %s", f.alive.Load(), o.n, f.errs.total()+fails.Load(), fmtSample(t.sample()))
 	})

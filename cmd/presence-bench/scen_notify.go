@@ -135,6 +135,7 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 	samplers := make([]*sampler, o.clients)
 	var wg sync.WaitGroup
 	var lastStored int64
+	defer prog.set("", nil)
 	prog.set(fmt.Sprintf("notify %s batch %d", t.name, o.batch), func() string {
 		s := stored.Load()
 		line := fmt.Sprintf("stored %s/s errors %d", formatNum(float64(s-lastStored)), errs.total())

@@ -205,6 +205,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 
 	var sent, acked atomic.Int64
 	var lastSent, lastDel int64
+	defer prog.set("", nil) // no stale progress lines in the pause that follows
 	prog.set(fmt.Sprintf("status %s %s", t.name, res.Mode), func() string {
 		s, dl := sent.Load(), delivered.Load()
 		line := fmt.Sprintf("sent %s/s delivered %s/s errors %d", formatNum(float64(s-lastSent)), formatNum(float64(dl-lastDel)), errs.total())
