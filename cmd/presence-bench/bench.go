@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 )
@@ -19,7 +20,8 @@ type bench struct {
 	pres, rel    *target // nil when -only leaves one out
 	server, rchd *child
 	stopOnce     sync.Once
-	runs         int // runs started, to pause between them
+	runs         int    // runs started, to pause between them
+	tmpDir       string // the spawned server's config, database and log
 }
 
 // pause waits -between before every run but the first: the previous run's
@@ -38,6 +40,11 @@ func (b *bench) stopChildren() {
 	b.stopOnce.Do(func() {
 		b.rchd.stop()
 		b.server.stop()
+		if b.tmpDir != "" && !b.o.keep {
+			os.RemoveAll(b.tmpDir)
+		} else if b.tmpDir != "" {
+			b.prog.logf("server data and log kept in %s", b.tmpDir)
+		}
 	})
 }
 
@@ -47,7 +54,8 @@ func (b *bench) setup(ctx context.Context) error {
 	if o.only != "relay" {
 		c, addr, pid, xaddr := cli{bin: o.bin, config: o.conf}, o.addr, o.pid, o.xmppAddr
 		if o.spawn {
-			srv, sc, _, err := spawnServer(ctx, o.src, o.bin, o.extraConf, b.prog)
+			srv, sc, dir, err := spawnServer(ctx, o.src, o.bin, o.extraConf, b.prog)
+			b.tmpDir = dir
 			if err != nil {
 				return err
 			}

@@ -29,6 +29,7 @@ func main() {
 // options are the command-line flags.
 type options struct {
 	spawn       bool
+	keep        bool
 	src, bin    string
 	addr, conf  string
 	xmppAddr    string
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&o.spawn, "spawn", false, "build and start the server with a temp config and data dir (knows its pid)")
+	fs.BoolVar(&o.keep, "keep", false, "with -spawn, keep the temp dir (config, database, server log) instead of removing it")
 	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/presence from, with -spawn")
 	fs.StringVar(&o.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
 	fs.StringVar(&o.addr, "addr", "", "address of a running server (without -spawn), loopback only")
