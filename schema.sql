@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS waiting_status (
 
 -- Live notifications, one FIFO per PUID, removed only when a device acks.
 CREATE TABLE IF NOT EXISTS notifications (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq        INTEGER PRIMARY KEY,    -- max+1: always after every queued row (no AUTOINCREMENT: it costs a sqlite_sequence write per row)
     id         TEXT NOT NULL,          -- 128 random bits: unique without an index (acks go by user)
     app_id     INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
     puid       TEXT NOT NULL REFERENCES grants(puid) ON DELETE CASCADE,
