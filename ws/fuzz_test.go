@@ -77,6 +77,10 @@ func FuzzDecodeNotifyItems(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		items, err := decodeNotifyItems(body)
+		each, eachErr := decodeNotifyItemsEach(body)
+		if (err == nil) != (eachErr == nil) || (err == nil && !reflect.DeepEqual(items, each)) {
+			t.Fatalf("%q: one pass %v %v, item by item %v %v", body, items, err, each, eachErr)
+		}
 		if err != nil {
 			if core.ErrnoOf(err) != core.ErrnoInvalidField {
 				t.Fatalf("%q: %v, want errno 3", body, err)

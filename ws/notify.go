@@ -90,6 +90,19 @@ func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
 
 // decodeNotifyItems parses the body: a JSON array of 1 to 100 items.
 func decodeNotifyItems(body []byte) ([]core.NotificationInput, error) {
+	// One pass for the usual well-formed body; the item-by-item pass
+	// below runs only to name the item that is wrong.
+	var whole []notifyItem
+	if json.Unmarshal(body, &whole) == nil && len(whole) > 0 && len(whole) <= core.MaxNotificationBatch {
+		if items, ok := convertItems(whole); ok {
+			return items, nil
+		}
+	}
+	return decodeNotifyItemsEach(body)
+}
+
+// decodeNotifyItemsEach decodes item by item, to name the one that is wrong.
+func decodeNotifyItemsEach(body []byte) ([]core.NotificationInput, error) {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, core.Errorf(core.ErrnoInvalidField, "body: want a JSON array of notifications")
@@ -120,6 +133,29 @@ func decodeNotifyItems(body []byte) ([]core.NotificationInput, error) {
 		items[i] = in
 	}
 	return items, nil
+}
+
+// convertItems turns decoded items into inputs; ok is false if any item
+// is incomplete or its ttl is out of range (the slow path words why).
+func convertItems(whole []notifyItem) ([]core.NotificationInput, bool) {
+	items := make([]core.NotificationInput, len(whole))
+	for i, it := range whole {
+		if it.UID == nil || it.Message == nil {
+			return nil, false
+		}
+		items[i] = core.NotificationInput{PUID: *it.UID, Message: *it.Message}
+		if it.Action != nil {
+			items[i].Action = *it.Action
+		}
+		if it.TTL != nil {
+			secs, err := strconv.ParseInt(string(*it.TTL), 10, 64)
+			if err != nil || secs < 5 || secs > 86400 {
+				return nil, false
+			}
+			items[i].TTL = time.Duration(secs) * time.Second
+		}
+	}
+	return items, true
 }
 
 // notifyFailed maps a domain error to the HTTP answer of PROTOCOL §4.
