@@ -136,10 +136,10 @@ func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []A
 		if old.graceTimer != nil {
 			old.graceTimer.Stop()
 		}
-		if !old.gone {
+		if !old.gone { // a gone session was counted out at its Disconnect
 			old.sink.Close(ErrnoReplaced)
+			r.Metrics.DevicesConnected.Add(-1)
 		}
-		r.Metrics.DevicesConnected.Add(-1)
 	}
 	for _, app := range visible {
 		if _, ok := s.apps[app]; !ok {

@@ -450,3 +450,25 @@ func TestPendingNotificationsAcrossConnects(t *testing.T) {
 		t.Fatalf("after a restart: %v", ns)
 	}
 }
+
+// The device gauge (/metrics, /admin) counts sockets: a reconnect within
+// the grace, a replacement and a drop each leave it right.
+func TestDeviceGaugeCountsSockets(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	f.grant("ann@example.com", f.app)
+	devices := func() int { return f.router.Stats().Devices }
+	phone, _ := f.connect("ann@example.com", "phone", f.app)
+	f.status(phone, core.Online, "")
+	f.router.Disconnect(phone) // in its grace now
+	if n := devices(); n != 0 {
+		t.Fatalf("after the drop: %d devices, want 0", n)
+	}
+	phone, _ = f.connect("ann@example.com", "phone", f.app) // takes over the grace
+	if n := devices(); n != 1 {
+		t.Fatalf("after the reconnect: %d devices, want 1", n)
+	}
+	f.connect("ann@example.com", "phone", f.app) // replaces it (-2)
+	if n := devices(); n != 1 {
+		t.Fatalf("after the replacement: %d devices, want 1", n)
+	}
+}
