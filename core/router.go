@@ -155,7 +155,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		if len(updates) == 0 {
 			continue
 		}
-		if err := r.saveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
+		if err := r.store.SaveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -188,24 +188,6 @@ func (r *Router) allApps() []*appState {
 		sh.mu.Unlock()
 	}
 	return out
-}
-
-// saveWaiting writes updates, skipping PUIDs revoked meanwhile (their rows
-// would break the foreign key).
-func (r *Router) saveWaiting(ctx context.Context, app AppID, updates []StatusUpdate) error {
-	if err := r.store.SaveWaiting(ctx, app, updates); err == nil {
-		return nil
-	}
-	var firstErr error
-	for _, u := range updates {
-		if _, err := r.store.GrantByPUID(ctx, u.PUID); err != nil {
-			continue
-		}
-		if err := r.store.SaveWaiting(ctx, app, []StatusUpdate{u}); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	return firstErr
 }
 
 // ShuttingDown reports whether Shutdown has begun; edges refuse new work.

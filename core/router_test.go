@@ -472,3 +472,29 @@ func TestDeviceGaugeCountsSockets(t *testing.T) {
 		t.Fatalf("after the replacement: %d devices, want 1", n)
 	}
 }
+
+// A PUID revoked while its update waited does not stop the others from
+// being saved at shutdown (the store skips it).
+func TestShutdownSavesWaitingAroundARevokedPUID(t *testing.T) {
+	f := newFixture(t, 0)
+	ann, bob := f.grant("ann@example.com", f.app), f.grant("bob@example.com", f.app)
+	a, _ := f.connect("ann@example.com", "phone", f.app)
+	b, _ := f.connect("bob@example.com", "phone", f.app)
+	f.status(a, core.Online, "")
+	f.status(b, core.Online, "bob waits")
+	if err := f.router.Revoke(context.Background(), "ann@example.com", ann); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.router.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	r2 := core.NewRouter(f.db, core.Options{Now: f.clock.Now})
+	if err := r2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app := newAppSink()
+	if _, err := r2.AttachApp(context.Background(), f.app, app, core.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	app.expect(t, bob, core.Online, "bob waits")
+}

@@ -28,7 +28,9 @@ type Store interface {
 	RevokeGrant(ctx context.Context, puid string) error
 
 	// The waiting status queue: per (app, PUID) only the newest update.
-	SaveWaiting(ctx context.Context, app AppID, updates []StatusUpdate) error // upsert each
+	// SaveWaiting upserts each update, skipping PUIDs no longer granted
+	// to app (revoked while they waited).
+	SaveWaiting(ctx context.Context, app AppID, updates []StatusUpdate) error
 	// TakeWaiting returns and deletes the app's waiting updates that are at
 	// or after since, oldest first; older ones are deleted too.
 	TakeWaiting(ctx context.Context, app AppID, since time.Time) ([]StatusUpdate, error)
