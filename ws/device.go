@@ -24,10 +24,11 @@ const verifyTimeout = 10 * time.Second
 // device is one device channel: the socket, its session once connected,
 // and what the sweeper needs to bound it.
 type device struct {
-	srv  *Server
-	conn conn
-	fd   int             // -1 when read by a goroutine (TLS, or no epoll)
-	raw  syscall.RawConn // for reads that never wait
+	srv   *Server
+	conn  conn
+	fd    int             // -1 when read by a goroutine (TLS, or no epoll)
+	shard int             // of s.live
+	raw   syscall.RawConn // for reads that never wait
 
 	rmu     sync.Mutex // guards the reader's state below; one reader at a time
 	partial []byte     // the start of a frame not yet complete
@@ -62,7 +63,7 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns.Add(1)
-	d := &device{srv: s, fd: -1}
+	d := &device{srv: s, fd: -1, shard: int(s.nextShard.Add(1)) % len(s.live.shards)}
 	d.conn = conn{nc: nc, maxQueue: deviceOutbox, onEnd: d.end}
 	d.conn.onSlow = func() {
 		s.router.Metrics.SlowConsumerDrops.Add(1)
@@ -98,8 +99,9 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 func (d *device) readable() {
 	d.rmu.Lock()
 	defer d.rmu.Unlock()
-	buf := d.srv.getBuf()
-	defer d.srv.putBuf(buf)
+	bp := d.srv.getBuf()
+	defer d.srv.putBuf(bp)
+	buf := *bp
 	for range 64 { // then let other devices have the core
 		b := append(buf[:0], d.partial...)
 		room := cap(b) - len(b)
@@ -276,13 +278,20 @@ func (d *device) handle(data []byte) {
 		return
 	}
 	d.errors = 0
-	d.conn.send(answer, true)
+	if &answer[0] == &resultTrue[0] {
+		d.conn.sendFrame(resultTrueFrame, true) // handlers return resultTrue itself: the most frequent answer, framed once
+	} else {
+		d.conn.send(answer, true)
+	}
 	if req.Type == "connect" {
 		d.pushPending()
 	}
 }
 
-var resultTrue = []byte(`{"result":true}`)
+var (
+	resultTrue      = []byte(`{"result":true}`)
+	resultTrueFrame = encodeFrame(opText, resultTrue)
+)
 
 // requireSession checks that the request quotes this socket's session.
 func (d *device) requireSession(req *request) error {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -29,11 +30,12 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader // app channels; devices speak frame.go
 
-	poller   *poller     // nil: every device has a reading goroutine
-	live     liveDevices // open device channels, for the sweeper
-	bufs     sync.Pool   // read buffers, lent to a device while it reads
-	stop     chan struct{}
-	stopOnce sync.Once
+	poller    *poller     // nil: every device has a reading goroutine
+	live      liveDevices // open device channels, for the sweeper
+	nextShard atomic.Uint32
+	bufs      sync.Pool // read buffers, lent to a device while it reads
+	stop      chan struct{}
+	stopOnce  sync.Once
 
 	conns sync.WaitGroup // live connections, for Shutdown
 }
@@ -83,8 +85,10 @@ func (s *Server) Close() {
 	})
 }
 
-func (s *Server) getBuf() []byte  { return *(s.bufs.Get().(*[]byte)) }
-func (s *Server) putBuf(b []byte) { s.bufs.Put(&b) }
+// getBuf lends a read buffer; the pool holds pointers so that giving one
+// back allocates nothing.
+func (s *Server) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
+func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }
 
 // Register adds the edge's routes.
 func (s *Server) Register(mux *http.ServeMux) {

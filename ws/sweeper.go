@@ -16,10 +16,8 @@ type liveDevices struct {
 	}
 }
 
-func (l *liveDevices) shard(d *device) int { return int(uintptr(uintptrOf(d))>>6) % len(l.shards) }
-
 func (l *liveDevices) add(d *device) {
-	sh := &l.shards[l.shard(d)]
+	sh := &l.shards[d.shard]
 	sh.mu.Lock()
 	if sh.m == nil {
 		sh.m = make(map[*device]struct{})
@@ -29,7 +27,7 @@ func (l *liveDevices) add(d *device) {
 }
 
 func (l *liveDevices) remove(d *device) {
-	sh := &l.shards[l.shard(d)]
+	sh := &l.shards[d.shard]
 	sh.mu.Lock()
 	delete(sh.m, d)
 	sh.mu.Unlock()
