@@ -59,13 +59,8 @@ type userState struct {
 	id       string
 	sessions map[string]*Session // by device id, including ones in their grace
 	puids    map[AppID][]string  // the user's grants, as of the last connect or grant
-	shown    map[AppID]shownPresence
+	shown    map[AppID]Presence // what each app was last told, non-offline only
 	dead     bool // removed from its shard; look it up again
-}
-
-// shownPresence is what an app was last told of a user (non-offline only).
-type shownPresence struct {
-	Presence
 }
 
 // MaxDeviceIDLength bounds device_id (PROTOCOL §2).
@@ -300,15 +295,15 @@ func (r *Router) recomputeLocked(u *userState, app AppID, now time.Time) {
 	next := aggregateLocked(u, app)
 	prev, shown := u.shown[app]
 	if !shown {
-		prev = shownPresence{Presence{Status: Offline}}
+		prev = Presence{Status: Offline}
 	}
-	if prev.Presence == next {
+	if prev == next {
 		return
 	}
 	if next.Status == Offline {
 		delete(u.shown, app)
 	} else {
-		u.shown[app] = shownPresence{next}
+		u.shown[app] = next
 	}
 	for _, puid := range u.puids[app] {
 		r.publish(app, StatusUpdate{PUID: puid, Status: next.Status, Message: next.Message, At: now})

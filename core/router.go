@@ -211,7 +211,7 @@ func (r *Router) lockUser(id string, create bool) *userState {
 				sh.mu.Unlock()
 				return nil
 			}
-			u = &userState{id: id, sessions: make(map[string]*Session), shown: make(map[AppID]shownPresence), puids: make(map[AppID][]string)}
+			u = &userState{id: id, sessions: make(map[string]*Session), shown: make(map[AppID]Presence), puids: make(map[AppID][]string)}
 			sh.m[id] = u
 		}
 		sh.mu.Unlock()
