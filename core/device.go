@@ -59,8 +59,8 @@ type userState struct {
 	id       string
 	sessions map[string]*Session // by device id, including ones in their grace
 	puids    map[AppID][]string  // the user's grants, as of the last connect or grant
-	shown    map[AppID]Presence // what each app was last told, non-offline only
-	dead     bool // removed from its shard; look it up again
+	shown    map[AppID]Presence  // what each app was last told, non-offline only
+	dead     bool                // removed from its shard; look it up again
 }
 
 // MaxDeviceIDLength bounds device_id (PROTOCOL §2).
