@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -58,7 +57,7 @@ type userState struct {
 	mu       sync.Mutex // guards every field below, and the guarded fields of its sessions
 	id       string
 	sessions map[string]*Session // by device id, including ones in their grace
-	puids    map[AppID][]string  // the user's grants, as of the last connect or grant
+	puids    map[AppID][]string  // the user's grants; shared with the grant cache, so replaced, never written
 	shown    map[AppID]Presence  // what each app was last told, non-offline only
 	dead     bool                // removed from its shard; look it up again
 }
@@ -100,24 +99,25 @@ func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []A
 	if !ValidDeviceID(req.DeviceID) {
 		return nil, nil, Errorf(ErrnoInvalidField, "device_id: want 1 to 64 of A-Z a-z 0-9 . _ -")
 	}
-	grants, err := r.grantsOf(ctx, req.Identity.Subject)
+	u, g, err := r.lockWithGrants(ctx, req.Identity.Subject, req.AppIDs, func() *userState {
+		return r.lockUser(req.Identity.Subject, true)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	visible, ignored := r.filterApps(ctx, req.AppIDs, grants)
+	defer u.mu.Unlock()
+	visible, ignored := g.visible, g.ignored
 	now := r.opts.Now()
 	s := &Session{
 		id:        NewSessionID(),
+		user:      u,
 		identity:  req.Identity,
 		deviceID:  req.DeviceID,
 		sink:      req.Sink,
 		createdAt: now,
 		apps:      make(map[AppID]devicePresence, len(visible)),
 	}
-	u := r.lockUser(req.Identity.Subject, true)
-	defer u.mu.Unlock()
-	s.user = u
-	u.puids = grants
+	u.puids = g.byApp
 	touched := slices.Clone(visible)
 	if old := u.sessions[req.DeviceID]; old != nil {
 		s.current, s.currentAt = old.current, old.currentAt
@@ -185,18 +185,19 @@ func (r *Router) SetStatus(s *Session, p Presence, apps []AppID) error {
 // offline (unless another device still shows them the user), apps added
 // are told the device's current status. It returns the ids ignored.
 func (r *Router) SetVisibility(ctx context.Context, s *Session, apps []AppID) ([]AppID, error) {
-	grants, err := r.grantsOf(ctx, s.identity.Subject)
+	u, g, err := r.lockWithGrants(ctx, s.identity.Subject, apps, func() *userState {
+		s.user.mu.Lock()
+		return s.user
+	})
 	if err != nil {
 		return nil, err
 	}
-	visible, ignored := r.filterApps(ctx, apps, grants)
-	u := s.user
-	u.mu.Lock()
 	defer u.mu.Unlock()
 	if s.replaced || s.gone {
 		return nil, &Error{Errno: ErrnoUnknownSession}
 	}
-	u.puids = grants
+	visible, ignored := g.visible, g.ignored
+	u.puids = g.byApp
 	now := r.opts.Now()
 	var touched []AppID
 	for app := range s.apps {
@@ -308,19 +309,6 @@ func (r *Router) recomputeLocked(u *userState, app AppID, now time.Time) {
 	for _, puid := range u.puids[app] {
 		r.publish(app, StatusUpdate{PUID: puid, Status: next.Status, Message: next.Message, At: now})
 	}
-}
-
-// grantsOf loads the user's grants, by app.
-func (r *Router) grantsOf(ctx context.Context, userID string) (map[AppID][]string, error) {
-	gs, err := r.store.UserGrants(ctx, userID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	m := make(map[AppID][]string, len(gs))
-	for _, g := range gs {
-		m[g.AppID] = append(m[g.AppID], g.PUID)
-	}
-	return m, nil
 }
 
 // filterApps splits ids into those the device may show (known, active,

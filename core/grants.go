@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -41,8 +43,9 @@ func (r *Router) Grant(ctx context.Context, who Identity, id AppID, userString s
 	if err != nil || !created {
 		return g, err
 	}
+	r.grants.invalidate(who.Subject) // after the store, before the live state: see grantCache
 	if u := r.lockUser(who.Subject, false); u != nil {
-		u.puids[id] = append(u.puids[id], g.PUID)
+		u.puids = withPUID(u.puids, id, g.PUID)
 		if p, ok := u.shown[id]; ok {
 			r.publish(id, StatusUpdate{PUID: g.PUID, Status: p.Status, Message: p.Message, At: r.opts.Now()})
 		}
@@ -65,9 +68,10 @@ func (r *Router) Revoke(ctx context.Context, userID, puid string) error {
 	if err := r.store.RevokeGrant(ctx, puid); err != nil {
 		return err
 	}
+	r.grants.invalidate(g.UserID) // after the store, before the live state: see grantCache
 	last := StatusUpdate{PUID: puid, Status: Offline, At: r.opts.Now()}
 	if u := r.lockUser(g.UserID, false); u != nil {
-		u.puids[g.AppID] = removeString(u.puids[g.AppID], puid)
+		u.puids = withoutPUID(u.puids, g.AppID, puid)
 		r.publish(g.AppID, last)
 		u.mu.Unlock()
 	} else {
@@ -76,12 +80,30 @@ func (r *Router) Revoke(ctx context.Context, userID, puid string) error {
 	return nil
 }
 
-func removeString(list []string, s string) []string {
-	out := list[:0:0]
-	for _, v := range list {
-		if v != s {
-			out = append(out, v)
+// withPUID returns a copy of grants with puid added for app. The map it
+// replaces may be shared with the grant cache, so it is never written.
+func withPUID(grants map[AppID][]string, app AppID, puid string) map[AppID][]string {
+	out := maps.Clone(grants)
+	if out == nil {
+		out = make(map[AppID][]string, 1)
+	}
+	out[app] = append(slices.Clip(out[app]), puid)
+	return out
+}
+
+// withoutPUID returns a copy of grants without puid for app.
+func withoutPUID(grants map[AppID][]string, app AppID, puid string) map[AppID][]string {
+	out := maps.Clone(grants)
+	var kept []string
+	for _, v := range out[app] {
+		if v != puid {
+			kept = append(kept, v)
 		}
+	}
+	if len(kept) == 0 {
+		delete(out, app)
+	} else {
+		out[app] = kept
 	}
 	return out
 }

@@ -35,7 +35,8 @@ type Router struct {
 	users [shardCount]userShard
 	apps  [shardCount]appShard
 
-	cache appCache
+	cache  appCache
+	grants grantCache
 
 	notifyLimits sync.Map // AppID → *RateLimiter, one bucket per app for every edge
 	pending      pendingUsers
@@ -83,6 +84,7 @@ func NewRouter(store Store, opts Options) *Router {
 		r.apps[i].m = make(map[AppID]*appState)
 	}
 	r.cache.m = make(map[AppID]cachedApp)
+	r.grants.init()
 	r.pending.init()
 	return r
 }
@@ -211,7 +213,7 @@ func (r *Router) lockUser(id string, create bool) *userState {
 				sh.mu.Unlock()
 				return nil
 			}
-			u = &userState{id: id, sessions: make(map[string]*Session), shown: make(map[AppID]Presence), puids: make(map[AppID][]string)}
+			u = &userState{id: id, sessions: make(map[string]*Session), shown: make(map[AppID]Presence)}
 			sh.m[id] = u
 		}
 		sh.mu.Unlock()
