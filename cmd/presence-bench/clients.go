@@ -6,34 +6,32 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // sourceDialer opens TCP connections from 127.0.0.2, 127.0.0.3, … so that
 // more connections than one address's ephemeral port range can be held.
 type sourceDialer struct {
-	addr  string // server host:port, loopback only
-	perIP int64
-	ws    websocket.Dialer
+	addr   string         // server host:port, loopback only
+	raddr  netip.AddrPort // addr, parsed once: no resolver per dial
+	perIP  int64
+	dialer net.Dialer
 }
 
 func newSourceDialer(addr string, perIP int) *sourceDialer {
 	d := &sourceDialer{addr: addr, perIP: int64(max(perIP, 1))}
-	d.ws = websocket.Dialer{
-		NetDialContext:   d.dialContext,
-		HandshakeTimeout: 10 * time.Second,
-		// Small buffers: the tool holds as many sockets as the server does
-		// and must fit beside it in the same 24 GiB.
-		ReadBufferSize:  1024,
-		WriteBufferSize: 1024,
-		WriteBufferPool: &sync.Pool{},
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		d.raddr = ap
+	} else if ta, err := net.ResolveTCPAddr("tcp4", addr); err == nil { // a host name such as localhost
+		d.raddr = ta.AddrPort()
 	}
+	// No TCP keepalive: it is four setsockopt calls per dial, and on
+	// loopback the WebSocket pings do its job.
+	d.dialer = net.Dialer{Timeout: handshakeTimeout, Control: bindNoPort, KeepAlive: -1}
 	return d
 }
 
@@ -51,10 +49,20 @@ func (d *sourceDialer) sourceIP() net.IP {
 // on addresses an earlier run did not use.
 var dialSeq atomic.Int64
 
+// dialTCP opens a TCP connection to the server from the next source
+// address.
+func (d *sourceDialer) dialTCP(ctx context.Context) (*net.TCPConn, error) {
+	if !d.raddr.IsValid() {
+		return nil, fmt.Errorf("cannot resolve %q", d.addr)
+	}
+	src, _ := netip.AddrFromSlice(d.sourceIP().To4())
+	return d.dialer.DialTCP(ctx, "tcp4", netip.AddrPortFrom(src, 0), d.raddr)
+}
+
+// dialContext dials addr (the server's, or its XMPP listener) from the next
+// source address, in net.Dialer's shape for the HTTP and XMPP clients.
 func (d *sourceDialer) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	// No TCP keepalive: it is four setsockopt calls per dial, and on loopback
-	// the WebSocket pings do its job.
-	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: d.sourceIP()}, Timeout: 10 * time.Second, Control: bindNoPort, KeepAlive: -1}
+	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: d.sourceIP()}, Timeout: handshakeTimeout, Control: bindNoPort, KeepAlive: -1}
 	return nd.DialContext(ctx, network, addr)
 }
 
@@ -76,18 +84,6 @@ func bindNoPort(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
-// dialWS opens a WebSocket to path on the server.
-func (d *sourceDialer) dialWS(ctx context.Context, path string) (*websocket.Conn, error) {
-	c, resp, err := d.ws.DialContext(ctx, "ws://"+d.addr+path, nil)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("bad handshake: http %d: %w", resp.StatusCode, err)
-		}
-		return nil, err
-	}
-	return c, nil
-}
-
 // answer is the part of a {"result": …} frame the tool reads.
 type answer struct {
 	Result  json.RawMessage `json:"result"`
@@ -106,11 +102,14 @@ func (a *answer) err() error {
 
 // readAnswer reads frames until one that answers a request (pushed frames
 // carry "type" instead of "result" and are skipped).
-func readAnswer(c *websocket.Conn) (*answer, error) {
+func readAnswer(c *wsConn) (*answer, error) {
 	for range 1000 {
 		_, b, err := c.ReadMessage()
 		if err != nil {
 			return nil, err
+		}
+		if id, ok := sessionAnswer(b); ok {
+			return &answer{Result: json.RawMessage("true"), Session: id}, nil
 		}
 		var a answer
 		if err := json.Unmarshal(b, &a); err != nil {
@@ -121,6 +120,26 @@ func readAnswer(c *websocket.Conn) (*answer, error) {
 		}
 	}
 	return nil, fmt.Errorf("no answer in 1000 frames")
+}
+
+// sessionAnswer reads the usual connect answer, {"result":true,
+// "session_id":"…"} with maybe more keys after, without decoding JSON.
+// Anything else (an escape in the id, another order) is left to
+// encoding/json.
+func sessionAnswer(b []byte) (string, bool) {
+	const prefix = `{"result":true,"session_id":"`
+	if !bytes.HasPrefix(b, []byte(prefix)) {
+		return "", false
+	}
+	rest := b[len(prefix):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || end+1 >= len(rest) || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return "", false
+	}
+	if c := rest[end+1]; c != ',' && c != '}' {
+		return "", false
+	}
+	return string(rest[:end]), true
 }
 
 // classify reads a frame a device got: an answer (nil or its errno error),
@@ -142,22 +161,19 @@ func classify(b []byte) (isAnswer bool, err error) {
 
 // device is one device channel after a successful connect.
 type device struct {
-	conn    *websocket.Conn
+	conn    *wsConn
 	session string
 }
 
-// connectDevice dials /presence and sends the connect frame (§2).
+// connectDevice dials /presence and sends the connect frame (§2): the
+// upgrade request, then the frame once the 101 is in (a server may not
+// take frames pipelined behind the request: gorilla's refuses them).
 func connectDevice(ctx context.Context, d *sourceDialer, assertion string, appIDs []int, deviceID string) (*device, error) {
-	c, err := d.dialWS(ctx, "/presence")
+	c, err := d.dialWS(ctx, "/presence") // sets the handshake deadline
 	if err != nil {
 		return nil, err
 	}
-	frame, _ := json.Marshal(map[string]any{
-		"type": "connect", "assertion": assertion, "application_ids": appIDs, "device_id": deviceID,
-	})
-	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+	if err := c.WriteText(appendConnect(make([]byte, 0, 128+len(assertion)), assertion, appIDs, deviceID)); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -166,9 +182,39 @@ func connectDevice(ctx context.Context, d *sourceDialer, assertion string, appID
 		c.Close()
 		return nil, err
 	}
-	c.SetReadDeadline(time.Time{})
-	c.SetWriteDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	return &device{conn: c, session: a.Session}, nil
+}
+
+// appendConnect builds the connect frame by hand: the tool makes
+// thousands a second on the cores the server uses.
+func appendConnect(b []byte, assertion string, appIDs []int, deviceID string) []byte {
+	b = append(b, `{"type":"connect","assertion":`...)
+	b = appendJSONString(b, assertion)
+	b = append(b, `,"application_ids":[`...)
+	for i, id := range appIDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(id), 10)
+	}
+	b = append(b, `],"device_id":`...)
+	b = appendJSONString(b, deviceID)
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as JSON; plain ASCII (tokens, ids) is copied,
+// anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // stampMarker starts the send stamp inside a status message: the message is
@@ -218,13 +264,13 @@ func scanStamps(frame []byte, fn func(int64)) int {
 }
 
 // connectApp opens the app status channel (§3) and authenticates with key.
-func connectApp(ctx context.Context, d *sourceDialer, appID int, key string) (*websocket.Conn, error) {
-	c, err := d.dialWS(ctx, "/"+strconv.Itoa(appID))
+func connectApp(ctx context.Context, d *sourceDialer, appID int, key string) (*wsConn, error) {
+	c, err := d.dialWS(ctx, "/"+strconv.Itoa(appID)) // sets the handshake deadline
 	if err != nil {
 		return nil, err
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := c.WriteJSON(map[string]string{"key": key}); err != nil {
+	hello, _ := json.Marshal(map[string]string{"key": key})
+	if err := c.WriteText(hello); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -232,6 +278,6 @@ func connectApp(ctx context.Context, d *sourceDialer, appID int, key string) (*w
 		c.Close()
 		return nil, fmt.Errorf("app %d: %w", appID, err)
 	}
-	c.SetReadDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
 	return c, nil
 }

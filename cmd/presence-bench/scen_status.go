@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // statusOpts shapes one status run.
@@ -88,7 +86,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	// Apps.
 	var delivered atomic.Int64
 	samplers := make([]*sampler, len(t.apps))
-	var conns []*websocket.Conn
+	var conns []*wsConn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -291,7 +289,7 @@ func (r statusResult) deliveredShare() float64 {
 
 // readApp reads an app channel until the drain after the window ends and
 // calls fn(stamp, arrival) for each update sent inside the window.
-func readApp(c *websocket.Conn, warmStart, end *atomic.Int64, drain time.Duration, fn func(stamp, at int64)) {
+func readApp(c *wsConn, warmStart, end *atomic.Int64, drain time.Duration, fn func(stamp, at int64)) {
 	c.SetReadDeadline(time.Now().Add(time.Duration(end.Load()-now()) + drain))
 	lo, hi := warmStart.Load(), end.Load()
 	for {
@@ -323,7 +321,7 @@ func closedLoop(devs []*device, warmStart, end *atomic.Int64, sent, acked *atomi
 		}
 		buf = appendStatus(buf[:0], d.session, seq/int64(len(devs)), stamp)
 		d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := d.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
+		if err := d.conn.WriteText(buf); err != nil {
 			errs.addErr(err)
 			return
 		}
@@ -405,7 +403,7 @@ func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain 
 					stamp := now()
 					buf = appendStatus(buf[:0], d.session, n/int64(len(mine)), stamp)
 					d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-					if err := d.conn.WriteMessage(websocket.TextMessage, buf); err != nil {
+					if err := d.conn.WriteText(buf); err != nil {
 						errs.addErr(err)
 					} else if stamp >= lo {
 						sent.Add(1)
