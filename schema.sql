@@ -57,24 +57,36 @@ CREATE TABLE IF NOT EXISTS waiting_status (
     PRIMARY KEY (app_id, puid)
 ) WITHOUT ROWID;
 
--- Live notifications, one FIFO per PUID, removed only when a device acks.
+-- Live notifications, one FIFO per PUID, removed only when a device acks
+-- (or the queue's cap drops them, or they outlive notifications.max_age).
+--
+-- The table is a log: rows go in at the end (seq is assigned by the
+-- committer, always past every row and tombstone) and it has no other
+-- index. Which rows make up which PUID's queue is kept in memory by the
+-- committer (core/sqlite's queueIndex), loaded from this table at start:
+-- every index on (puid, ...) cost each notification a B-tree insert and
+-- delete at a random page, which in the WAL is a 4 KiB page written per
+-- item (measured: 2.9 pages written and 83 CPU-µs per single item with
+-- full queues, see `git log -- schema.sql`). No foreign keys either:
+-- deleting a grant would scan this table for children; RevokeGrant
+-- deletes the queue itself.
 CREATE TABLE IF NOT EXISTS notifications (
-    seq        INTEGER PRIMARY KEY,    -- max+1: always after every queued row (no AUTOINCREMENT: it costs a sqlite_sequence write per row)
-    id         TEXT NOT NULL,          -- 128 random bits: unique without an index (acks go by user)
-    app_id     INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
-    puid       TEXT NOT NULL REFERENCES grants(puid) ON DELETE CASCADE,
+    seq        INTEGER PRIMARY KEY,    -- insertion order; the id carries it (acks find the row by it)
+    id         TEXT NOT NULL,          -- seq in 12 hex digits + 128 random bits
+    app_id     INTEGER NOT NULL,
+    puid       TEXT NOT NULL,
     user_id    TEXT NOT NULL,
     message    TEXT NOT NULL,
     action     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
--- One index: a user's queues are found through grants (a user has few),
--- and every other index would cost each notification one more B-tree
--- insert, delete and page written (see core/sqlite's userQueues). The
--- hourly purge by created_at scans the table (about 20-27 ms per 100,000
--- items, BenchmarkPurgeNotifications). Clustering the table by queue
--- (WITHOUT ROWID, key (puid, seq)) was measured and is worse: 2-3.5x the
--- pages written per item (commit 49e1cf4, reverted; figures in `git log
--- -- schema.sql`).
-CREATE INDEX IF NOT EXISTS notifications_puid ON notifications(puid, seq);
+
+-- Rows of notifications that a full queue dropped, not yet deleted. The
+-- drop is durable the moment its tombstone commits (an insert at the end
+-- of a small table), and the rows themselves are deleted later, a few
+-- thousand at a time in seq order (core/sqlite's collectGarbage), where
+-- they share pages, instead of one random page each in the hot path.
+CREATE TABLE IF NOT EXISTS notification_tombstones (
+    seq INTEGER PRIMARY KEY
+);

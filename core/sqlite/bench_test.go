@@ -236,6 +236,43 @@ func BenchmarkAddNotificationBatch100ParallelRandom(b *testing.B) {
 	reportItems(b, db, 100*b.N, cpu0, commits0, written0)
 }
 
+// BenchmarkAddNotificationSingleFullQueues is BenchmarkAddNotificationSingle
+// over 200 PUIDs whose queues are already full (100 items), so that every
+// item drops the oldest of its queue: the steady state of presence-bench's
+// notify scenario, where no device takes anything.
+func BenchmarkAddNotificationSingleFullQueues(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 200)
+	fill := make([]core.NotificationInput, 100)
+	for _, p := range puids {
+		for i := range fill {
+			fill[i] = core.NotificationInput{PUID: p, Message: "Fred mentioned you in #beer", Action: "https://beerchat.example/r/beer"}
+		}
+		if _, _, err := db.AddNotifications(ctx, app, fill, time.Now(), 0, 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	var next atomic.Uint64
+	commits0, written0 := db.CommitStats()
+	cpu0 := usageNow()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			items := []core.NotificationInput{{PUID: puids[i%uint64(len(puids))], Message: "Fred mentioned you in #beer",
+				Action: "https://beerchat.example/r/beer"}}
+			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportItems(b, db, b.N, cpu0, commits0, written0)
+}
+
 // BenchmarkPurgeNotifications is the hourly purge over 100,000 queued
 // items (1,000 full queues) when none is old enough: the cost of the
 // scan of the table that it makes for want of an index on created_at.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -32,13 +33,13 @@ type writeTx struct {
 	stmts    map[string]*sql.Stmt
 	prepares int // statements prepared: stays small, the test checks it
 
-	// queues is the committer's knowledge of grants and queue sizes
-	// (see queues.go); only the committer touches it.
-	queues *queueCache
+	// queues is the index of the notification queues (queues.go); only
+	// the committer changes it.
+	queues *queueIndex
 }
 
-func newWriteTx(c *sqlx.Conn) *writeTx {
-	return &writeTx{c: c, stmts: make(map[string]*sql.Stmt), queues: newQueueCache()}
+func newWriteTx(c *sqlx.Conn, queues *queueIndex) *writeTx {
+	return &writeTx{c: c, stmts: make(map[string]*sql.Stmt), queues: queues}
 }
 
 // close releases the prepared statements, before the connection goes.
@@ -152,14 +153,37 @@ func (db *DB) submit(j *job) error {
 
 // commitLoop is the committer: the only goroutine that uses the writer
 // connection. It runs until Close closes jobs, answering every job it
-// took, then gives the connection back.
+// took, then gives the connection back. While no job is waiting it
+// deletes the rows that full queues dropped (collectGarbage), a chunk
+// per transaction.
 func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
 	defer conn.Close()
-	tx := newWriteTx(conn)
+	tx := newWriteTx(conn, db.queues)
 	defer tx.close()
 	batch := make([]*job, 0, maxJobsPerCommit)
-	for j := range db.jobs {
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	for {
+		var (
+			j  *job
+			ok bool
+		)
+		if tx.queues.tombstones > 0 {
+			idle.Reset(time.Duration(gcIdleDelay.Load()))
+			select {
+			case j, ok = <-db.jobs:
+				idle.Stop()
+			case <-idle.C:
+				db.commit(tx, nil) // garbage only
+				continue
+			}
+		} else {
+			j, ok = <-db.jobs
+		}
+		if !ok {
+			return
+		}
 		batch = append(batch[:0], j)
 		// Take whatever else is already queued: those callers share this
 		// commit instead of waiting for their own fsync.
@@ -187,8 +211,8 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 func (db *DB) commit(tx *writeTx, batch []*job) {
 	errs := make([]error, len(batch))
 	fail := func(err error) {
-		tx.execP(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
-		tx.queues.reset()    // it may hold what the rollback undid
+		tx.execP(`ROLLBACK`)   // fails harmlessly when SQLite already rolled back
+		tx.queues.stale = true // it may hold what the rollback undid
 		for _, j := range batch {
 			j.res <- err
 		}
@@ -198,8 +222,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		fail(fmt.Errorf("sqlite: begin: %w", err))
 		return
 	}
-	if err := tx.queues.checkDataVersion(tx); err != nil {
-		fail(fmt.Errorf("sqlite: data version: %w", err))
+	if err := tx.queues.prepare(tx); err != nil {
+		fail(fmt.Errorf("sqlite: queue index: %w", err))
 		return
 	}
 	live, ran := 0, 0
@@ -220,7 +244,11 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	}
 	ran += n
 	live -= handled
-	savepoints := live > 1
+	// A job that runs alone in the transaction needs no savepoint: if it
+	// fails, the transaction rolls back. Not so once the group has
+	// written: its rows must survive the job's failure.
+	savepoints := live > 1 || ran > 0
+	loneFailed := false
 	for i, j := range batch {
 		if errs[i] != nil || merged[i] {
 			continue
@@ -233,6 +261,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		}
 		if errs[i] = run(j, tx); errs[i] != nil {
 			if !savepoints {
+				loneFailed = true
 				break // the ROLLBACK below undoes it
 			}
 			if _, err := tx.execP(`ROLLBACK TO job`); err != nil {
@@ -251,8 +280,17 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 			}
 		}
 	}
+	// Garbage is collected alongside the jobs when it piles up, and on
+	// its own when there are none (commitLoop).
+	collected := 0
+	if !loneFailed && (len(batch) == 0 || tx.queues.tombstones >= gcChunk) {
+		if collected, err = collectGarbage(tx, gcChunk); err != nil {
+			fail(err)
+			return
+		}
+	}
 	end := `COMMIT`
-	if ran == 0 {
+	if ran == 0 && collected == 0 {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
 	if _, err := tx.execP(end); err != nil {
@@ -262,6 +300,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	if ran > 0 {
 		db.commits.Add(1)
 		db.written.Add(uint64(ran))
+	}
+	if end == `COMMIT` {
 		db.kickCheckpointer()
 	}
 	for i, j := range batch {

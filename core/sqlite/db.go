@@ -52,6 +52,8 @@ type DB struct {
 	ckptStop chan struct{} // closed by Close
 	ckptDone chan struct{} // closed when the checkpointer has stopped
 
+	queues *queueIndex // the notification queues (queues.go)
+
 	commits atomic.Uint64 // transactions committed
 	written atomic.Uint64 // jobs that those commits made durable
 }
@@ -77,6 +79,7 @@ func Open(path string) (*DB, error) {
 		Now:      time.Now,
 		path:     path,
 		jobs:     make(chan *job, 1024),
+		queues:   newQueueIndex(),
 		done:     make(chan struct{}),
 		ckptKick: make(chan struct{}, 1),
 		ckptStop: make(chan struct{}),
@@ -191,8 +194,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Migrate applies presence.Schema unless schema_migrations already records
-// presence.SchemaVersion, and records it. Running it again does nothing.
+// Migrate brings the schema to presence.SchemaVersion: it upgrades the
+// tables of an older version (upgrade), applies presence.Schema and
+// records the version. Running it again does nothing.
 // Open calls it; `presence migrate` may too.
 func (db *DB) Migrate(ctx context.Context) error {
 	now := db.now() // read here: only callers' goroutines read db.Now
@@ -201,19 +205,28 @@ func (db *DB) Migrate(ctx context.Context) error {
 			version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.Get(&n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, presence.SchemaVersion); err != nil {
+		var have int
+		if err := tx.Get(&have, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`); err != nil {
 			return err
 		}
-		if n > 0 {
+		if have >= presence.SchemaVersion {
 			return nil
+		}
+		// Tables that changed shape are rebuilt first (migrate.go); the
+		// schema then adds whatever is new.
+		if err := upgrade(tx, have); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(presence.Schema); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			presence.SchemaVersion, now.UnixNano())
-		return err
+		if _, err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			presence.SchemaVersion, now.UnixNano()); err != nil {
+			return err
+		}
+		// The queue index could not be loaded before the tables were
+		// there (queueIndex.prepare); it is now, from this transaction.
+		return tx.queues.load(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate to version %d: %w", presence.SchemaVersion, err)

@@ -12,13 +12,22 @@
 // one fsync instead of taking turns at it. The AddNotifications batches of
 // one commit go further and share statements (addGroup): checked one by
 // one, written with one INSERT per 100 rows; if that fails, they run one
-// by one. The committer keeps each PUID's grant and queue size in memory
-// (queueCache), and checkpoints run beside it on their own connection.
+// by one. Checkpoints run beside the committer on their own connection.
+//
+// The notifications table is a log with no index but its seq: the
+// committer keeps, in memory, which rows make up each PUID's queue
+// (queueIndex, loaded from the table at open), and readers find a user's
+// items through it by seq. A full queue's dropped items get a tombstone;
+// their rows are deleted later, in bulk, when the committer is idle or
+// the tombstones pile up (collectGarbage). Measured: a single-item write
+// into full queues went from 83 CPU-µs and 2.9 pages written to 20 µs and
+// 0.3 pages (BenchmarkAddNotificationSingleFullQueues).
 //
 // The database runs in WAL mode with synchronous=FULL: when a write method
 // returns nil, its data is on disk, so a 200 from the notification endpoint
-// means durable. Foreign keys are on: revoking a grant deletes its waiting
-// status and its notifications. Times are stored as Unix nanoseconds (UTC);
+// means durable. Foreign keys are on (not on notifications, whose queue
+// RevokeGrant deletes itself): revoking a grant deletes its waiting status
+// and its notifications. Times are stored as Unix nanoseconds (UTC);
 // a zero time.Time is stored as NULL or 0 and read back as zero.
 //
 // Errors: a missing row is an error for which errors.Is(err,

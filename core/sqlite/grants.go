@@ -121,20 +121,24 @@ func (db *DB) UserGrants(ctx context.Context, userID string) ([]*core.Grant, err
 	return grants, nil
 }
 
-// RevokeGrant deletes the grant; the foreign keys delete its waiting
-// status and its queued notifications in the same transaction. An unknown
-// PUID is core.ErrNotFound.
+// RevokeGrant deletes the grant, its waiting status (a foreign key) and its
+// queued notifications (by the queue index: the table has no foreign key,
+// see schema.sql), in one transaction. An unknown PUID is core.ErrNotFound.
 func (db *DB) RevokeGrant(ctx context.Context, puid string) error {
 	err := db.write(ctx, func(tx *writeTx) error {
 		res, err := tx.Exec(`DELETE FROM grants WHERE puid = ?`, puid)
 		if err != nil {
 			return err
 		}
-		// Forgetting is always safe, even if this job is rolled back.
-		tx.queues.forget(puid)
 		if n, _ := res.RowsAffected(); n == 0 {
 			return sql.ErrNoRows
 		}
+		if q := tx.queues.queues[puid]; q != nil {
+			if err := deleteSeqs(tx, q.seqs); err != nil {
+				return err
+			}
+		}
+		tx.queues.drop(puid)
 		return nil
 	})
 	return mapErr(err, "sqlite: revoke grant")

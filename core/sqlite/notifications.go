@@ -61,7 +61,6 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 			ttl = defaultTTL
 		}
 		ns[i] = core.Notification{
-			ID:        newID(now),
 			AppID:     app,
 			PUID:      it.PUID,
 			Message:   it.Message,
@@ -71,88 +70,17 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 		}
 	}
 
-	sizes := make([]int, len(items))
-	j := &job{ctx: ctx, res: make(chan error, 1),
-		add: &addJob{app: app, ns: ns, queueSize: queueSize, sizes: sizes}}
-	j.fn = func(tx *writeTx) (err error) {
-		q := tx.queues
-		// Check every PUID before writing anything: a bad batch costs
-		// reads only, and mostly not even those (queueCache).
-		touched := make([]queueTouch, 0, 1)
-		defer func() {
-			// A write that failed after the checks (a grant gone behind
-			// the cache's back would fail the INSERT's foreign key):
-			// forgetting is always safe, and heals the cache.
-			if _, bad := err.(*core.ItemError); err != nil && !bad {
-				for _, t := range touched {
-					q.forget(t.puid)
-				}
-			}
-		}()
-		at := make([]int, len(ns)) // item → its PUID in touched
-		for i := range ns {
-			p := ns[i].PUID
-			k := slices.IndexFunc(touched, func(t queueTouch) bool { return t.puid == p })
-			if k < 0 {
-				e, err := q.grant(tx, p)
-				if err != nil {
-					return err
-				}
-				if e == nil || e.app != app {
-					return itemError(i, core.ErrnoUnknownUID, "unknown UID")
-				}
-				if err := q.count(tx, p, e); err != nil {
-					return err
-				}
-				k = len(touched)
-				touched = append(touched, queueTouch{puid: p, e: e, size: e.size})
-			}
-			touched[k].size++
-			at[i] = k
-			ns[i].UserID = touched[k].e.user
-		}
-		// One statement for the batch, prepared once per row count.
-		args := make([]any, 0, 8*len(ns))
-		for i := range ns {
-			n := &ns[i]
-			args = append(args, n.ID, int64(app), n.PUID, n.UserID, n.Message, n.Action,
-				n.CreatedAt.UnixNano(), n.ExpiresAt.UnixNano())
-		}
-		if _, err := tx.execP(insertNotifications(len(ns)), args...); err != nil {
+	a := &addJob{app: app, ns: ns, queueSize: queueSize, sizes: make([]int, len(items))}
+	j := &job{ctx: ctx, res: make(chan error, 1), add: a}
+	// The committer merges the batch with the others of its commit
+	// (addGroup), or runs it alone: the same rows either way.
+	j.fn = func(tx *writeTx) error {
+		errs, err := storeAdds(tx, []*addJob{a})
+		if err != nil {
 			return err
 		}
-		// Cap each queue touched: delete its oldest beyond queueSize.
-		for k := range touched {
-			t := &touched[k]
-			if t.size <= queueSize {
-				continue
-			}
-			over := t.size - queueSize
-			res, err := tx.execP(trimQueue, t.puid, over)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); int(n) != over {
-				// The cache was wrong (it cannot be, see queueCache):
-				// do it the slow way rather than keep a wrong size.
-				if t.size, err = capQueue(tx, t.puid, queueSize); err != nil {
-					return err
-				}
-				continue
-			}
-			t.size = queueSize
-		}
-		for i := range ns {
-			sizes[i] = touched[at[i]].size
-		}
-		// Only now, the job being done, does the cache learn the sizes.
-		for _, t := range touched {
-			t.e.size = t.size
-		}
-		return nil
+		return errs[0]
 	}
-	// The committer runs fn, or merges the batch with the others of its
-	// commit (addGroup): the same rows either way.
 	err := db.submit(j)
 	if err != nil {
 		if _, ok := err.(*core.ItemError); ok {
@@ -160,49 +88,19 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 		}
 		return nil, nil, mapErr(err, fmt.Sprintf("sqlite: add notifications of app %d", app))
 	}
-	return ns, sizes, nil
-}
-
-// trimQueue deletes the oldest items of a queue: the PUID, how many.
-const trimQueue = `DELETE FROM notifications WHERE seq IN
-	(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq LIMIT ?)`
-
-// queueTouch is one PUID of a batch: its cache entry and its queue's
-// size as the batch leaves it.
-type queueTouch struct {
-	puid string
-	e    *queueEntry
-	size int
-}
-
-// capQueue counts puid's queue and trims it to queueSize, reading
-// everything from the database; it returns the size left.
-func capQueue(tx *writeTx, puid string, queueSize int) (int, error) {
-	var c int
-	if err := tx.Get(&c, `SELECT COUNT(*) FROM notifications WHERE puid = ?`, puid); err != nil {
-		return 0, err
-	}
-	if c > queueSize {
-		if _, err := tx.Exec(`DELETE FROM notifications WHERE puid = ? AND seq <=
-			(SELECT seq FROM notifications WHERE puid = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-			puid, puid, queueSize); err != nil {
-			return 0, err
-		}
-		c = queueSize
-	}
-	return c, nil
+	return ns, a.sizes, nil
 }
 
 // insertQueries holds the INSERT of 1 to MaxNotificationBatch rows, built once.
 var insertQueries = func() []string {
 	q := make([]string, core.MaxNotificationBatch+1)
-	const head = `INSERT INTO notifications (id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES `
+	const head = `INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES `
 	values := head
 	for n := 1; n <= core.MaxNotificationBatch; n++ {
 		if n > 1 {
 			values += ","
 		}
-		values += "(?,?,?,?,?,?,?,?)"
+		values += "(?,?,?,?,?,?,?,?,?)"
 		q[n] = values
 	}
 	return q
@@ -210,17 +108,31 @@ var insertQueries = func() []string {
 
 func insertNotifications(n int) string { return insertQueries[n] }
 
-// newID is a notification id: 128 random bits, URL-safe, after the
-// creation time in milliseconds as 12 hex digits (34 characters in all).
-// The time prefix is for the database, not for users: ids that grow with
-// time land at the end of the UNIQUE index on id, so a commit dirties a
-// page or two of it instead of one page per item (measured: 6× fewer
-// bytes written per 100-item commit than with purely random ids).
-func newID(now time.Time) string {
+// newID is the id of the notification stored at seq: seq in 12 hex
+// digits, then 128 random bits, URL-safe (34 characters in all). The seq
+// lets an ack find its row by the primary key (the table has no other
+// index); the random part makes the id unguessable, and an ack must match
+// it whole.
+func newID(seq int64) string {
 	var b [22]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16) // 48 bits of ms in b[0:6]
-	rand.Read(b[6:])                                               // never fails (crypto/rand, Go ≥ 1.24)
+	binary.BigEndian.PutUint64(b[:8], uint64(seq)<<16) // 48 bits of seq in b[0:6]
+	rand.Read(b[6:])                                   // never fails (crypto/rand, Go ≥ 1.24)
 	return hex.EncodeToString(b[:6]) + base64.RawURLEncoding.EncodeToString(b[6:])
+}
+
+// idLen is the length of every id newID makes.
+const idLen = 34
+
+// seqOfID is the seq an id names; false if it is no id of newID's.
+func seqOfID(id string) (int64, bool) {
+	if len(id) != idLen {
+		return 0, false
+	}
+	var b [8]byte
+	if _, err := hex.Decode(b[2:], []byte(id[:12])); err != nil {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b[:])), true
 }
 
 // notificationRow is a row of notifications as sqlx scans it.
@@ -235,88 +147,98 @@ type notificationRow struct {
 	ExpiresAt int64  `db:"expires_at"`
 }
 
-// userQueues selects the rows of one user's queues (its argument is the
-// user id) through the user's grants and notifications_puid. There is no
-// index on notifications(user_id): it cost every notification one more
-// B-tree insert and delete, and one more page written at random, about a
-// third of the WAL (measured: 187k page writes → 114k for 200k items of
-// BenchmarkAddNotificationBatch100Parallel), while a user has only a few
-// grants to go through. Every row has a live grant (revoking deletes the
-// queue), so no row is missed.
-const userQueues = `puid IN (SELECT puid FROM grants WHERE user_id = ?)`
+// seqChunk bounds the seqs of one statement, well under SQLite's limit on
+// bound parameters.
+const seqChunk = 500
 
 // PendingNotifications lists the user's queued notifications, oldest
 // first, for the given apps: all apps when apps is nil, none when it is
-// empty but not nil.
+// empty but not nil. The queue index says which rows (by seq); the rows
+// are read by their primary key.
 func (db *DB) PendingNotifications(ctx context.Context, userID string, apps []core.AppID) ([]core.Notification, error) {
 	if apps != nil && len(apps) == 0 {
 		return nil, nil
 	}
-	// By the user's grants, then each grant's queue (notifications_puid):
-	// there is no index on notifications(user_id), see userQueues.
-	q := `SELECT id, app_id, puid, user_id, message, action, created_at, expires_at
-		FROM notifications WHERE ` + userQueues + ` AND user_id = ? ORDER BY seq`
-	args := []any{userID, userID}
-	if apps != nil {
-		var err error
-		q, args, err = sqlx.In(`SELECT id, app_id, puid, user_id, message, action, created_at, expires_at
-			FROM notifications WHERE puid IN (SELECT puid FROM grants WHERE user_id = ? AND app_id IN (?))
-			AND user_id = ? ORDER BY seq`, userID, apps, userID)
+	seqs := db.queues.userItems(userID, apps)
+	var ns []core.Notification
+	for start := 0; start < len(seqs); start += seqChunk {
+		q, args, err := sqlx.In(`SELECT id, app_id, puid, user_id, message, action, created_at, expires_at
+			FROM notifications WHERE seq IN (?) AND user_id = ? ORDER BY seq`,
+			seqs[start:min(start+seqChunk, len(seqs))], userID)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
 		}
-	}
-	var rows []notificationRow
-	if err := db.rdb.SelectContext(ctx, &rows, q, args...); err != nil {
-		return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
-	}
-	ns := make([]core.Notification, len(rows))
-	for i, r := range rows {
-		ns[i] = core.Notification{
-			ID:        r.ID,
-			AppID:     core.AppID(r.AppID),
-			PUID:      r.PUID,
-			UserID:    r.UserID,
-			Message:   r.Message,
-			Action:    r.Action,
-			CreatedAt: time.Unix(0, r.CreatedAt).UTC(),
-			ExpiresAt: time.Unix(0, r.ExpiresAt).UTC(),
+		var rows []notificationRow
+		if err := db.rdb.SelectContext(ctx, &rows, q, args...); err != nil {
+			return nil, fmt.Errorf("sqlite: pending notifications: %w", err)
+		}
+		for _, r := range rows {
+			ns = append(ns, core.Notification{
+				ID:        r.ID,
+				AppID:     core.AppID(r.AppID),
+				PUID:      r.PUID,
+				UserID:    r.UserID,
+				Message:   r.Message,
+				Action:    r.Action,
+				CreatedAt: time.Unix(0, r.CreatedAt).UTC(),
+				ExpiresAt: time.Unix(0, r.ExpiresAt).UTC(),
+			})
 		}
 	}
 	return ns, nil
 }
 
-// ackChunk bounds the ids of one DELETE, well under SQLite's limit on
-// bound parameters.
-const ackChunk = 500
-
 // AckNotifications deletes the user's notifications with these ids and
-// returns how many went; ids that are unknown, already acked or another
-// user's are ignored.
+// returns how many went; ids that are unknown, already acked, dropped or
+// another user's are ignored.
 func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string) (int, error) {
-	if len(ids) == 0 {
+	want := make(map[int64]string, len(ids))
+	for _, id := range ids {
+		if seq, ok := seqOfID(id); ok {
+			want[seq] = id
+		}
+	}
+	if len(want) == 0 {
 		return 0, nil
 	}
+	seqs := make([]int64, 0, len(want))
+	for seq := range want {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
 	var deleted int
 	err := db.write(ctx, func(tx *writeTx) error {
-		// RETURNING says which queues shrank, for the committer's
-		// queue sizes (queueCache).
-		var puids []string
-		for start := 0; start < len(ids); start += ackChunk {
-			chunk := ids[start:min(start+ackChunk, len(ids))]
-			q, args, err := sqlx.In(`DELETE FROM notifications WHERE `+userQueues+`
-				AND user_id = ? AND id IN (?) RETURNING puid`, userID, userID, chunk)
+		var gone []seqOf
+		var goneSeqs []int64
+		for start := 0; start < len(seqs); start += seqChunk {
+			q, args, err := sqlx.In(`SELECT seq, id, puid, user_id FROM notifications WHERE seq IN (?)`,
+				seqs[start:min(start+seqChunk, len(seqs))])
 			if err != nil {
 				return err
 			}
-			var gone []string
-			if err := tx.Select(&gone, q, args...); err != nil {
+			var rows []struct {
+				Seq    int64  `db:"seq"`
+				ID     string `db:"id"`
+				PUID   string `db:"puid"`
+				UserID string `db:"user_id"`
+			}
+			if err := tx.Select(&rows, q, args...); err != nil {
 				return err
 			}
-			puids = append(puids, gone...)
+			for _, r := range rows {
+				// The whole id, the user, and a live item (not one a
+				// full queue dropped, whose row waits for collection).
+				if r.ID == want[r.Seq] && r.UserID == userID && tx.queues.live(r.PUID, r.Seq) {
+					gone = append(gone, seqOf{r.Seq, r.PUID})
+					goneSeqs = append(goneSeqs, r.Seq)
+				}
+			}
 		}
-		deleted = len(puids)
-		tx.queues.acked(puids)
+		if err := deleteSeqs(tx, goneSeqs); err != nil {
+			return err
+		}
+		tx.queues.removeSeqs(gone)
+		deleted = len(gone)
 		return nil
 	})
 	if err != nil {
@@ -325,22 +247,62 @@ func (db *DB) AckNotifications(ctx context.Context, userID string, ids []string)
 	return deleted, nil
 }
 
-// PurgeNotifications deletes the notifications created before the time,
-// acked or not (notifications' maximum age), and returns how many went.
-func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
-	var deleted int64
-	err := db.write(ctx, func(tx *writeTx) error {
-		res, err := tx.Exec(`DELETE FROM notifications WHERE created_at < ?`, nanos(createdBefore))
+// deleteSeqs deletes these rows of notifications.
+func deleteSeqs(tx *writeTx, seqs []int64) error {
+	for start := 0; start < len(seqs); start += seqChunk {
+		q, args, err := sqlx.In(`DELETE FROM notifications WHERE seq IN (?)`, seqs[start:min(start+seqChunk, len(seqs))])
 		if err != nil {
 			return err
 		}
-		if deleted, err = res.RowsAffected(); deleted > 0 {
-			tx.queues.forgetSizes()
+		if _, err := tx.Exec(q, args...); err != nil {
+			return err
 		}
-		return err
+	}
+	return nil
+}
+
+// PurgeNotifications deletes the notifications created before the time,
+// acked or not (notifications' maximum age), and returns how many went.
+// The rows full queues dropped go first, all of them, so that the count
+// is of live items and no tombstone outlives its row.
+func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
+	var deleted int
+	err := db.write(ctx, func(tx *writeTx) (err error) {
+		defer func() {
+			if err != nil {
+				// Rolled back: the tombstones counted as collected are not.
+				tx.queues.stale = true
+			}
+		}()
+		for tx.queues.tombstones > 0 {
+			if _, err := collectGarbage(tx, gcChunk); err != nil {
+				return err
+			}
+		}
+		var gone []seqOf
+		rows, err := tx.c.QueryContext(context.Background(),
+			`DELETE FROM notifications WHERE created_at < ? RETURNING seq, puid`, nanos(createdBefore))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var it seqOf
+			if err := rows.Scan(&it.seq, &it.puid); err != nil {
+				return err
+			}
+			gone = append(gone, it)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// The index drops them only once the job has succeeded.
+		tx.queues.removeSeqs(gone)
+		deleted = len(gone)
+		return nil
 	})
 	if err != nil {
 		return 0, mapErr(err, "sqlite: purge notifications")
 	}
-	return int(deleted), nil
+	return deleted, nil
 }

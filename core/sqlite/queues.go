@@ -1,91 +1,164 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/presence-service/presence/core"
 )
 
-// maxCachedQueues bounds the committer's queueCache: past it, an entry
-// picked at random makes room (a miss costs two small reads, so the
-// bound only has to keep memory flat, not to be clever).
-const maxCachedQueues = 1 << 16
+// maxIdleGrants bounds the grants the index keeps for PUIDs whose queue
+// is empty (a cache: a miss costs one small read). Past it, all of them
+// are forgotten at once, which keeps the cost per write constant on
+// average.
+const maxIdleGrants = 1 << 16
 
-// queueCache is what the committer knows of the notification queues, so
-// that a notification write need not ask the database every time: per
-// PUID, its grant (user and app) and, once counted, the size of its queue.
-// Measured on the notification benchmarks, the grant SELECT and the
-// COUNT were two of the four statements of every one-item write.
+// queueIndex is the committer's map of the notification queues. The
+// table is a log with no index but its seq (schema.sql); this says which
+// rows make up whose queue:
 //
-// Only the committer goroutine touches it, so it has no lock. It must
-// only ever hold what the database holds in the current transaction:
+//   - for every PUID with a queued item, its grant (user, app) and the
+//     seqs of its live items, oldest first. It is complete: a live row of
+//     notifications is always in it, so readers find a user's items by
+//     seq alone;
+//   - for some PUIDs with none, just their grant, so that a write need
+//     not read grants every time;
+//   - the next seq to hand out, and how many tombstones wait for
+//     collectGarbage.
 //
-//   - a write applies its changes only when its job function succeeds
-//     (AddNotifications, AckNotifications), so a job rolled back to its
-//     savepoint leaves nothing behind;
-//   - a failed commit resets it (commit's fail);
-//   - RevokeGrant forgets its PUID; PurgeNotifications forgets every size;
-//   - another process (the CLI on the same file) is seen through
-//     PRAGMA data_version, read after each BEGIN IMMEDIATE: when it moved,
-//     the cache is reset.
+// Only the committer changes it, and only once a write's statements have
+// all succeeded: a job rolled back to its savepoint leaves nothing behind.
+// When a whole transaction fails, or another process has committed to the
+// file (PRAGMA data_version moved, checked after each BEGIN IMMEDIATE), the
+// committer loads it again from the table before its next write (stale).
+// Readers (PendingNotifications, UsersWithNotifications) take mu for
+// reading; the committer takes it to change the maps.
 //
-// A write that deletes grants or notifications in any other way must
-// forget what it changes, as those do.
-type queueCache struct {
-	m           map[string]*queueEntry
+// It may run a little ahead of the database: between a write's job and
+// its COMMIT, a reader can see seqs whose rows it cannot see yet. Readers
+// read rows by seq, so they then simply find fewer rows, as if they had
+// read a moment earlier.
+type queueIndex struct {
+	mu     sync.RWMutex
+	queues map[string]*queue   // by PUID
+	users  map[string][]*queue // the non-empty queues, by user
+
+	// The committer's alone.
+	idle        int   // entries of queues with no items
+	nextSeq     int64 // past every row and tombstone
+	tombstones  int   // rows in notification_tombstones
+	stale       bool  // load before the next write
 	dataVersion int64
 	versionSeen bool
 
-	loads, counts int // reads of grants and of queue sizes, for the tests
+	grantReads, loads int // for the tests
 }
 
-// queueEntry is one PUID's grant and queue size; size is -1 until counted.
-type queueEntry struct {
+// queue is one PUID's notification queue.
+type queue struct {
+	puid string
 	user string
 	app  core.AppID
-	size int
+	seqs []int64 // live items, oldest first
 }
 
-func newQueueCache() *queueCache {
-	return &queueCache{m: make(map[string]*queueEntry)}
-}
-
-// reset forgets everything.
-func (q *queueCache) reset() { clear(q.m) }
-
-// forget forgets one PUID (its grant was revoked).
-func (q *queueCache) forget(puid string) { delete(q.m, puid) }
-
-// forgetSizes forgets every queue size, keeping the grants.
-func (q *queueCache) forgetSizes() {
-	for _, e := range q.m {
-		e.size = -1
+func newQueueIndex() *queueIndex {
+	return &queueIndex{
+		queues: make(map[string]*queue),
+		users:  make(map[string][]*queue),
+		stale:  true,
 	}
 }
 
-// checkDataVersion resets the cache when another connection has
-// committed since the last check. Called inside the write transaction,
-// after BEGIN IMMEDIATE: no one else can commit until it ends.
-func (q *queueCache) checkDataVersion(tx *writeTx) error {
+// prepare readies the index for this transaction's writes: it notices
+// another process's commits and loads the index if it is stale. Called
+// by the committer after each BEGIN IMMEDIATE: no one else can commit
+// until the transaction ends. Before the schema exists (the first
+// Migrate) there is nothing to load.
+func (x *queueIndex) prepare(tx *writeTx) error {
 	var v int64
 	if err := tx.getP(`PRAGMA data_version`, nil, &v); err != nil {
 		return err
 	}
-	if q.versionSeen && v != q.dataVersion {
-		q.reset()
+	if x.versionSeen && v != x.dataVersion {
+		x.stale = true
 	}
-	q.dataVersion, q.versionSeen = v, true
+	x.dataVersion, x.versionSeen = v, true
+	if !x.stale {
+		x.forgetIdle()
+		return nil
+	}
+	var tables int
+	if err := tx.getP(`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'
+		AND name IN ('notifications', 'notification_tombstones')`, nil, &tables); err != nil {
+		return err
+	}
+	if tables < 2 {
+		return nil // stays stale: Migrate creates them
+	}
+	return x.load(tx)
+}
+
+// load reads the whole index from the tables: one pass over
+// notifications in seq order, each row with its grant. A row whose grant
+// is gone (only another process deleting grants behind the server's back
+// leaves one) is in no queue: no one can take it, the purge deletes it.
+func (x *queueIndex) load(tx *writeTx) error {
+	x.loads++
+	queues := make(map[string]*queue)
+	users := make(map[string][]*queue)
+	rows, err := tx.c.QueryContext(context.Background(), `SELECT n.seq, n.puid, g.app_id, g.user_id
+		FROM notifications n JOIN grants g ON g.puid = n.puid
+		WHERE n.seq NOT IN (SELECT seq FROM notification_tombstones) ORDER BY n.seq`)
+	if err != nil {
+		return fmt.Errorf("sqlite: load queues: %w", err)
+	}
+	defer rows.Close()
+	var (
+		seq        int64
+		puid, user string
+		app        int64
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &puid, &app, &user); err != nil {
+			return fmt.Errorf("sqlite: load queues: %w", err)
+		}
+		q := queues[puid]
+		if q == nil {
+			q = &queue{puid: puid, user: user, app: core.AppID(app)}
+			queues[puid] = q
+			users[user] = append(users[user], q)
+		}
+		q.seqs = append(q.seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: load queues: %w", err)
+	}
+	var next, tombstones int64
+	if err := tx.getP(`SELECT MAX(COALESCE((SELECT MAX(seq) FROM notifications), 0),
+		COALESCE((SELECT MAX(seq) FROM notification_tombstones), 0)) + 1,
+		(SELECT COUNT(*) FROM notification_tombstones)`, nil, &next, &tombstones); err != nil {
+		return fmt.Errorf("sqlite: load queues: %w", err)
+	}
+	x.mu.Lock()
+	x.queues, x.users = queues, users
+	x.mu.Unlock()
+	x.idle, x.nextSeq, x.tombstones, x.stale = 0, next, int(tombstones), false
 	return nil
 }
 
-// grant returns the entry of puid, reading its grant on a miss; nil if
-// there is no such grant (not cached: the grant may be created later).
-func (q *queueCache) grant(tx *writeTx, puid string) (*queueEntry, error) {
-	if e, ok := q.m[puid]; ok {
-		return e, nil
+// grant returns the queue of puid, reading its grant on a miss (the
+// entry then has no items); nil if there is no such grant (not kept: the
+// grant may be created later).
+func (x *queueIndex) grant(tx *writeTx, puid string) (*queue, error) {
+	if q, ok := x.queues[puid]; ok { // the committer is the only writer
+		return q, nil
 	}
-	q.loads++
+	x.grantReads++
 	var (
 		user string
 		app  int64
@@ -97,41 +170,118 @@ func (q *queueCache) grant(tx *writeTx, puid string) (*queueEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(q.m) >= maxCachedQueues {
-		for k := range q.m { // map order is random: a random victim
-			delete(q.m, k)
-			break
-		}
-	}
-	e := &queueEntry{user: user, app: core.AppID(app), size: -1}
-	q.m[puid] = e
-	return e, nil
+	q := &queue{puid: puid, user: user, app: core.AppID(app)}
+	x.mu.Lock()
+	x.queues[puid] = q
+	x.idle++
+	x.mu.Unlock()
+	return q, nil
 }
 
-// count fills in e.size from the database if it is not known yet. The
-// count is of the current transaction, so it may be kept even if the
-// caller's job then fails: its savepoint brings the queue back to it.
-func (q *queueCache) count(tx *writeTx, puid string, e *queueEntry) error {
-	if e.size >= 0 {
-		return nil
+// forgetIdle forgets the grants of empty queues once there are more than
+// maxIdleGrants. Only between transactions: a write in progress may hold
+// an empty queue that it is about to fill.
+func (x *queueIndex) forgetIdle() {
+	if x.idle <= maxIdleGrants {
+		return
 	}
-	q.counts++
-	var n int
-	if err := tx.getP(`SELECT COUNT(*) FROM notifications WHERE puid = ?`, []any{puid}, &n); err != nil {
-		return err
-	}
-	e.size = n
-	return nil
-}
-
-// acked lowers the known sizes of the queues that lost these items (one
-// PUID per item deleted).
-func (q *queueCache) acked(puids []string) {
-	for _, p := range puids {
-		if e, ok := q.m[p]; ok && e.size > 0 {
-			e.size--
-		} else if ok {
-			e.size = -1 // cannot be: count again
+	x.mu.Lock()
+	for p, q := range x.queues {
+		if len(q.seqs) == 0 {
+			delete(x.queues, p)
 		}
 	}
+	x.mu.Unlock()
+	x.idle = 0
+}
+
+// setSeqs gives q its new list of live items, keeping users and idle
+// right as it empties or fills. The caller holds mu.
+func (x *queueIndex) setSeqs(q *queue, seqs []int64) {
+	was, is := len(q.seqs) > 0, len(seqs) > 0
+	q.seqs = seqs
+	switch {
+	case is && !was:
+		x.users[q.user] = append(x.users[q.user], q)
+		x.idle--
+	case was && !is:
+		us := slices.DeleteFunc(x.users[q.user], func(e *queue) bool { return e == q })
+		if len(us) == 0 {
+			delete(x.users, q.user)
+		} else {
+			x.users[q.user] = us
+		}
+		x.idle++
+	}
+}
+
+// removeSeqs takes these live items out of their queues (acked or
+// purged); seqs not in the index are ignored.
+func (x *queueIndex) removeSeqs(items []seqOf) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, it := range items {
+		q := x.queues[it.puid]
+		if q == nil {
+			continue
+		}
+		if i, ok := slices.BinarySearch(q.seqs, it.seq); ok {
+			x.setSeqs(q, slices.Delete(q.seqs, i, i+1))
+		}
+	}
+}
+
+// drop forgets puid and its items (its grant was revoked).
+func (x *queueIndex) drop(puid string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	q := x.queues[puid]
+	if q == nil {
+		return
+	}
+	x.setSeqs(q, nil)
+	delete(x.queues, puid)
+	x.idle--
+}
+
+// live says whether seq is a live item of puid's queue.
+func (x *queueIndex) live(puid string, seq int64) bool {
+	q := x.queues[puid]
+	if q == nil {
+		return false
+	}
+	_, ok := slices.BinarySearch(q.seqs, seq)
+	return ok
+}
+
+// seqOf is one row: its seq and its PUID.
+type seqOf struct {
+	seq  int64
+	puid string
+}
+
+// userItems returns the seqs of the user's live items in the queues of
+// these apps (all when apps is nil), in seq order (oldest first).
+func (x *queueIndex) userItems(user string, apps []core.AppID) []int64 {
+	x.mu.RLock()
+	var seqs []int64
+	for _, q := range x.users[user] {
+		if apps == nil || slices.Contains(apps, q.app) {
+			seqs = append(seqs, q.seqs...)
+		}
+	}
+	x.mu.RUnlock()
+	slices.Sort(seqs)
+	return seqs
+}
+
+// usersWithItems lists the users with at least one live item.
+func (x *queueIndex) usersWithItems() []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	users := make([]string, 0, len(x.users))
+	for u := range x.users {
+		users = append(users, u)
+	}
+	return users
 }

@@ -1,0 +1,78 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	presence "github.com/presence-service/presence"
+	"github.com/presence-service/presence/core"
+)
+
+// TestMigrate_FromVersion1: a database written by version 1 of the schema
+// (testdata/schema_v1.sql, as released) opens with its queues whole:
+// the same items, in order, pending and ackable under their new ids.
+func TestMigrate_FromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "presence.db")
+	v1, err := os.ReadFile("testdata/schema_v1.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sqlx.Open("sqlite3", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		string(v1),
+		`INSERT INTO schema_migrations VALUES (1, 0)`,
+		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
+		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
+		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
+		// v1 ids: 12 hex digits of milliseconds, then 22 random characters.
+		`INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES
+			(3, '019ab0c0ffeeAAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'first', '', 1, 2),
+			(9, '019ab0c0ffefBBBBBBBBBBBBBBBBBBBBBB', 7, 'p-alice', 'alice', 'second', '', 1, 2)`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var version int
+	if err := db.rdb.Get(&version, `SELECT MAX(version) FROM schema_migrations`); err != nil || version != presence.SchemaVersion {
+		t.Fatalf("version %d, %v; want %d", version, err, presence.SchemaVersion)
+	}
+	var indexes int
+	if err := db.rdb.Get(&indexes, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'notifications' AND sql IS NOT NULL`); err != nil || indexes != 0 {
+		t.Fatalf("%d indexes on notifications, %v; want none", indexes, err)
+	}
+	pend, err := db.PendingNotifications(ctx, "alice", nil)
+	if err != nil || len(pend) != 2 || pend[0].Message != "first" || pend[1].Message != "second" {
+		t.Fatalf("pending after the upgrade: %+v, %v", pend, err)
+	}
+	if !strings.HasPrefix(pend[0].ID, "000000000003AAAA") || !strings.HasPrefix(pend[1].ID, "000000000009BBBB") {
+		t.Fatalf("ids %s, %s: want the seq, then the old random part", pend[0].ID, pend[1].ID)
+	}
+	if n, err := db.AckNotifications(ctx, "alice", []string{pend[0].ID, "019ab0c0ffefBBBBBBBBBBBBBBBBBBBBBB"}); err != nil || n != 1 {
+		t.Fatalf("ack of a new id and an old one = %d, %v; want 1 (the old id is no longer known)", n, err)
+	}
+	ns, _, err := db.AddNotifications(ctx, 7, []core.NotificationInput{{PUID: "p-alice", Message: "third"}}, time.Now(), 0, 100)
+	if err != nil || ns[0].ID[:12] != "00000000000a" {
+		t.Fatalf("next item: %+v, %v; want seq 10", ns, err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrating again: %v", err)
+	}
+}
