@@ -62,6 +62,20 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.startDevice(nc, early)
+}
+
+// acceptDevice answers a device's upgrade that the front door read, and
+// starts the device.
+func (s *Server) acceptDevice(nc net.Conn, key, early []byte) {
+	if writeAccept(nc, key) {
+		s.startDevice(nc, early)
+	}
+}
+
+// startDevice runs a device channel on an upgraded connection; early is
+// what the client sent after its request.
+func (s *Server) startDevice(nc net.Conn, early []byte) {
 	s.conns.Add(1)
 	d := &device{srv: s, fd: -1, shard: int(s.nextShard.Add(1)) % len(s.live.shards)}
 	d.conn = conn{nc: nc, maxQueue: deviceOutbox, onEnd: d.end}

@@ -32,6 +32,13 @@ type harness struct {
 
 func newHarness(t *testing.T, tweak func(*presence.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, tweak, true)
+}
+
+// newHarnessWith serves the edge through its front door (as presence
+// serve does without TLS) or with net/http alone (as with TLS).
+func newHarnessWith(t *testing.T, tweak func(*presence.Config), frontDoor bool) *harness {
+	t.Helper()
 	cfg := presence.Default()
 	cfg.Device.DisconnectGrace.Duration = 0
 	if tweak != nil {
@@ -53,7 +60,11 @@ func newHarness(t *testing.T, tweak func(*presence.Config)) *harness {
 	mux := http.NewServeMux()
 	edge := ws.New(ws.Config{Router: r, Verifier: dev, Config: cfg})
 	edge.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if frontDoor {
+		srv.Listener = edge.FrontDoor(srv.Listener)
+	}
+	srv.Start()
 	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
 	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv}
 	h.app, h.key = h.newApp("beer.example")

@@ -37,21 +37,44 @@ func upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, []byte, bool) {
 		early, _ = brw.Reader.Peek(n) // a client may pipeline its first frame
 		early = append([]byte(nil), early...)
 	}
-	h := sha1.Sum([]byte(key + acceptGUID))
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
-	nc.SetWriteDeadline(time.Now().Add(writeWait))
-	if _, err := nc.Write([]byte(resp)); err != nil {
-		nc.Close()
+	if !writeAccept(nc, []byte(key)) {
 		return nil, nil, false
 	}
-	nc.SetDeadline(time.Time{})
 	return nc, early, true
 }
 
-func validKey(k string) bool {
-	b, err := base64.StdEncoding.DecodeString(k)
-	return err == nil && len(b) == 16
+// writeAccept writes the 101 answer to a handshake with key, and closes
+// the connection if it cannot.
+func writeAccept(nc net.Conn, key []byte) bool {
+	var in [24 + len(acceptGUID)]byte
+	if len(key) != 24 { // validKey: 16 bytes, base64
+		nc.Close()
+		return false
+	}
+	copy(in[copy(in[:], key):], acceptGUID)
+	h := sha1.Sum(in[:])
+	var out [len(switching) + 28 + 4]byte
+	b := append(out[:0], switching...)
+	b = base64.StdEncoding.AppendEncode(b, h[:])
+	b = append(b, "\r\n\r\n"...)
+	nc.SetWriteDeadline(time.Now().Add(writeWait))
+	if _, err := nc.Write(b); err != nil {
+		nc.Close()
+		return false
+	}
+	nc.SetDeadline(time.Time{})
+	return true
+}
+
+const switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+
+func validKey[T string | []byte](k T) bool {
+	var b [18]byte // 24 characters decode to at most 18 bytes
+	if len(k) != 24 {
+		return false
+	}
+	n, err := base64.StdEncoding.Decode(b[:], []byte(k))
+	return err == nil && n == 16
 }
 
 func headerHasToken(h http.Header, name, token string) bool {

@@ -138,7 +138,7 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 			s.http.TLSConfig = tlsConfig
 			err = s.http.ServeTLS(hl, "", "")
 		} else {
-			err = s.http.Serve(hl)
+			err = s.http.Serve(s.edge.FrontDoor(hl)) // device upgrades skip net/http
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
 			s.served <- err

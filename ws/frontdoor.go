@@ -1,0 +1,232 @@
+package ws
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// headTimeout bounds how long a new connection may take to send its
+// request head, as http.Server.ReadHeaderTimeout does for the rest.
+const headTimeout = 10 * time.Second
+
+// FrontDoor wraps the plain-TCP HTTP listener. It reads the request head
+// of each new connection itself: a device's WebSocket upgrade (GET
+// /presence, well formed) is answered here, without net/http; every other
+// connection is handed to net/http, which serves the returned listener,
+// with the bytes already read put back in front.
+//
+// A device connect is the busiest thing a node does when devices come
+// back after a restart or a network outage, and net/http's share of one
+// (its connection goroutine, 4 KiB buffers, the header map, the request,
+// routing, the hijack) was a fifth of the server's CPU per connect.
+// Anything unusual about a device's request (a query, a body, folded or
+// repeated headers) goes to net/http too, so the answers stay net/http's.
+// Do not use it for TLS listeners: it needs to read the request.
+func (s *Server) FrontDoor(ln net.Listener) net.Listener {
+	fd := &frontDoor{Listener: ln, s: s, conns: make(chan net.Conn), done: make(chan struct{})}
+	go fd.acceptLoop()
+	return fd
+}
+
+type frontDoor struct {
+	net.Listener
+	s     *Server
+	conns chan net.Conn // to net/http
+	done  chan struct{} // closed when the listener failed or was closed
+	once  sync.Once
+	err   error // why: set before done is closed
+}
+
+func (fd *frontDoor) acceptLoop() {
+	for {
+		c, err := fd.Listener.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			fd.stop(err)
+			return
+		}
+		go fd.sniff(c)
+	}
+}
+
+func (fd *frontDoor) stop(err error) {
+	fd.once.Do(func() {
+		fd.err = err
+		close(fd.done)
+	})
+}
+
+// Accept hands net/http the connections that are not device upgrades.
+func (fd *frontDoor) Accept() (net.Conn, error) {
+	select {
+	case c := <-fd.conns:
+		return c, nil
+	case <-fd.done:
+		return nil, fd.err
+	}
+}
+
+// Close stops accepting; net/http calls it at Shutdown.
+func (fd *frontDoor) Close() error {
+	fd.stop(net.ErrClosed)
+	return fd.Listener.Close()
+}
+
+// sniff reads the new connection's request head and sends it on its way.
+func (fd *frontDoor) sniff(c net.Conn) {
+	bp := fd.s.getBuf()
+	buf := (*bp)[:cap(*bp)]
+	c.SetReadDeadline(time.Now().Add(headTimeout))
+	n := 0
+	for {
+		m, err := c.Read(buf[n:])
+		n += m
+		head := buf[:n]
+		if end := bytes.Index(head, []byte("\r\n\r\n")); end >= 0 {
+			if key, ok := deviceUpgrade(head[:end+2]); ok && !fd.s.router.ShuttingDown() {
+				var k [24]byte // validKey: 24 characters; buf goes back to the pool
+				copy(k[:], key)
+				early := append([]byte(nil), head[end+4:]...)
+				fd.s.putBuf(bp)
+				fd.s.acceptDevice(c, k[:], early)
+				return
+			}
+			break
+		}
+		if err != nil || n == len(buf) || !couldBeDevice(head) {
+			if err != nil && n == 0 {
+				fd.s.putBuf(bp)
+				c.Close() // nothing said: nothing to answer
+				return
+			}
+			break
+		}
+	}
+	prefix := append([]byte(nil), buf[:n]...)
+	fd.s.putBuf(bp)
+	c.SetReadDeadline(time.Time{})
+	select {
+	case fd.conns <- &prefixConn{Conn: c, prefix: prefix}:
+	case <-fd.done:
+		c.Close()
+	}
+}
+
+// deviceRequestLine is the only request line the front door answers.
+const deviceRequestLine = "GET /presence HTTP/1.1\r\n"
+
+// couldBeDevice says whether head, the start of a request, may still turn
+// out to be a device upgrade.
+func couldBeDevice(head []byte) bool {
+	if len(head) < len(deviceRequestLine) {
+		return bytes.HasPrefix([]byte(deviceRequestLine), head)
+	}
+	return bytes.HasPrefix(head, []byte(deviceRequestLine))
+}
+
+// deviceUpgrade parses a request head (each line ending in CRLF, without
+// the blank line) and returns the Sec-WebSocket-Key when it is a version
+// 13 WebSocket upgrade of GET /presence that net/http would route to
+// serveDevice and upgrade as it is. Anything else reports false and goes
+// to net/http.
+func deviceUpgrade(head []byte) (key []byte, ok bool) {
+	if !bytes.HasPrefix(head, []byte(deviceRequestLine)) {
+		return nil, false
+	}
+	var host, upgrade, connection, version bool
+	rest := head[len(deviceRequestLine):]
+	for len(rest) > 0 {
+		i := bytes.Index(rest, []byte("\r\n"))
+		if i < 0 {
+			return nil, false
+		}
+		line := rest[:i]
+		rest = rest[i+2:]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) || !isFieldValue(line[colon+1:]) {
+			return nil, false // folded, malformed: net/http's to judge
+		}
+		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch {
+		case bytes.EqualFold(name, []byte("Host")):
+			host = len(value) > 0
+		case bytes.EqualFold(name, []byte("Upgrade")):
+			upgrade = upgrade || hasToken(value, "websocket")
+		case bytes.EqualFold(name, []byte("Connection")):
+			connection = connection || hasToken(value, "upgrade")
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Version")):
+			if version {
+				return nil, false
+			}
+			version = string(value) == "13"
+			if !version {
+				return nil, false
+			}
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
+			if key != nil {
+				return nil, false
+			}
+			key = value
+		case bytes.EqualFold(name, []byte("Content-Length")), bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return nil, false
+		}
+	}
+	if !host || !upgrade || !connection || !version || key == nil || !validKey(key) {
+		return nil, false
+	}
+	return key, true
+}
+
+// isToken reports whether b is an HTTP token (RFC 9110 §5.6.2), as a
+// header name must be.
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7F || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isFieldValue reports whether b holds no control character but tab.
+func isFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v holds token, in any
+// case.
+func hasToken(v []byte, token string) bool {
+	for t := range bytes.SplitSeq(v, []byte(",")) {
+		if bytes.EqualFold(bytes.TrimSpace(t), []byte(token)) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixConn is a connection handed to net/http with the bytes the front
+// door read from it put back in front.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
