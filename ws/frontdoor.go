@@ -25,6 +25,11 @@ const headTimeout = 10 * time.Second
 // Anything unusual about a device's request (a query, a body, folded or
 // repeated headers) goes to net/http too, so the answers stay net/http's.
 // Do not use it for TLS listeners: it needs to read the request.
+//
+// The connections it hands to net/http get TCP keep-alive (Go's defaults,
+// as net.Listen gives them). Devices need none: the server's WebSocket
+// pings find dead ones. So make ln without it (net.ListenConfig with
+// KeepAlive -1), which spares four setsockopt calls per device connect.
 func (s *Server) FrontDoor(ln net.Listener) net.Listener {
 	fd := &frontDoor{Listener: ln, s: s, conns: make(chan net.Conn), done: make(chan struct{})}
 	go fd.acceptLoop()
@@ -111,6 +116,9 @@ func (fd *frontDoor) sniff(c net.Conn) {
 	prefix := append([]byte(nil), buf[:n]...)
 	fd.s.putBuf(bp)
 	c.SetReadDeadline(time.Time{})
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+	}
 	select {
 	case fd.conns <- &prefixConn{Conn: c, prefix: prefix}:
 	case <-fd.done:

@@ -122,7 +122,14 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	// Without TLS, the device front door turns TCP keep-alive on for what it
+	// hands net/http; devices need none (the WebSocket pings do its job),
+	// and it is four setsockopt calls per connect.
+	lc := net.ListenConfig{KeepAlive: -1}
+	if tlsConfig != nil {
+		lc.KeepAlive = 0 // Go's default
+	}
+	ln, err := lc.Listen(ctx, "tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: %w", err)
 	}
