@@ -30,10 +30,11 @@ type device struct {
 	shard int             // of s.live
 	raw   syscall.RawConn // for reads that never wait
 
-	rmu     sync.Mutex // guards the reader's state below; one reader at a time
-	partial []byte     // the start of a frame not yet complete
-	msg     []byte     // a fragmented message being put together
-	errors  int        // consecutive
+	rmu     sync.Mutex  // guards the reader's state below; one reader at a time
+	again   atomic.Bool // a reader found rmu taken: read once more before leaving
+	partial []byte      // the start of a frame not yet complete
+	msg     []byte      // a fragmented message being put together
+	errors  int         // consecutive
 	limiter *core.RateLimiter
 
 	session  atomic.Pointer[core.Session]
@@ -107,12 +108,41 @@ func (s *Server) startDevice(nc net.Conn, early []byte) {
 	d.readLoop()
 }
 
-// readable runs when epoll says the parked socket has bytes: it reads all
-// there is, answers every whole frame, keeps a partial one, and parks the
-// socket again.
+// readable runs when epoll says the parked socket has new bytes: it
+// reads all there is, answers every whole frame and keeps a partial one.
+// The socket is edge-triggered, so two events may bring two readers: the
+// second leaves a note (again) and goes, and the one at work reads once
+// more before it leaves. The note is taken after the lock is released
+// and the lock tried again after the note is left, so no event is lost
+// between the two.
 func (d *device) readable() {
-	d.rmu.Lock()
-	defer d.rmu.Unlock()
+	if !d.rmu.TryLock() {
+		d.again.Store(true)
+		if !d.rmu.TryLock() {
+			return // the reader at work sees the note after it unlocks
+		}
+	}
+	for {
+		d.again.Store(false)
+		drained := d.readAll()
+		d.rmu.Unlock()
+		if !drained {
+			d.srv.poller.dispatch(d) // more to read: after the other devices
+			return
+		}
+		if !d.again.Load() || !d.rmu.TryLock() {
+			return
+		}
+	}
+}
+
+// readAll reads until the socket has no more, or 64 reads. It reports
+// false when bytes may be left (edge-triggered: no event will say so).
+// Caller holds rmu.
+func (d *device) readAll() (drained bool) {
+	if d.gone.Load() {
+		return true
+	}
 	bp := d.srv.getBuf()
 	defer d.srv.putBuf(bp)
 	buf := *bp
@@ -123,23 +153,20 @@ func (d *device) readable() {
 		if n > 0 {
 			d.lastSeen.Store(time.Now().UnixNano())
 			if !d.consume(b[:len(b)+n]) {
-				return
+				return true
 			}
 		}
 		if err == errWouldBlock || (err == nil && n < room) {
-			// Drained (a short read means the socket had no more). The
-			// socket is armed level-triggered, so bytes that arrive after
-			// this read wake us again at once: no read just to see EAGAIN.
-			break
+			// Drained: a short read means the socket had no more, and
+			// bytes that arrive after it bring a new event.
+			return true
 		}
 		if err != nil {
 			d.end()
-			return
+			return true
 		}
 	}
-	if err := d.srv.poller.rearm(d.fd); err != nil {
-		d.end()
-	}
+	return false
 }
 
 // readLoop reads with a goroutine of its own, for sockets epoll cannot

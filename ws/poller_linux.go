@@ -11,8 +11,11 @@ import (
 
 // poller parks idle device sockets in an epoll set of its own: a device
 // costs a goroutine only while bytes are being read from it. Each socket
-// is armed one-shot, so at most one reader runs per device; the reader
-// re-arms it when done. The Go runtime keeps the same socket in its own
+// is armed once, edge-triggered: an event comes for each arrival of
+// bytes after the last read, and nothing has to be re-armed (an
+// epoll_ctl per read event, before). A reader that finds another one at
+// work on the same device leaves it a note instead of waiting
+// (device.readable). The Go runtime keeps the same socket in its own
 // netpoller for writes; the two do not interfere.
 type poller struct {
 	epfd  int
@@ -47,7 +50,10 @@ func newPoller() (*poller, error) {
 	return p, nil
 }
 
-const armEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT
+const armEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
+
+// epollET is EPOLLET; package syscall spells it as a negative int.
+const epollET = 1 << 31
 
 // add parks d's socket; false if it cannot be (the caller then reads
 // with a goroutine).
@@ -62,12 +68,6 @@ func (p *poller) add(fd int, d *device) bool {
 		return false
 	}
 	return true
-}
-
-// rearm asks for the next readiness of fd.
-func (p *poller) rearm(fd int) error {
-	ev := syscall.EpollEvent{Events: armEvents, Fd: int32(fd)}
-	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
 }
 
 // remove forgets d's socket; call it before closing the socket, so that
@@ -93,13 +93,19 @@ func (p *poller) run() {
 		}
 		for i := range n {
 			if d := p.conns[events[i].Fd].Load(); d != nil {
-				select {
-				case p.work <- d:
-				default:
-					go d.readable()
-				}
+				p.dispatch(d)
 			}
 		}
+	}
+}
+
+// dispatch hands d to an idle reader, or to a fresh goroutine when none
+// is idle.
+func (p *poller) dispatch(d *device) {
+	select {
+	case p.work <- d:
+	default:
+		go d.readable()
 	}
 }
 

@@ -9,7 +9,7 @@ type poller struct{}
 
 func newPoller() (*poller, error)                  { return nil, errNoPoller }
 func (p *poller) add(int, *device) bool            { return false }
-func (p *poller) rearm(int) error                  { return errNoPoller }
+func (p *poller) dispatch(*device)                 {}
 func (p *poller) remove(int, *device)              {}
 func (p *poller) close()                           {}
 func rawFD(syscall.Conn) (int, syscall.RawConn)    { return -1, nil }
