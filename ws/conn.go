@@ -3,6 +3,7 @@ package ws
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -11,7 +12,8 @@ import (
 // writev for everything ready. The writer runs only while there is
 // something to write, so an idle device holds no writer goroutine.
 type conn struct {
-	nc net.Conn
+	nc  net.Conn
+	raw syscall.RawConn // nc's, for writes that need no deadline; nil for TLS
 
 	mu      sync.Mutex // guards: queue, writing, closing, dead
 	queue   [][]byte
@@ -98,14 +100,37 @@ func (c *conn) flush() {
 			return
 		}
 		c.mu.Unlock()
-		c.nc.SetWriteDeadline(time.Now().Add(writeWait))
-		bufs := net.Buffers(batch)
-		if _, err := bufs.WriteTo(c.nc); err != nil {
+		var err error
+		if len(batch) == 1 && c.raw != nil {
+			err = c.writeOne(batch[0])
+		} else {
+			c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+			bufs := net.Buffers(batch)
+			_, err = bufs.WriteTo(c.nc)
+		}
+		if err != nil {
 			c.kill()
 			return
 		}
 		clear(batch)
 	}
+}
+
+// writeOne writes one frame, the usual batch (an answer). The socket
+// almost always takes it at once, and then no deadline is set: setting
+// one moves a runtime timer, twice per answer. Only when the socket is
+// full does it wait, with the deadline.
+func (c *conn) writeOne(b []byte) error {
+	n, err := writeNow(c.raw, b)
+	if err == nil && n == len(b) {
+		return nil
+	}
+	if err != nil && err != errWouldBlock {
+		return err
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err = c.nc.Write(b[n:])
+	return err
 }
 
 // kill ends the connection now (a write failed).

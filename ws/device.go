@@ -78,8 +78,12 @@ func (s *Server) acceptDevice(nc net.Conn, key, early []byte) {
 // what the client sent after its request.
 func (s *Server) startDevice(nc net.Conn, early []byte) {
 	s.conns.Add(1)
+	fd, raw := -1, syscall.RawConn(nil)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		fd, raw = rawFD(tc)
+	}
 	d := &device{srv: s, fd: -1, shard: int(s.nextShard.Add(1)) % len(s.live.shards)}
-	d.conn = conn{nc: nc, maxQueue: deviceOutbox, onEnd: d.end}
+	d.conn = conn{nc: nc, raw: raw, maxQueue: deviceOutbox, onEnd: d.end}
 	d.conn.onSlow = func() {
 		s.router.Metrics.SlowConsumerDrops.Add(1)
 		d.fail(core.ErrnoSlowConsumer, "")
@@ -96,14 +100,12 @@ func (s *Server) startDevice(nc net.Conn, early []byte) {
 	}
 	// Park the socket in epoll: from here, no goroutine waits on it. The
 	// handler returns, and net/http forgets the hijacked connection.
-	if tc, ok := nc.(*net.TCPConn); ok && s.poller != nil {
-		if fd, raw := rawFD(tc); fd >= 0 {
-			d.fd, d.raw = fd, raw // before add: the poller may hand d to a reader at once
-			if s.poller.add(fd, d) {
-				return
-			}
-			d.fd, d.raw = -1, nil
+	if fd >= 0 && s.poller != nil {
+		d.fd, d.raw = fd, raw // before add: the poller may hand d to a reader at once
+		if s.poller.add(fd, d) {
+			return
 		}
+		d.fd, d.raw = -1, nil
 	}
 	d.readLoop()
 }
