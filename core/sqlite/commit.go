@@ -159,6 +159,7 @@ func (db *DB) submit(j *job) error {
 func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
 	defer conn.Close()
+	defer db.wal.close()
 	tx := newWriteTx(conn, db.queues)
 	defer tx.close()
 	batch := make([]*job, 0, maxJobsPerCommit)
@@ -296,6 +297,16 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	if _, err := tx.execP(end); err != nil {
 		fail(fmt.Errorf("sqlite: %s: %w", end, err))
 		return
+	}
+	if end == `COMMIT` {
+		if err := db.wal.sync(); err != nil {
+			// Committed, but maybe not on disk: no one hears "ok". The
+			// index holds what the database holds, so it stays.
+			for _, j := range batch {
+				j.res <- err
+			}
+			return
+		}
 	}
 	if ran > 0 {
 		db.commits.Add(1)

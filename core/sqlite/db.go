@@ -53,6 +53,7 @@ type DB struct {
 	ckptDone chan struct{} // closed when the checkpointer has stopped
 
 	queues *queueIndex // the notification queues (queues.go)
+	wal    *walSyncer  // the committer's fdatasync of the WAL (walsync.go)
 
 	commits atomic.Uint64 // transactions committed
 	written atomic.Uint64 // jobs that those commits made durable
@@ -80,6 +81,7 @@ func Open(path string) (*DB, error) {
 		path:     path,
 		jobs:     make(chan *job, 1024),
 		queues:   newQueueIndex(),
+		wal:      &walSyncer{path: path + "-wal"},
 		done:     make(chan struct{}),
 		ckptKick: make(chan struct{}, 1),
 		ckptStop: make(chan struct{}),
@@ -91,7 +93,7 @@ func Open(path string) (*DB, error) {
 	// reader opens.
 	writer := url.Values{
 		"_journal_mode": {"WAL"},
-		"_synchronous":  {"FULL"},
+		"_synchronous":  {"NORMAL"}, // and the committer syncs the WAL itself (walsync.go)
 		"_cache_size":   {"-65536"}, // 64 MiB: queues and indexes stay in memory
 	}
 	db.wdb, err = sqlx.Open("sqlite3", dsn(path, writer))
@@ -118,9 +120,10 @@ func Open(path string) (*DB, error) {
 
 	db.rdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{"_query_only": {"true"}}))
 	if err == nil {
-		// Its synchronous=FULL makes its checkpoints sync the database
-		// file after copying, as the writer's would.
+		// Its synchronous=FULL makes its checkpoints sync the WAL before
+		// copying and the database file after.
 		delete(writer, "_cache_size")
+		writer.Set("_synchronous", "FULL")
 		db.cdb, err = sqlx.Open("sqlite3", dsn(path, writer))
 		if err != nil {
 			db.rdb.Close()

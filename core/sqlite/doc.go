@@ -23,9 +23,10 @@
 // into full queues went from 83 CPU-µs and 2.9 pages written to 20 µs and
 // 0.3 pages (BenchmarkAddNotificationSingleFullQueues).
 //
-// The database runs in WAL mode with synchronous=FULL: when a write method
-// returns nil, its data is on disk, so a 200 from the notification endpoint
-// means durable. Foreign keys are on (not on notifications, whose queue
+// The database runs in WAL mode, and when a write method returns nil its
+// data is on disk, so a 200 from the notification endpoint means durable:
+// the committer ends each commit with fdatasync(2) of the WAL (walsync.go;
+// synchronous=NORMAL otherwise, as SQLite's FULL would fsync the inode too). Foreign keys are on (not on notifications, whose queue
 // RevokeGrant deletes itself): revoking a grant deletes its waiting status
 // and its notifications. Times are stored as Unix nanoseconds (UTC);
 // a zero time.Time is stored as NULL or 0 and read back as zero.

@@ -2,8 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/presence-service/presence/core"
 )
 
 // TestPragmas checks the settings durability and integrity rest on, on
@@ -32,8 +37,9 @@ func TestPragmas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// synchronous 2 is FULL: a commit that returned is on disk.
-	if mode != "wal" || sync != 2 || fk != 1 || busy != int(busyTimeout.Milliseconds()) {
+	// synchronous 1 is NORMAL: the committer syncs the WAL itself
+	// (TestCommit_SyncsWAL).
+	if mode != "wal" || sync != 1 || fk != 1 || busy != int(busyTimeout.Milliseconds()) {
 		t.Fatalf("writer: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d", mode, sync, fk, busy)
 	}
 
@@ -43,5 +49,39 @@ func TestPragmas(t *testing.T) {
 	}
 	if _, err := db.rdb.ExecContext(ctx, `DELETE FROM apps`); err == nil {
 		t.Fatal("a reader connection could write")
+	}
+}
+
+// TestCommit_SyncsWAL: a write returns only after an fdatasync of the
+// file that is the WAL at that moment; a write that commits nothing
+// (a failed lone job) syncs nothing.
+func TestCommit_SyncsWAL(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := openQueues(t)
+	before := db.wal.syncs.Load()
+	if err := db.UpsertUser(ctx, core.User{ID: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.wal.syncs.Load() - before; n != 1 {
+		t.Fatalf("%d syncs for one commit, want 1", n)
+	}
+	err := db.write(ctx, func(tx *writeTx) error {
+		var a, b syscall.Stat_t
+		if err := syscall.Fstat(int(db.wal.f.Fd()), &a); err != nil {
+			return err
+		}
+		if err := syscall.Stat(db.Path()+"-wal", &b); err != nil {
+			return err
+		}
+		if a.Ino != b.Ino {
+			return fmt.Errorf("synced inode %d, the WAL is %d", a.Ino, b.Ino)
+		}
+		return errors.New("roll back")
+	})
+	if err == nil || err.Error() != "roll back" {
+		t.Fatal(err)
+	}
+	if n := db.wal.syncs.Load() - before; n != 1 {
+		t.Fatalf("%d syncs after a rolled-back write, want still 1", n)
 	}
 }
