@@ -313,6 +313,13 @@ func readApp(c *wsConn, warmStart, end *atomic.Int64, drain time.Duration, fn fu
 func closedLoop(devs []*device, warmStart, end *atomic.Int64, sent, acked *atomic.Int64, errs *errCounts) {
 	buf := make([]byte, 0, 160)
 	lo, hi := warmStart.Load(), end.Load()
+	// One deadline per socket for the whole run, 10 s past its end, not
+	// one per operation: each moves a runtime timer, on the cores the
+	// server uses.
+	deadline := time.Now().Add(time.Duration(hi-now()) + 10*time.Second)
+	for _, d := range devs {
+		d.conn.SetDeadline(deadline)
+	}
 	for seq := int64(0); ; seq++ {
 		d := devs[seq%int64(len(devs))]
 		stamp := now()
@@ -320,7 +327,6 @@ func closedLoop(devs []*device, warmStart, end *atomic.Int64, sent, acked *atomi
 			return
 		}
 		buf = appendStatus(buf[:0], d.session, seq/int64(len(devs)), stamp)
-		d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := d.conn.WriteText(buf); err != nil {
 			errs.addErr(err)
 			return
@@ -329,7 +335,6 @@ func closedLoop(devs []*device, warmStart, end *atomic.Int64, sent, acked *atomi
 		if inWindow {
 			sent.Add(1)
 		}
-		d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for {
 			_, b, err := d.conn.ReadMessage()
 			if err != nil {
@@ -361,6 +366,7 @@ func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain 
 	sent, acked *atomic.Int64, errs *errCounts, wg *sync.WaitGroup) {
 	lo, hi := warmStart.Load(), end.Load()
 	for _, d := range devs {
+		d.conn.SetWriteDeadline(time.Now().Add(time.Duration(hi-now()) + 10*time.Second)) // once: see closedLoop
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -402,7 +408,6 @@ func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain 
 					d := mine[n%int64(len(mine))]
 					stamp := now()
 					buf = appendStatus(buf[:0], d.session, n/int64(len(mine)), stamp)
-					d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 					if err := d.conn.WriteText(buf); err != nil {
 						errs.addErr(err)
 					} else if stamp >= lo {
