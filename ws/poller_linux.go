@@ -5,6 +5,7 @@ package ws
 import (
 	"errors"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -160,15 +161,47 @@ func rawFD(c syscall.Conn) (int, syscall.RawConn) {
 	return fd, raw
 }
 
+// rawOp is one read or write on a raw socket. Its callbacks are built
+// once and the ops pooled: a closure made per call escapes (RawConn takes
+// it through an interface), three allocations per read event or answer.
+type rawOp struct {
+	b           []byte
+	n           int
+	err         error
+	read, write func(fd uintptr) bool
+}
+
+var rawOps = sync.Pool{New: func() any {
+	o := &rawOp{}
+	// Never wait: epoll says when to come back for reads, and writers
+	// that must wait do it with a deadline.
+	o.read = func(fd uintptr) bool { o.n, o.err = syscall.Read(int(fd), o.b); return true }
+	o.write = func(fd uintptr) bool { o.n, o.err = syscall.Write(int(fd), o.b); return true }
+	return o
+}}
+
+// rawDo runs one op on raw with b.
+func rawDo(raw syscall.RawConn, b []byte, write bool) (n int, opErr, err error) {
+	o := rawOps.Get().(*rawOp)
+	o.b = b
+	if write {
+		err = raw.Write(o.write)
+	} else {
+		err = raw.Read(o.read)
+	}
+	n, opErr = o.n, o.err
+	o.b, o.n, o.err = nil, 0, nil
+	rawOps.Put(o)
+	if n < 0 {
+		n = 0
+	}
+	return n, opErr, err
+}
+
 // readNow reads what the socket has without waiting: 0, errWouldBlock when
 // it has nothing.
 func readNow(raw syscall.RawConn, b []byte) (int, error) {
-	var n int
-	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
-		n, rerr = syscall.Read(int(fd), b)
-		return true // never wait: epoll says when to come back
-	})
+	n, rerr, err := rawDo(raw, b, false)
 	if err != nil {
 		return 0, err
 	}
@@ -178,26 +211,15 @@ func readNow(raw syscall.RawConn, b []byte) (int, error) {
 	if rerr == nil && n == 0 {
 		return 0, errEOF
 	}
-	if n < 0 {
-		n = 0
-	}
 	return n, rerr
 }
 
 // writeNow writes what the socket takes of b without waiting: errWouldBlock
 // when it takes nothing.
 func writeNow(raw syscall.RawConn, b []byte) (int, error) {
-	var n int
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
-		return true // never wait: the caller does, with a deadline
-	})
+	n, werr, err := rawDo(raw, b, true)
 	if err != nil {
 		return 0, err
-	}
-	if n < 0 {
-		n = 0
 	}
 	if errors.Is(werr, syscall.EAGAIN) {
 		return n, errWouldBlock
