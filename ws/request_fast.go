@@ -38,7 +38,9 @@ func decodeFast(data []byte) (r *request, ok bool) {
 		switch string(key) { // compiled without allocating
 		case "type":
 			bit = 1
-			r.Type, ok = p.plainString()
+			var b []byte
+			b, ok = p.plainBytes()
+			r.Type = internType(b)
 		case "session_id":
 			bit = 2
 			r.SessionID, ok = p.plainString()
@@ -52,9 +54,9 @@ func decodeFast(data []byte) (r *request, ok bool) {
 			r.DeviceID = &s
 		case "status":
 			bit = 16
-			var s string
-			s, ok = p.plainString()
-			r.Status = &s
+			var b []byte
+			b, ok = p.plainBytes()
+			r.Status = internStatus(b)
 		case "message":
 			bit = 32
 			var s string
@@ -106,6 +108,39 @@ func (p *fastParser) eat(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// internType returns the request types as constants: a status update
+// then allocates no string for its type.
+func internType(b []byte) string {
+	switch string(b) { // compiled without allocating
+	case "status":
+		return "status"
+	case "ping":
+		return "ping"
+	case "connect":
+		return "connect"
+	case "visibility":
+		return "visibility"
+	case "ack":
+		return "ack"
+	}
+	return string(b)
+}
+
+// statusValues are shared by every request that names one; nobody writes
+// through request.Status.
+var statusValues = [...]string{"online", "unavailable", "offline"}
+
+// internStatus points at a shared copy of the usual status values.
+func internStatus(b []byte) *string {
+	for i := range statusValues {
+		if string(b) == statusValues[i] {
+			return &statusValues[i]
+		}
+	}
+	s := string(b)
+	return &s
 }
 
 // plainString reads a string with no escapes, no control characters and
