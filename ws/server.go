@@ -56,7 +56,9 @@ func New(c Config) *Server {
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  512,
 			WriteBufferSize: 1024,
-			WriteBufferPool: &sync.Pool{},
+			// No WriteBufferPool: apps are few and write all the time,
+			// and putting the buffer back in a pool after each message
+			// allocated (a struct converted to an interface).
 			// Devices are browsers on any origin and native apps; the
 			// channel is authenticated by its assertion, not by cookies.
 			CheckOrigin: func(*http.Request) bool { return true },
