@@ -136,7 +136,8 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 
 	defer prog.set("", nil)
 	prog.set("connect "+t.name, func() string {
-		return fmt.Sprintf("held %d/%d errors %d server %s", f.alive.Load(), o.n, f.errs.total()+fails.Load(), fmtSample(t.sample()))
+		s := sampleLight(t.pid)
+		return fmt.Sprintf("held %d/%d errors %d server RSS %s KiB, %d threads", f.alive.Load(), o.n, f.errs.total()+fails.Load(), formatNum(float64(s.RSSKiB)), s.Threads)
 	})
 	var dialTime time.Duration
 	var cpuDial, toolDial float64 // server and tool CPU seconds while dialing
