@@ -299,6 +299,36 @@ func BenchmarkPurgeNotifications(b *testing.B) {
 	}
 }
 
+// BenchmarkOpenQueued is a start with 1,000,000 queued items (10,000
+// full queues): Open loads the queue index with one scan of the table.
+func BenchmarkOpenQueued(b *testing.B) {
+	ctx := context.Background()
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 10000)
+	items := make([]core.NotificationInput, 100)
+	for _, p := range puids {
+		for i := range items {
+			items[i] = core.NotificationInput{PUID: p, Message: "Fred mentioned you in #beer",
+				Action: "https://beerchat.example/r/beer"}
+		}
+		if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+	path := db.Path()
+	b.ResetTimer()
+	for b.Loop() {
+		again, err := sqlite.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if users, err := again.UsersWithNotifications(ctx); err != nil || len(users) != len(puids) {
+			b.Fatal(len(users), err)
+		}
+		again.Close()
+	}
+}
+
 // BenchmarkGrantByPUID is the read every notification POST and probe
 // starts with, from parallel readers.
 func BenchmarkGrantByPUID(b *testing.B) {
