@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -159,9 +160,11 @@ func (db *DB) submit(j *job) error {
 func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
 	defer conn.Close()
-	defer db.wal.close()
 	tx := newWriteTx(conn, db.queues)
 	defer tx.close()
+	db.syncs = newSyncPipe()
+	go db.syncLoop()
+	defer db.syncs.stop()
 	batch := make([]*job, 0, maxJobsPerCommit)
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
@@ -206,7 +209,8 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 }
 
 // commit runs batch in one transaction, one savepoint per job, commits,
-// then answers every job. No job hears "ok" before the commit is durable.
+// then hands the answers to syncLoop, which gives them once the WAL is
+// synced: no job hears "ok" before the commit is durable.
 // A lone job needs no savepoint: if it fails, the whole transaction is
 // its own, and rolls back.
 func (db *DB) commit(tx *writeTx, batch []*job) {
@@ -294,30 +298,29 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	if ran == 0 && collected == 0 {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
+	if end == `COMMIT` {
+		// This transaction's statements ran while the previous commit's
+		// WAL was being synced; its COMMIT waits for that sync, so that
+		// one sync at most is in flight and groups stay as large as the
+		// sync is long (syncPipe).
+		db.syncs.await()
+	}
 	if _, err := tx.execP(end); err != nil {
 		fail(fmt.Errorf("sqlite: %s: %w", end, err))
 		return
 	}
-	if end == `COMMIT` {
-		if err := db.wal.sync(); err != nil {
-			// Committed, but maybe not on disk: no one hears "ok". The
-			// index holds what the database holds, so it stays.
-			for _, j := range batch {
-				j.res <- err
-			}
-			return
+	if end == `ROLLBACK` {
+		for i, j := range batch {
+			j.res <- errs[i]
 		}
+		return
 	}
 	if ran > 0 {
 		db.commits.Add(1)
 		db.written.Add(uint64(ran))
 	}
-	if end == `COMMIT` {
-		db.kickCheckpointer()
-	}
-	for i, j := range batch {
-		j.res <- errs[i]
-	}
+	db.kickCheckpointer()
+	db.syncs.hand(committed{jobs: slices.Clone(batch), errs: errs})
 }
 
 // run calls the job's function, turning a panic into its error: a bug in

@@ -53,7 +53,8 @@ type DB struct {
 	ckptDone chan struct{} // closed when the checkpointer has stopped
 
 	queues *queueIndex // the notification queues (queues.go)
-	wal    *walSyncer  // the committer's fdatasync of the WAL (walsync.go)
+	wal    *walSyncer  // fdatasync of the WAL (walsync.go), syncLoop's alone
+	syncs  *syncPipe   // from the committer to syncLoop
 
 	commits atomic.Uint64 // transactions committed
 	written atomic.Uint64 // jobs that those commits made durable

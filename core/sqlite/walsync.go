@@ -7,9 +7,10 @@ import (
 	"syscall"
 )
 
-// The writer connection runs with synchronous=NORMAL, and the committer
-// makes each commit durable itself, with fdatasync(2) on the WAL file
-// (walSyncer), before it answers anyone.
+// The writer connection runs with synchronous=NORMAL, and each commit is
+// made durable by fdatasync(2) of the WAL file (walSyncer) before anyone
+// is answered; the sync runs on its own goroutine (syncLoop) while the
+// committer runs the next transaction's statements.
 //
 // Why: the SQLite that go-sqlite3 compiles in is built without
 // HAVE_FDATASYNC, so under synchronous=FULL every commit ended in fsync(2),
@@ -66,5 +67,73 @@ func (w *walSyncer) close() {
 	if w.f != nil {
 		w.f.Close()
 		w.f = nil
+	}
+}
+
+// committed is one commit's answers, given once the commit is durable.
+type committed struct {
+	jobs []*job
+	errs []error
+}
+
+// syncPipe hands commits from the committer to syncLoop, one at a time:
+// the committer runs the statements of its next transaction while the
+// last commit is synced, and waits for that sync before its next COMMIT.
+// Measured (go test -bench 'AddNotification(SingleFullQueues|Batch100Parallel)$'
+// -benchtime 30000x, two runs each, busy machine): syncing inside the
+// committer gave 73-88k items/s in batches and 16-34k single items/s;
+// one sync in flight 85-116k and 25-38k. Letting several syncs queue
+// instead made groups small and nearly doubled the pages written per
+// single item (0.36 → 0.66): one in flight keeps groups as large as a
+// sync is long.
+type syncPipe struct {
+	in       chan committed
+	synced   chan struct{} // a token per sync done
+	done     chan struct{} // syncLoop has answered its last
+	inflight bool          // the committer's: a commit handed, its token not taken
+}
+
+func newSyncPipe() *syncPipe {
+	return &syncPipe{in: make(chan committed, 1), synced: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// hand gives a commit's answers to syncLoop.
+func (p *syncPipe) hand(c committed) {
+	p.in <- c
+	p.inflight = true
+}
+
+// await waits until the commit last handed is durable and answered.
+func (p *syncPipe) await() {
+	if p.inflight {
+		<-p.synced
+		p.inflight = false
+	}
+}
+
+// stop lets syncLoop answer the last commit and end.
+func (p *syncPipe) stop() {
+	close(p.in)
+	<-p.done
+}
+
+// syncLoop syncs the WAL after each commit handed to it, then answers its
+// jobs: their own error, or the sync's. Committed but not durable, a write
+// fails: no one hears "ok" for what a power loss could undo. (The queue
+// index keeps such writes: it holds what the database holds.)
+func (db *DB) syncLoop() {
+	p := db.syncs
+	defer close(p.done)
+	defer db.wal.close()
+	for c := range p.in {
+		err := db.wal.sync()
+		for i, j := range c.jobs {
+			if e := c.errs[i]; e != nil {
+				j.res <- e
+			} else {
+				j.res <- err
+			}
+		}
+		p.synced <- struct{}{}
 	}
 }
