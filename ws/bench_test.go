@@ -20,6 +20,23 @@ func BenchmarkDecodeStatus(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeStatusOnDevice parses the same frame as a device does:
+// into a pooled request, with the device's own session id known.
+func BenchmarkDecodeStatusOnDevice(b *testing.B) {
+	frame := []byte(`{"type":"status","session_id":"2f1c7a4e-8a53-4c61-9f0e-6b2d5e7f9a10","status":"online","message":"In a meeting"}`)
+	session := "2f1c7a4e-8a53-4c61-9f0e-6b2d5e7f9a10"
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		r := requests.Get().(*request)
+		*r = request{}
+		if req, err := decodeRequestInto(frame, r, session); err != nil || req.SessionID != session {
+			b.Fatal(err)
+		}
+		requests.Put(r)
+	}
+}
+
 // BenchmarkEncodeUpdates measures encoding an app's status array of 16
 // updates, as the app channel's writer does.
 func BenchmarkEncodeUpdates(b *testing.B) {

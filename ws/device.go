@@ -296,7 +296,14 @@ func (d *device) end() {
 
 // handle answers one request frame.
 func (d *device) handle(data []byte) {
-	req, err := decodeRequest(data)
+	var session string
+	if s := d.session.Load(); s != nil {
+		session = s.ID()
+	}
+	pooled := requests.Get().(*request)
+	*pooled = request{}
+	defer requests.Put(pooled)
+	req, err := decodeRequestInto(data, pooled, session)
 	if err != nil {
 		d.answerError(err)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"sync"
 
 	"github.com/presence-service/presence/core"
 )
@@ -37,11 +38,22 @@ type wireRequest struct {
 // decodeRequest parses a device frame: errno 1 when it is not a JSON
 // object, 3 naming the field that has the wrong type, 2 without a type.
 func decodeRequest(data []byte) (*request, error) {
-	if r, ok := decodeFast(data); ok {
+	return decodeRequestInto(data, &request{}, "")
+}
+
+// decodeRequestInto is decodeRequest into r (zero) when the fast path
+// takes the frame; session is the device's session id, if any (see
+// decodeFastInto).
+func decodeRequestInto(data []byte, r *request, session string) (*request, error) {
+	if decodeFastInto(data, r, session) {
 		return r, nil
 	}
 	return decodeSlow(data)
 }
+
+// requests are pooled: a status update then allocates no request. Nothing
+// keeps a request after its frame is answered (the router copies ids).
+var requests = sync.Pool{New: func() any { return new(request) }}
 
 // decodeSlow is the encoding/json path: every frame decodeFast declines.
 func decodeSlow(data []byte) (*request, error) {

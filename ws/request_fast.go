@@ -12,26 +12,33 @@ import (
 // values, duplicate keys; decodeRequest then takes the encoding/json path,
 // which also words the errors. The fuzz test holds the two paths equal.
 func decodeFast(data []byte) (r *request, ok bool) {
+	r = &request{}
+	return r, decodeFastInto(data, r, "")
+}
+
+// decodeFastInto is decodeFast into r, which must be zero. A session_id
+// equal to session (the device's own, the usual case) is that string
+// itself: no copy of it per request.
+func decodeFastInto(data []byte, r *request, session string) (ok bool) {
 	p := fastParser{b: data}
 	p.space()
 	if !p.eat('{') {
-		return nil, false
+		return false
 	}
-	r = &request{}
 	var seen uint16
 	p.space()
 	if p.eat('}') {
-		return nil, false // no type: let the slow path word it
+		return false // no type: let the slow path word it
 	}
 	for {
 		p.space()
 		key, ok := p.plainBytes()
 		if !ok {
-			return nil, false
+			return false
 		}
 		p.space()
 		if !p.eat(':') {
-			return nil, false
+			return false
 		}
 		p.space()
 		var bit uint16
@@ -43,7 +50,13 @@ func decodeFast(data []byte) (r *request, ok bool) {
 			r.Type = internType(b)
 		case "session_id":
 			bit = 2
-			r.SessionID, ok = p.plainString()
+			var b []byte
+			b, ok = p.plainBytes()
+			if string(b) == session { // compiled without allocating
+				r.SessionID = session
+			} else {
+				r.SessionID = string(b)
+			}
 		case "assertion":
 			bit = 4
 			r.Assertion, ok = p.plainString()
@@ -70,10 +83,10 @@ func decodeFast(data []byte) (r *request, ok bool) {
 			bit = 128
 			r.IDs, ok = p.stringArray()
 		default:
-			return nil, false
+			return false
 		}
 		if !ok || seen&bit != 0 {
-			return nil, false
+			return false
 		}
 		seen |= bit
 		p.space()
@@ -81,14 +94,14 @@ func decodeFast(data []byte) (r *request, ok bool) {
 			break
 		}
 		if !p.eat(',') {
-			return nil, false
+			return false
 		}
 	}
 	p.space()
 	if p.i != len(p.b) || seen&1 == 0 || len(r.AppIDs) > 1000 {
-		return nil, false
+		return false
 	}
-	return r, true
+	return true
 }
 
 type fastParser struct {
