@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -68,5 +69,41 @@ func BenchmarkEncodeNotification(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendNotification(buf[:0], n)
+	}
+}
+
+// notifyBatch100 is a POST body of 100 items, as apps send them.
+func notifyBatch100() []byte {
+	b := []byte{'['}
+	for i := range 100 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `{"UID":"p-%06d-4f1c9a","message":"Fred mentioned you in #beer","action":"https://beerchat.example/r/beer","ttl":60}`, i)
+	}
+	return append(b, ']')
+}
+
+// BenchmarkDecodeNotifyBatch100 is the body of a batched POST through
+// decodeNotifyItems (its hand-written fast path).
+func BenchmarkDecodeNotifyBatch100(b *testing.B) {
+	body := notifyBatch100()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if items, err := decodeNotifyItems(body); err != nil || len(items) != 100 {
+			b.Fatal(len(items), err)
+		}
+	}
+}
+
+// BenchmarkDecodeNotifyBatch100JSON is the same body through
+// encoding/json alone, the path every other body takes.
+func BenchmarkDecodeNotifyBatch100JSON(b *testing.B) {
+	body := notifyBatch100()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if items, err := decodeNotifyItemsEach(body); err != nil || len(items) != 100 {
+			b.Fatal(len(items), err)
+		}
 	}
 }

@@ -72,6 +72,9 @@ func FuzzDecodeNotifyItems(f *testing.F) {
 	for _, s := range []string{
 		`[{"UID":"abc","message":"hi","action":"https://x.example/","ttl":60}]`,
 		`[]`, `{}`, `[1]`, `[{"UID":"a"}]`, `[{"UID":"a","message":"m","ttl":"x"}]`, `[{"UID":"a","message":"m","ttl":4.5}]`,
+		` [ {"message":"é","UID":"a"} , {"UID":"b","message":"m","ttl":86400,"action":""} ] `,
+		`[{"UID":"a","message":"m","UID":"b"}]`, `[{"uid":"a","message":"m"}]`, `[{"UID":"a","message":"\u00e9"}]`,
+		`[{"UID":"a","message":"m","ttl":5e1}]`, `[{"UID":"a","message":"m","ttl":060}]`, `[{"UID":null,"message":"m"}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -80,6 +83,11 @@ func FuzzDecodeNotifyItems(f *testing.F) {
 		each, eachErr := decodeNotifyItemsEach(body)
 		if (err == nil) != (eachErr == nil) || (err == nil && !reflect.DeepEqual(items, each)) {
 			t.Fatalf("%q: one pass %v %v, item by item %v %v", body, items, err, each, eachErr)
+		}
+		// The hand-written fast path accepts only what encoding/json
+		// accepts, and reads it the same.
+		if fast, ok := decodeNotifyFast(body); ok && (eachErr != nil || !reflect.DeepEqual(fast, each)) {
+			t.Fatalf("%q: fast path %v, encoding/json %v %v", body, fast, each, eachErr)
 		}
 		if err != nil {
 			if core.ErrnoOf(err) != core.ErrnoInvalidField {
