@@ -361,60 +361,40 @@ func closedLoop(devs []*device, warmStart, end *atomic.Int64, sent, acked *atomi
 
 // openLoop paces sends at rate updates/s in total, whatever the answers do:
 // latency measured this way includes queueing, as a real device fleet sees
-// it. Four pacers share the devices. Each device's answers are read once
-// the pacers have stopped: they wait in its socket meanwhile (a hundred or
-// so small frames), so that the tool does not spend the window, on the
-// cores the server uses, waking a reader per answer. Answers come in
-// order (PROTOCOL §2), so those to the updates sent in the window are
-// known by their rank.
+// it. Four pacers share the devices; each device has one reader for answers.
 func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain time.Duration,
 	sent, acked *atomic.Int64, errs *errCounts, wg *sync.WaitGroup) {
 	lo, hi := warmStart.Load(), end.Load()
-	before := make([]int64, len(devs)) // per device: updates sent before the window
-	inWin := make([]int64, len(devs))  // and in it; written by its pacer, read once pacersDone
-	pacersDone := make(chan struct{})
-	for i, d := range devs {
+	for _, d := range devs {
 		d.conn.SetWriteDeadline(time.Now().Add(time.Duration(hi-now()) + 10*time.Second)) // once: see closedLoop
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			<-pacersDone
 			d.conn.SetReadDeadline(time.Now().Add(time.Duration(hi-now()) + drain))
-			skip, count := before[i], inWin[i]
 			for {
 				_, b, err := d.conn.ReadMessage()
 				if err != nil {
 					return
 				}
-				isAnswer, err := classify(b)
-				if !isAnswer {
-					continue
-				}
-				inWindow := skip == 0 && count > 0
-				if skip > 0 {
-					skip--
-				} else if count > 0 {
-					count--
-				}
-				if err != nil {
+				at := now()
+				if isAnswer, err := classify(b); isAnswer && err != nil {
 					errs.addErr(err)
-				} else if inWindow {
+				} else if isAnswer && at >= lo && at < hi {
 					acked.Add(1)
 				}
 			}
 		}()
 	}
 	pacers := min(4, len(devs))
-	var pwg sync.WaitGroup
 	for p := range pacers {
-		var mine []int
+		var mine []*device
 		for i := p; i < len(devs); i += pacers {
-			mine = append(mine, i)
+			mine = append(mine, devs[i])
 		}
 		perNs := rate / float64(pacers) / 1e9
-		pwg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer pwg.Done()
+			defer wg.Done()
 			buf := make([]byte, 0, 160)
 			begin := now()
 			var n int64
@@ -425,17 +405,13 @@ func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain 
 				}
 				due := int64(float64(t-begin) * perNs)
 				for burst := 0; n < due && burst < 512; burst++ {
-					i := mine[n%int64(len(mine))]
-					d := devs[i]
+					d := mine[n%int64(len(mine))]
 					stamp := now()
 					buf = appendStatus(buf[:0], d.session, n/int64(len(mine)), stamp)
 					if err := d.conn.WriteText(buf); err != nil {
 						errs.addErr(err)
 					} else if stamp >= lo {
 						sent.Add(1)
-						inWin[i]++
-					} else {
-						before[i]++
 					}
 					n++
 				}
@@ -443,12 +419,6 @@ func openLoop(devs []*device, rate float64, warmStart, end *atomic.Int64, drain 
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		pwg.Wait()
-		close(pacersDone)
-	}()
 }
 
 // parallel runs fn(0..n-1) on workers goroutines and returns the first error.
