@@ -105,3 +105,46 @@ func TestCommit_PanicDoesNotStopCommitter(t *testing.T) {
 		t.Fatalf("write after a panic: %v", err)
 	}
 }
+
+// TestCommit_GroupThenFailingJob: a job that fails after writing, in a
+// commit where merged notification batches have already written, loses
+// its own writes and not theirs.
+func TestCommit_GroupThenFailingJob(t *testing.T) {
+	ctx := context.Background()
+	db, app, p := openQueues(t, "alice")
+	send, release := holdCommitter(t, db, nil)
+	res := make(chan error, 3)
+	for range 2 {
+		send(func() {
+			_, _, err := db.AddNotifications(ctx, app, []core.NotificationInput{{PUID: p["alice"], Message: "kept"}}, time.Now(), 0, 100)
+			res <- err
+		})
+	}
+	boom := errors.New("boom")
+	send(func() {
+		res <- db.write(ctx, func(tx *writeTx) error {
+			if _, err := tx.Exec(`INSERT INTO users (id, email, created_at) VALUES ('ghost', '', 0)`); err != nil {
+				return err
+			}
+			return boom
+		})
+	})
+	release()
+	var failed int
+	for range 3 {
+		if err := <-res; errors.Is(err, boom) {
+			failed++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d jobs failed, want the one", failed)
+	}
+	if _, err := db.User(ctx, "ghost"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("the failed job's user: %v", err)
+	}
+	if pend, err := db.PendingNotifications(ctx, "alice", nil); err != nil || len(pend) != 2 {
+		t.Fatalf("the batches' items: %d, %v; want 2", len(pend), err)
+	}
+}
