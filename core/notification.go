@@ -66,6 +66,43 @@ func CheckNotification(n NotificationInput) error {
 // validAction accepts an https URL with a host, or an app URI: a custom
 // scheme (myapp:room/4) that is not one a browser would run or fetch.
 func validAction(s string) bool {
+	if plainHTTPS(s) {
+		return true
+	}
+	return parsedAction(s)
+}
+
+// plainHTTPS reports, without url.Parse, the usual action: "https://", a
+// host of letters, digits, dots and dashes, then nothing or a path of
+// characters that need no escaping. Anything else goes to parsedAction;
+// FuzzValidAction checks that this never accepts what it refuses. (url.Parse
+// was a tenth of the server's CPU per item of a batched POST.)
+func plainHTTPS(s string) bool {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		return false
+	}
+	host := 0
+	for host < len(rest) && rest[host] != '/' {
+		c := rest[host]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+		host++
+	}
+	if host == 0 {
+		return false
+	}
+	for _, c := range []byte(rest[host:]) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '/' || c == '.' || c == '-' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+// parsedAction is validAction by url.Parse, for every action.
+func parsedAction(s string) bool {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
 		return false
