@@ -25,8 +25,10 @@
 //
 // The database runs in WAL mode, and when a write method returns nil its
 // data is on disk, so a 200 from the notification endpoint means durable:
-// the committer ends each commit with fdatasync(2) of the WAL (walsync.go;
-// synchronous=NORMAL otherwise, as SQLite's FULL would fsync the inode too). Foreign keys are on (not on notifications, whose queue
+// each commit's callers are answered only after an fdatasync(2) of the WAL,
+// which a goroutine beside the committer runs while the committer goes on
+// with the next transaction (walsync.go; synchronous=NORMAL otherwise, as
+// SQLite's FULL would fsync the inode too). Foreign keys are on (not on notifications, whose queue
 // RevokeGrant deletes itself): revoking a grant deletes its waiting status
 // and its notifications. Times are stored as Unix nanoseconds (UTC);
 // a zero time.Time is stored as NULL or 0 and read back as zero.
