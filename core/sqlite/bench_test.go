@@ -102,9 +102,15 @@ func reportItems(b *testing.B, db *sqlite.DB, items int, u0 usage, commits0, wri
 // BenchmarkAddNotificationSingle is the notification endpoint under load:
 // about 64 concurrent callers, one item each, as many small POSTs would be.
 func BenchmarkAddNotificationSingle(b *testing.B) {
-	ctx := context.Background()
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 1000)
+	runSingles(b, db, app, puids)
+}
+
+// runSingles is the timed part of the single-item benchmarks: about 64
+// callers, each adding one item at a time to the PUIDs in turn.
+func runSingles(b *testing.B, db *sqlite.DB, app core.AppID, puids []string) {
+	ctx := context.Background()
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	var next atomic.Uint64
 	commits0, written0 := db.CommitStats()
@@ -253,24 +259,7 @@ func BenchmarkAddNotificationSingleFullQueues(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	var next atomic.Uint64
-	commits0, written0 := db.CommitStats()
-	cpu0 := usageNow()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := next.Add(1)
-			items := []core.NotificationInput{{PUID: puids[i%uint64(len(puids))], Message: "Fred mentioned you in #beer",
-				Action: "https://beerchat.example/r/beer"}}
-			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportItems(b, db, b.N, cpu0, commits0, written0)
+	runSingles(b, db, app, puids)
 }
 
 // BenchmarkPurgeNotifications is the hourly purge over 100,000 queued
