@@ -2,6 +2,7 @@ package ws
 
 import (
 	"strconv"
+	unicodeutf8 "unicode/utf8"
 
 	"github.com/presence-service/presence/core"
 )
@@ -163,19 +164,32 @@ func (p *fastParser) plainString() (string, bool) {
 	return string(b), ok
 }
 
-func (p *fastParser) plainBytes() ([]byte, bool) {
+func (p *fastParser) plainBytes() ([]byte, bool) { return p.quoted(false) }
+
+// quoted reads a string with no escapes and no control characters,
+// returning the bytes between the quotes. Without utf8 only ASCII passes;
+// with it, any valid UTF-8 (encoding/json would replace invalid bytes,
+// which the fast paths do not mimic).
+func (p *fastParser) quoted(utf8 bool) ([]byte, bool) {
 	if !p.eat('"') {
 		return nil, false
 	}
-	start := p.i
+	start, ascii := p.i, true
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		if c == '"' {
 			p.i++
-			return p.b[start : p.i-1], true
+			s := p.b[start : p.i-1]
+			if !ascii && !unicodeutf8.Valid(s) {
+				return nil, false
+			}
+			return s, true
 		}
-		if c == '\\' || c < 0x20 || c >= 0x80 {
+		if c == '\\' || c < 0x20 || c >= 0x80 && !utf8 {
 			return nil, false
+		}
+		if c >= 0x80 {
+			ascii = false
 		}
 		p.i++
 	}
