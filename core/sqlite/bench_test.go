@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
@@ -104,23 +103,27 @@ func reportItems(b *testing.B, db *sqlite.DB, items int, u0 usage, commits0, wri
 func BenchmarkAddNotificationSingle(b *testing.B) {
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 1000)
-	runSingles(b, db, app, puids)
+	runAdds(b, db, app, 64, 1, inTurn(puids))
 }
 
-// runSingles is the timed part of the single-item benchmarks: about 64
-// callers, each adding one item at a time to the PUIDs in turn.
-func runSingles(b *testing.B, db *sqlite.DB, app core.AppID, puids []string) {
+// runAdds is the timed part of the concurrent notification benchmarks:
+// about callers goroutines, each storing batch items per call, item i of
+// the n-th call for the PUID puid(n, i).
+func runAdds(b *testing.B, db *sqlite.DB, app core.AppID, callers, batch int, puid func(n uint64, i int) string) {
 	ctx := context.Background()
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
 	var next atomic.Uint64
 	commits0, written0 := db.CommitStats()
 	cpu0 := usageNow()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		items := make([]core.NotificationInput, batch)
 		for pb.Next() {
-			i := next.Add(1)
-			items := []core.NotificationInput{{PUID: puids[i%uint64(len(puids))], Message: "Fred mentioned you in #beer",
-				Action: "https://beerchat.example/r/beer"}}
+			n := next.Add(1)
+			for i := range items {
+				items[i] = core.NotificationInput{PUID: puid(n, i), Message: "Fred mentioned you in #beer",
+					Action: "https://beerchat.example/r/beer"}
+			}
 			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
 				b.Error(err)
 				return
@@ -128,7 +131,26 @@ func runSingles(b *testing.B, db *sqlite.DB, app core.AppID, puids []string) {
 		}
 	})
 	b.StopTimer()
-	reportItems(b, db, b.N, cpu0, commits0, written0)
+	reportItems(b, db, batch*b.N, cpu0, commits0, written0)
+}
+
+// inTurn gives one call's items the PUIDs in turn, ten PUIDs a call
+// (one when the call has one item).
+func inTurn(puids []string) func(n uint64, i int) string {
+	return func(n uint64, i int) string { return puids[(n*10+uint64(i%10))%uint64(len(puids))] }
+}
+
+// atRandom gives each call's items ten PUIDs drawn at random (a hash of
+// the call and the item's place, so that no lock on a shared source
+// measures itself).
+func atRandom(puids []string) func(n uint64, i int) string {
+	return func(n uint64, i int) string {
+		x := n*0x9e3779b97f4a7c15 + uint64(i%10)*0xbf58476d1ce4e5b9
+		x ^= x >> 31
+		x *= 0x94d049bb133111eb
+		x ^= x >> 29
+		return puids[x%uint64(len(puids))]
+	}
 }
 
 // BenchmarkAddNotificationBatch100 is one caller sending full batches of
@@ -158,30 +180,9 @@ func BenchmarkAddNotificationBatch100(b *testing.B) {
 // sending full batches of 100 items at once (about 16 callers), so that
 // batches share commits: the batched floor of issue 7 with group commit.
 func BenchmarkAddNotificationBatch100Parallel(b *testing.B) {
-	ctx := context.Background()
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 1000)
-	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
-	var next atomic.Uint64
-	commits0, written0 := db.CommitStats()
-	cpu0 := usageNow()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		items := make([]core.NotificationInput, 100)
-		for pb.Next() {
-			n := int(next.Add(1))
-			for i := range items {
-				items[i] = core.NotificationInput{PUID: puids[(n*10+i%10)%len(puids)], Message: "Fred mentioned you in #beer",
-					Action: "https://beerchat.example/r/beer"}
-			}
-			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportItems(b, db, 100*b.N, cpu0, commits0, written0)
+	runAdds(b, db, app, 16, 100, inTurn(puids))
 }
 
 // BenchmarkAddNotificationSingleRandom is BenchmarkAddNotificationSingle
@@ -189,57 +190,18 @@ func BenchmarkAddNotificationBatch100Parallel(b *testing.B) {
 // callers of one commit then seldom write to neighbouring queues, where
 // consecutive PUIDs let a commit's items share B-tree pages.
 func BenchmarkAddNotificationSingleRandom(b *testing.B) {
-	ctx := context.Background()
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 10000)
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	commits0, written0 := db.CommitStats()
-	cpu0 := usageNow()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			items := []core.NotificationInput{{PUID: puids[rand.IntN(len(puids))], Message: "Fred mentioned you in #beer",
-				Action: "https://beerchat.example/r/beer"}}
-			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportItems(b, db, b.N, cpu0, commits0, written0)
+	runAdds(b, db, app, 64, 1, atRandom(puids))
 }
 
 // BenchmarkAddNotificationBatch100ParallelRandom is
 // BenchmarkAddNotificationBatch100Parallel with each batch's 10 PUIDs
 // drawn at random from 10,000 grants.
 func BenchmarkAddNotificationBatch100ParallelRandom(b *testing.B) {
-	ctx := context.Background()
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 10000)
-	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
-	commits0, written0 := db.CommitStats()
-	cpu0 := usageNow()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		items := make([]core.NotificationInput, 100)
-		var ten [10]string
-		for pb.Next() {
-			for k := range ten {
-				ten[k] = puids[rand.IntN(len(puids))]
-			}
-			for i := range items {
-				items[i] = core.NotificationInput{PUID: ten[i%10], Message: "Fred mentioned you in #beer",
-					Action: "https://beerchat.example/r/beer"}
-			}
-			if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportItems(b, db, 100*b.N, cpu0, commits0, written0)
+	runAdds(b, db, app, 16, 100, atRandom(puids))
 }
 
 // BenchmarkAddNotificationSingleFullQueues is BenchmarkAddNotificationSingle
@@ -259,7 +221,7 @@ func BenchmarkAddNotificationSingleFullQueues(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	runSingles(b, db, app, puids)
+	runAdds(b, db, app, 64, 1, inTurn(puids))
 }
 
 // BenchmarkPurgeNotifications is the hourly purge over 100,000 queued
