@@ -91,6 +91,23 @@ func (t *writeTx) execP(query string, args ...any) (sql.Result, error) {
 	return s.ExecContext(context.Background(), args...)
 }
 
+// writeP runs a prepared write with many arguments (the multi-row
+// INSERTs) through the driver's query path: go-sqlite3 binds a query's
+// arguments and takes its first step in one cgo crossing, where Exec
+// crosses once per argument. Measured on the INSERT of 100 notifications
+// (900 arguments), see insertRows.
+func (t *writeTx) writeP(query string, args ...any) error {
+	s, err := t.prepared(query)
+	if err != nil {
+		return err
+	}
+	rows, err := s.QueryContext(context.Background(), args...)
+	if err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
 // getP scans the one row of a prepared query into dest (plain values,
 // no struct); sql.ErrNoRows if none.
 func (t *writeTx) getP(query string, args []any, dest ...any) error {

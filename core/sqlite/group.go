@@ -147,7 +147,7 @@ func insertRows(tx *writeTx, adds []*addJob, errs []error, first int64) error {
 		if n == 0 {
 			return nil
 		}
-		_, err := tx.execP(insertNotifications(n), args...)
+		err := tx.writeP(insertNotifications(n), args...)
 		args, n = args[:0], 0
 		return err
 	}
