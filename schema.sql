@@ -82,11 +82,15 @@ CREATE TABLE IF NOT EXISTS notifications (
     expires_at INTEGER NOT NULL
 );
 
--- Rows of notifications that a full queue dropped, not yet deleted. The
--- drop is durable the moment its tombstone commits (an insert at the end
--- of a small table), and the rows themselves are deleted later, a few
--- thousand at a time in seq order (core/sqlite's collectGarbage), where
--- they share pages, instead of one random page each in the hot path.
+-- Rows of notifications that a full queue dropped, not yet deleted: a row
+-- per write that dropped any, keyed by the write's first seq, its dropped
+-- seqs a JSON array. The drop is durable the moment its row commits (one
+-- insert at the end of a small table per write, not one per item), and
+-- the rows themselves are deleted later, a few thousand at a time, oldest
+-- write first (core/sqlite's collectGarbage), where they share pages,
+-- instead of one random page each in the hot path.
 CREATE TABLE IF NOT EXISTS notification_tombstones (
-    seq INTEGER PRIMARY KEY
+    seq   INTEGER PRIMARY KEY,  -- the first seq of the write that dropped them
+    seqs  TEXT NOT NULL,        -- JSON array of the dropped rows' seqs
+    count INTEGER NOT NULL      -- its length
 );

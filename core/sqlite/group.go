@@ -114,7 +114,7 @@ func storeAdds(tx *writeTx, adds []*addJob) (errs []error, err error) {
 	if err := insertRows(tx, adds, errs, x.nextSeq); err != nil {
 		return nil, err
 	}
-	if err := addTombstones(tx, dropped); err != nil {
+	if err := addTombstones(tx, x.nextSeq, dropped); err != nil {
 		return nil, err
 	}
 
@@ -128,8 +128,11 @@ func storeAdds(tx *writeTx, adds []*addJob) (errs []error, err error) {
 		x.setSeqs(p.q, seqs)
 	}
 	x.mu.Unlock()
+	if len(dropped) > 0 {
+		x.tombstoneRows = append(x.tombstoneRows, tombstoneRow{Seq: x.nextSeq, Count: len(dropped)})
+		x.tombstones += len(dropped)
+	}
 	x.nextSeq = seq
-	x.tombstones += len(dropped)
 	for i, a := range adds {
 		if errs[i] == nil {
 			copy(a.sizes, sizes[i])

@@ -9,6 +9,11 @@ func upgrade(tx *writeTx, from int) error {
 			return err
 		}
 	}
+	if from == 2 {
+		if _, err := tx.Exec(upgradeTombstonesV3); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -37,4 +42,20 @@ INSERT INTO notifications_v2 (seq, id, app_id, puid, user_id, message, action, c
     FROM notifications;
 DROP TABLE notifications;
 ALTER TABLE notifications_v2 RENAME TO notifications;
+`
+
+// upgradeTombstonesV3 turns version 2's tombstones (a row per dropped
+// item) into version 3's (a row per write, schema.sql): all of them become
+// one row, keyed by the highest of them, which is below every seq still to
+// be handed out.
+const upgradeTombstonesV3 = `
+CREATE TABLE notification_tombstones_v3 (
+    seq   INTEGER PRIMARY KEY,
+    seqs  TEXT NOT NULL,
+    count INTEGER NOT NULL
+);
+INSERT INTO notification_tombstones_v3 (seq, seqs, count)
+    SELECT MAX(seq), json_group_array(seq), COUNT(*) FROM notification_tombstones HAVING COUNT(*) > 0;
+DROP TABLE notification_tombstones;
+ALTER TABLE notification_tombstones_v3 RENAME TO notification_tombstones;
 `

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,4 +76,71 @@ func TestMigrate_FromVersion1(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatalf("migrating again: %v", err)
 	}
+}
+
+// TestMigrate_FromVersion2: a database written by version 2
+// (testdata/schema_v2.sql, as released), with items that a full queue
+// dropped but that were not collected yet, opens with the same queue: the
+// dropped items stay dropped, their rows are collected later, and new
+// seqs go past every old one.
+func TestMigrate_FromVersion2(t *testing.T) {
+	noIdleCollection(t)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "presence.db")
+	v2, err := os.ReadFile("testdata/schema_v2.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sqlx.Open("sqlite3", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		string(v2),
+		`INSERT INTO schema_migrations VALUES (2, 0)`,
+		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
+		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
+		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
+		`INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES
+			(1, '000000000001AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm1', '', 1, 9e18),
+			(2, '000000000002AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm2', '', 1, 9e18),
+			(3, '000000000003AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm3', '', 1, 9e18),
+			(4, '000000000004AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm4', '', 1, 9e18)`,
+		// m1 and m2 were dropped; the tombstone of seq 8 outlived a row
+		// that a revoked grant took.
+		`INSERT INTO notification_tombstones VALUES (1), (2), (8)`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var version int
+	if err := db.rdb.Get(&version, `SELECT MAX(version) FROM schema_migrations`); err != nil || version != presence.SchemaVersion {
+		t.Fatalf("version %d, %v; want %d", version, err, presence.SchemaVersion)
+	}
+	pend, err := db.PendingNotifications(ctx, "alice", nil)
+	if err != nil || len(pend) != 2 || pend[0].Message != "m3" || pend[1].Message != "m4" {
+		t.Fatalf("pending after the upgrade: %+v, %v; want m3 m4", pend, err)
+	}
+	checkIndex(t, db, "upgraded")
+	ns, sizes, err := db.AddNotifications(ctx, 7, []core.NotificationInput{{PUID: "p-alice", Message: "m9"}}, time.Now(), 0, 2)
+	if err != nil || ns[0].ID[:12] != "000000000009" || sizes[0] != 2 {
+		t.Fatalf("next item: %+v, %v, %v; want seq 9, past the old tombstones, in a queue of 2", ns, sizes, err)
+	}
+	checkIndex(t, db, "m3 dropped")
+	if n, err := db.PurgeNotifications(ctx, time.Unix(0, 0)); err != nil || n != 0 {
+		t.Fatalf("purge (collects every tombstone first) = %d, %v", n, err)
+	}
+	var rows []string
+	if err := db.rdb.Select(&rows, `SELECT message FROM notifications ORDER BY seq`); err != nil || fmt.Sprint(rows) != "[m4 m9]" {
+		t.Fatalf("rows after collection: %v, %v; want [m4 m9]", rows, err)
+	}
+	checkIndex(t, db, "collected")
 }

@@ -48,12 +48,13 @@ type queueIndex struct {
 	users  map[string][]*queue // the non-empty queues, by user
 
 	// The committer's alone.
-	idle        int   // entries of queues with no items
-	nextSeq     int64 // past every row and tombstone
-	tombstones  int   // rows in notification_tombstones
-	stale       bool  // load before the next write
-	dataVersion int64
-	versionSeen bool
+	idle          int            // entries of queues with no items
+	nextSeq       int64          // past every row and tombstone row
+	tombstones    int            // seqs in notification_tombstones
+	tombstoneRows []tombstoneRow // its rows, in order of seq
+	stale         bool           // load before the next write
+	dataVersion   int64
+	versionSeen   bool
 
 	grantReads, loads int // for the tests
 }
@@ -93,12 +94,12 @@ func (x *queueIndex) prepare(tx *writeTx) error {
 		return nil
 	}
 	var tables int
-	if err := tx.getP(`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table'
-		AND name IN ('notifications', 'notification_tombstones')`, nil, &tables); err != nil {
+	if err := tx.getP(`SELECT (SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'notifications')
+		+ (SELECT COUNT(*) FROM pragma_table_info('notification_tombstones') WHERE name = 'seqs')`, nil, &tables); err != nil {
 		return err
 	}
 	if tables < 2 {
-		return nil // stays stale: Migrate creates them
+		return nil // stays stale: Migrate creates them, or gives them their present shape
 	}
 	return x.load(tx)
 }
@@ -113,7 +114,7 @@ func (x *queueIndex) load(tx *writeTx) error {
 	users := make(map[string][]*queue)
 	rows, err := tx.c.QueryContext(context.Background(), `SELECT n.seq, n.puid, g.app_id, g.user_id
 		FROM notifications n JOIN grants g ON g.puid = n.puid
-		WHERE n.seq NOT IN (SELECT seq FROM notification_tombstones) ORDER BY n.seq`)
+		WHERE n.seq NOT IN (`+droppedSeqs+`) ORDER BY n.seq`)
 	if err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
@@ -138,16 +139,24 @@ func (x *queueIndex) load(tx *writeTx) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
-	var next, tombstones int64
+	var tombstoneRows []tombstoneRow
+	tombstones := 0
+	if err := tx.Select(&tombstoneRows, `SELECT seq, count FROM notification_tombstones ORDER BY seq`); err != nil {
+		return fmt.Errorf("sqlite: load queues: %w", err)
+	}
+	for _, r := range tombstoneRows {
+		tombstones += r.Count
+	}
+	var next int64
 	if err := tx.getP(`SELECT MAX(COALESCE((SELECT MAX(seq) FROM notifications), 0),
-		COALESCE((SELECT MAX(seq) FROM notification_tombstones), 0)) + 1,
-		(SELECT COUNT(*) FROM notification_tombstones)`, nil, &next, &tombstones); err != nil {
+		COALESCE((SELECT MAX(seq) FROM notification_tombstones), 0)) + 1`, nil, &next); err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
 	x.mu.Lock()
 	x.queues, x.users = queues, users
 	x.mu.Unlock()
-	x.idle, x.nextSeq, x.tombstones, x.stale = 0, next, int(tombstones), false
+	x.idle, x.nextSeq, x.stale = 0, next, false
+	x.tombstones, x.tombstoneRows = tombstones, tombstoneRows
 	return nil
 }
 
