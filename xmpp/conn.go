@@ -45,6 +45,10 @@ type conn struct {
 	once    sync.Once          // guards: closing, errno
 	errno   core.Errno         // why Close was called; read after <-closing
 	endOnce sync.Once          // the stream error is written once
+
+	// The writer's alone.
+	wbuf       []byte // presence stanzas being written (flush)
+	presenceID uint64 // the last presence stanza's id
 }
 
 const (

@@ -6,8 +6,6 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
-
-	"github.com/presence-service/presence/core"
 )
 
 // Namespaces of the payloads Presence reads or writes.
@@ -23,10 +21,10 @@ const (
 // time (XEP-0203): updates that waited in the queue, not live ones.
 const delayAfter = 2 * time.Second
 
-// Stanzas are written token by token: no reflection on the hot path, and
-// the same code serves the handlers' encoders and the writer's. mellium's
-// stanza encoder adds the stream's namespace and a random id where
-// missing.
+// Stanzas other than presence (presence_out.go) are written token by
+// token: no reflection, and the same code serves the handlers' encoders
+// and the writer's. mellium's stanza encoder adds the stream's namespace
+// and a random id where missing.
 
 func attr(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
 
@@ -50,37 +48,6 @@ func textElem(w xmlstream.TokenWriter, ns, name, text string, attrs ...xml.Attr)
 	}
 	if text != "" {
 		if err := w.EncodeToken(xml.CharData(text)); err != nil {
-			return err
-		}
-	}
-	return w.EncodeToken(start.End())
-}
-
-// writePresence writes u as PROTOCOL §7's table says: online is a bare
-// presence, unavailable is <show>away</show>, offline is
-// type='unavailable'; a message goes in <status>.
-func writePresence(w xmlstream.TokenWriter, from, to string, u core.StatusUpdate, now time.Time) error {
-	typ := ""
-	if u.Status == core.Offline {
-		typ = string(stanza.UnavailablePresence)
-	}
-	start := stanzaStart("presence", "", from, to, typ)
-	if err := w.EncodeToken(start); err != nil {
-		return err
-	}
-	if u.Status == core.Unavailable {
-		if err := textElem(w, "", "show", "away"); err != nil {
-			return err
-		}
-	}
-	if u.Status != core.Offline && u.Message != "" {
-		if err := textElem(w, "", "status", u.Message); err != nil {
-			return err
-		}
-	}
-	if !u.At.IsZero() && now.Sub(u.At) >= delayAfter {
-		stamp := u.At.UTC().Format("2006-01-02T15:04:05.000Z")
-		if err := textElem(w, nsDelay, "delay", "", attr("from", to2domain(from)), attr("stamp", stamp)); err != nil {
 			return err
 		}
 	}

@@ -146,43 +146,77 @@ func (c *conn) keepAlive() error {
 // updates were taken: whatever changes later reaches the outbox and is
 // written after the answer, so a probe answer never overtakes a newer
 // update.
+//
+// Presence stanzas are appended as bytes (appendPresence) and written
+// in one Write under the session's output lock; the other stanzas go
+// through mellium's encoder, after what was appended before them.
 func (c *conn) flush(updates []core.StatusUpdate, jobs []job) error {
 	probes := c.resolveProbes(jobs)
 	now := time.Now()
 	component := c.addr.String()
 	w := c.session.TokenWriter()
+	b := c.wbuf[:0]
 	err := func() error {
 		for _, u := range updates {
-			if err := writePresence(w, c.srv.userJID(u.PUID), component, u, now); err != nil {
-				return err
-			}
+			b = c.appendPresence(b, c.srv.userJID(u.PUID), component, u, now)
 		}
 		for _, j := range jobs {
-			if err := c.writeJob(w, j, probes, now); err != nil {
+			if r, ok := probes[j.puid]; ok && r.Known && j.kind == jobProbe {
+				b = c.appendPresence(b, c.srv.userJID(j.puid), j.to, r.StatusUpdate, now)
+				continue
+			}
+			if err := c.writeRaw(b); err != nil {
+				return err
+			}
+			b = b[:0]
+			if err := c.writeJob(w, j, probes); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
 				return err
 			}
 		}
-		return nil
+		return c.writeRaw(b)
 	}()
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
+	if cap(b) <= maxKeptWriteBuf {
+		c.wbuf = b[:0]
+	}
 	return err
 }
 
-func (c *conn) writeJob(w xmlstream.TokenWriter, j job, probes map[string]core.ProbeResult, now time.Time) error {
+// maxKeptWriteBuf bounds the buffer the writer keeps between flushes: a
+// burst may need more, then gives it back.
+const maxKeptWriteBuf = 64 << 10
+
+func (c *conn) appendPresence(b []byte, from, to string, u core.StatusUpdate, now time.Time) []byte {
+	c.presenceID++
+	return appendPresence(b, c.presenceID, from, to, u, now)
+}
+
+// writeRaw writes bytes already encoded; the caller holds the session's
+// output lock (its TokenWriter), with nothing of the encoder's buffered.
+func (c *conn) writeRaw(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := c.g.Write(b)
+	return err
+}
+
+// writeJob writes a job other than a probe that found its PUID (flush
+// appends those).
+func (c *conn) writeJob(w xmlstream.TokenWriter, j job, probes map[string]core.ProbeResult) error {
 	switch j.kind {
 	case jobReceipt:
 		return writeReceipt(w, j.from, j.to, j.id)
 	case jobProbe:
-		r, ok := probes[j.puid]
-		if !ok {
+		if _, ok := probes[j.puid]; !ok {
 			return writeError(w, "presence", j.id, j.from, j.to, stanzaError{stanza.Wait, stanza.InternalServerError, "probe failed; try again"})
 		}
-		if !r.Known {
-			return writeError(w, "presence", j.id, j.from, j.to, stanzaError{stanza.Cancel, stanza.ItemNotFound, "unknown UID"})
-		}
-		return writePresence(w, c.srv.userJID(j.puid), j.to, r.StatusUpdate, now)
+		return writeError(w, "presence", j.id, j.from, j.to, stanzaError{stanza.Cancel, stanza.ItemNotFound, "unknown UID"})
 	}
 	return writeError(w, j.name, j.id, j.from, j.to, j.err)
 }
