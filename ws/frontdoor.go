@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -14,9 +15,11 @@ const headTimeout = 10 * time.Second
 
 // FrontDoor wraps the plain-TCP HTTP listener. It reads the request head
 // of each new connection itself: a device's WebSocket upgrade (GET
-// /presence, well formed) is answered here, without net/http; every other
-// connection is handed to net/http, which serves the returned listener,
-// with the bytes already read put back in front.
+// /presence, well formed) is answered here, without net/http, and so are
+// the notification POSTs of a keep-alive connection that begins with one
+// (frontdoor_post.go); every other connection is handed to net/http,
+// which serves the returned listener, with the bytes already read put
+// back in front.
 //
 // A device connect is the busiest thing a node does when devices come
 // back after a restart or a network outage, and net/http's share of one
@@ -102,9 +105,15 @@ func (fd *frontDoor) sniff(c net.Conn) {
 				fd.s.acceptDevice(c, k[:], early)
 				return
 			}
+			if _, ok := notificationPost(head[:end+2]); ok && !fd.s.router.ShuttingDown() {
+				first := append([]byte(nil), head...)
+				fd.s.putBuf(bp)
+				fd.servePosts(c, first)
+				return
+			}
 			break
 		}
-		if err != nil || n == len(buf) || !couldBeDevice(head) {
+		if err != nil || n == len(buf) || !couldBeServed(head) {
 			if err != nil && n == 0 {
 				fd.s.putBuf(bp)
 				c.Close() // nothing said: nothing to answer
@@ -115,10 +124,14 @@ func (fd *frontDoor) sniff(c net.Conn) {
 	}
 	prefix := append([]byte(nil), buf[:n]...)
 	fd.s.putBuf(bp)
+	fd.toHTTP(c, prefix)
+}
+
+// toHTTP hands c to net/http, with prefix (read from c, not consumed) put
+// back in front.
+func (fd *frontDoor) toHTTP(c net.Conn, prefix []byte) {
 	c.SetReadDeadline(time.Time{})
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
-	}
+	keepAlive(c)
 	select {
 	case fd.conns <- &prefixConn{Conn: c, prefix: prefix}:
 	case <-fd.done:
@@ -126,16 +139,26 @@ func (fd *frontDoor) sniff(c net.Conn) {
 	}
 }
 
-// deviceRequestLine is the only request line the front door answers.
+// keepAlive turns TCP keep-alive on, as net.Listen would have: the
+// listener is made without it, for devices (see FrontDoor).
+func keepAlive(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true})
+	}
+}
+
+// deviceRequestLine is the request line of a device upgrade.
 const deviceRequestLine = "GET /presence HTTP/1.1\r\n"
 
-// couldBeDevice says whether head, the start of a request, may still turn
-// out to be a device upgrade.
-func couldBeDevice(head []byte) bool {
-	if len(head) < len(deviceRequestLine) {
-		return bytes.HasPrefix([]byte(deviceRequestLine), head)
+// couldBeServed says whether head, the start of a request, may still turn
+// out to be a device upgrade or a notification POST.
+func couldBeServed(head []byte) bool {
+	for _, line := range []string{deviceRequestLine, postPrefix} {
+		if len(head) < len(line) && strings.HasPrefix(line, string(head)) || bytes.HasPrefix(head, []byte(line)) {
+			return true
+		}
 	}
-	return bytes.HasPrefix(head, []byte(deviceRequestLine))
+	return false
 }
 
 // deviceUpgrade parses a request head (each line ending in CRLF, without
@@ -195,7 +218,7 @@ func deviceUpgrade(head []byte) (key []byte, ok bool) {
 // header name must be.
 func isToken(b []byte) bool {
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7F || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+		if !tokenChar[c] {
 			return false
 		}
 	}
@@ -205,12 +228,23 @@ func isToken(b []byte) bool {
 // isFieldValue reports whether b holds no control character but tab.
 func isFieldValue(b []byte) bool {
 	for _, c := range b {
-		if (c < ' ' && c != '\t') || c == 0x7F {
+		if !fieldValueChar[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChar and fieldValueChar are the byte classes of isToken and
+// isFieldValue, as tables: every request head the front door takes goes
+// through them byte by byte.
+var tokenChar, fieldValueChar = func() (token, value [256]bool) {
+	for c := range 256 {
+		token[c] = c > ' ' && c < 0x7F && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
+		value[c] = (c >= ' ' || c == '\t') && c != 0x7F
+	}
+	return token, value
+}()
 
 // hasToken reports whether the comma-separated list v holds token, in any
 // case.

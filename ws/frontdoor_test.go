@@ -42,16 +42,19 @@ func TestDeviceUpgradeParsesOnlyPlainHandshakes(t *testing.T) {
 	}
 }
 
-func TestCouldBeDevice(t *testing.T) {
+func TestCouldBeServed(t *testing.T) {
 	for head, want := range map[string]bool{
 		"":                           true,
 		"GET /pres":                  true,
 		"GET /presence HTTP/1.1\r\n": true,
 		"GET /presence/x":            false,
-		"POST /1/notification":       false,
+		"POS":                        true,
+		"POST /1/notification":       true,
+		"POST/1":                     false,
+		"PUT /1/notification":        false,
 		"GET /healthz HTTP/1.1\r\n":  false,
 	} {
-		if got := couldBeDevice([]byte(head)); got != want {
+		if got := couldBeServed([]byte(head)); got != want {
 			t.Errorf("%q: %v, want %v", head, got, want)
 		}
 	}

@@ -26,6 +26,7 @@ type harness struct {
 	router *core.Router
 	dev    *core.DevVerifier
 	srv    *httptest.Server
+	edge   *ws.Server
 	app    core.AppID
 	key    string
 }
@@ -66,7 +67,7 @@ func newHarnessWith(t *testing.T, tweak func(*presence.Config), frontDoor bool) 
 	}
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
-	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv}
+	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge}
 	h.app, h.key = h.newApp("beer.example")
 	return h
 }

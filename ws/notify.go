@@ -25,67 +25,83 @@ type notifyItem struct {
 	TTL     *json.RawMessage `json:"ttl"`
 }
 
-// serveNotify is POST /{app_id}/notification (PROTOCOL §4).
+// notifyAnswer is the answer to a notification POST, whichever door the
+// request came in by (net/http, or the front door's keep-alive loop).
+type notifyAnswer struct {
+	status     int
+	body       []byte // JSON, ending in a newline
+	retryAfter int    // seconds, for 429; 0: no Retry-After
+}
+
+// serveNotify is POST /{app_id}/notification (PROTOCOL §4) through
+// net/http.
 func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseAppID(r)
-	if !ok {
-		notifyError(w, http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
-		return
+	a := s.notify(r.Context(), r.PathValue("app_id"), r.Header.Get("Authorization"), func() ([]byte, error) {
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
+	})
+	if a.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfter))
 	}
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(a.status)
+	w.Write(a.body)
+}
+
+// notify answers a notification POST: appID is the path's {app_id},
+// authorization the header, and body reads the body (only once the key
+// is good: an unknown caller does not get to make the server read 512 KiB).
+func (s *Server) notify(ctx context.Context, appID, authorization string, body func() ([]byte, error)) notifyAnswer {
+	id, err := strconv.ParseInt(appID, 10, 64)
+	if err != nil || id <= 0 {
+		return notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
+	}
+	app := core.AppID(id)
+	key, ok := strings.CutPrefix(authorization, "Bearer ")
 	if !ok || key == "" {
-		notifyError(w, http.StatusUnauthorized, core.ErrnoBadKey, "want Authorization: Bearer <api key>", -1)
-		return
+		return notifyError(http.StatusUnauthorized, core.ErrnoBadKey, "want Authorization: Bearer <api key>", -1)
 	}
-	if _, err := s.router.AuthenticateApp(r.Context(), id, key); err != nil {
-		s.notifyFailed(w, err)
-		return
+	if _, err := s.router.AuthenticateApp(ctx, app, key); err != nil {
+		return s.notifyFailed(err)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
+	b, err := body()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			notifyError(w, http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1)
-			return
+			return notifyError(http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1)
 		}
-		notifyError(w, http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1)
-		return
+		return notifyError(http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1)
 	}
-	items, err := decodeNotifyItems(body)
+	items, err := decodeNotifyItems(b)
 	if err != nil {
-		s.notifyFailed(w, err)
-		return
+		return s.notifyFailed(err)
 	}
-	if ok, wait := s.router.NotifyLimiter(id).Allow(time.Now(), len(items)); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	if ok, wait := s.router.NotifyLimiter(app).Allow(time.Now(), len(items)); !ok {
 		s.router.Metrics.CountError(core.ErrnoRateLimited)
-		notifyError(w, http.StatusTooManyRequests, core.ErrnoRateLimited, "slow down: notifications_per_minute reached", -1)
-		return
+		a := notifyError(http.StatusTooManyRequests, core.ErrnoRateLimited, "slow down: notifications_per_minute reached", -1)
+		a.retryAfter = int(math.Ceil(wait.Seconds()))
+		return a
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, sizes, err := s.router.Notify(ctx, id, items)
+	_, sizes, err := s.router.Notify(ctx, app, items)
 	if err != nil {
-		s.notifyFailed(w, err)
-		return
+		return s.notifyFailed(err)
 	}
-	b := append([]byte(nil), `{"result":"OK","queue_size":`...)
-	b = strconv.AppendInt(b, int64(sizes[len(sizes)-1]), 10)
-	b = append(b, `,"results":[`...)
+	out := append([]byte(nil), `{"result":"OK","queue_size":`...)
+	out = strconv.AppendInt(out, int64(sizes[len(sizes)-1]), 10)
+	out = append(out, `,"results":[`...)
 	for i, it := range items {
 		if i > 0 {
-			b = append(b, ',')
+			out = append(out, ',')
 		}
-		b = append(b, `{"UID":`...)
-		b = appendString(b, it.PUID)
-		b = append(b, `,"queue_size":`...)
-		b = strconv.AppendInt(b, int64(sizes[i]), 10)
-		b = append(b, '}')
+		out = append(out, `{"UID":`...)
+		out = appendString(out, it.PUID)
+		out = append(out, `,"queue_size":`...)
+		out = strconv.AppendInt(out, int64(sizes[i]), 10)
+		out = append(out, '}')
 	}
-	b = append(b, "]}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	out = append(out, "]}\n"...)
+	return notifyAnswer{status: http.StatusOK, body: out}
 }
 
 // decodeNotifyItems parses the body: a JSON array of 1 to 100 items.
@@ -162,7 +178,7 @@ func convertItems(whole []notifyItem) ([]core.NotificationInput, bool) {
 }
 
 // notifyFailed maps a domain error to the HTTP answer of PROTOCOL §4.
-func (s *Server) notifyFailed(w http.ResponseWriter, err error) {
+func (s *Server) notifyFailed(err error) notifyAnswer {
 	index := -1
 	var ie *core.ItemError
 	if errors.As(err, &ie) {
@@ -186,10 +202,10 @@ func (s *Server) notifyFailed(w http.ResponseWriter, err error) {
 		s.log.Error("notification", "err", err)
 		status = http.StatusInternalServerError
 	}
-	notifyError(w, status, errno, core.ReasonOf(err), index)
+	return notifyError(status, errno, core.ReasonOf(err), index)
 }
 
-func notifyError(w http.ResponseWriter, status int, errno core.Errno, reason string, index int) {
+func notifyError(status int, errno core.Errno, reason string, index int) notifyAnswer {
 	b := append([]byte(nil), `{"result":"error","errno":`...)
 	b = strconv.AppendInt(b, int64(errno), 10)
 	b = append(b, `,"reason":`...)
@@ -199,7 +215,5 @@ func notifyError(w http.ResponseWriter, status int, errno core.Errno, reason str
 		b = strconv.AppendInt(b, int64(index), 10)
 	}
 	b = append(b, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b)
+	return notifyAnswer{status: status, body: b}
 }

@@ -31,8 +31,21 @@ func item(puid, msg string) string {
 	return `{"UID":"` + puid + `","message":"` + msg + `","action":"https://beer.example/r/1"}`
 }
 
+// doors: the endpoint through the front door (presence serve without
+// TLS) and through net/http alone (with TLS); the answers are the same.
+var doors = []struct {
+	name      string
+	frontDoor bool
+}{{"front door", true}, {"net/http", false}}
+
 func TestNotifyErrors(t *testing.T) {
-	h := newHarness(t, nil)
+	for _, door := range doors {
+		t.Run(door.name, func(t *testing.T) { testNotifyErrors(t, door.frontDoor) })
+	}
+}
+
+func testNotifyErrors(t *testing.T, frontDoor bool) {
+	h := newHarnessWith(t, nil, frontDoor)
 	puid := h.grant("ann@example.com", h.app)
 	other, otherKey := h.newApp("game.example")
 	foreign := h.grant("ann@example.com", other)
@@ -79,26 +92,34 @@ func TestNotifyErrors(t *testing.T) {
 }
 
 func TestNotifyInactiveApp(t *testing.T) {
-	h := newHarness(t, nil)
-	if _, err := h.router.DeactivateApp(t.Context(), h.app); err != nil {
-		t.Fatal(err)
-	}
-	status, body, _ := h.post(int64(h.app), h.key, `[]`)
-	if status != 403 || body != `{"result":"error","errno":41,"reason":"app not activated"}` {
-		t.Fatalf("got %d %s", status, body)
+	for _, door := range doors {
+		t.Run(door.name, func(t *testing.T) {
+			h := newHarnessWith(t, nil, door.frontDoor)
+			if _, err := h.router.DeactivateApp(t.Context(), h.app); err != nil {
+				t.Fatal(err)
+			}
+			status, body, _ := h.post(int64(h.app), h.key, `[]`)
+			if status != 403 || body != `{"result":"error","errno":41,"reason":"app not activated"}` {
+				t.Fatalf("got %d %s", status, body)
+			}
+		})
 	}
 }
 
 func TestNotifyRateLimit(t *testing.T) {
-	h := newHarness(t, func(c *presence.Config) { c.Limits.NotificationsPerMinute = 3 })
-	puid := h.grant("ann@example.com", h.app)
-	status, _, _ := h.post(int64(h.app), h.key, "["+item(puid, "1")+","+item(puid, "2")+"]")
-	if status != 200 {
-		t.Fatalf("first batch: %d", status)
-	}
-	status, body, hdr := h.post(int64(h.app), h.key, "["+item(puid, "3")+","+item(puid, "4")+"]")
-	if status != 429 || body != `{"result":"error","errno":29,"reason":"slow down: notifications_per_minute reached"}` || hdr.Get("Retry-After") != "20" {
-		t.Fatalf("got %d %s Retry-After=%q", status, body, hdr.Get("Retry-After"))
+	for _, door := range doors {
+		t.Run(door.name, func(t *testing.T) {
+			h := newHarnessWith(t, func(c *presence.Config) { c.Limits.NotificationsPerMinute = 3 }, door.frontDoor)
+			puid := h.grant("ann@example.com", h.app)
+			status, _, _ := h.post(int64(h.app), h.key, "["+item(puid, "1")+","+item(puid, "2")+"]")
+			if status != 200 {
+				t.Fatalf("first batch: %d", status)
+			}
+			status, body, hdr := h.post(int64(h.app), h.key, "["+item(puid, "3")+","+item(puid, "4")+"]")
+			if status != 429 || body != `{"result":"error","errno":29,"reason":"slow down: notifications_per_minute reached"}` || hdr.Get("Retry-After") != "20" {
+				t.Fatalf("got %d %s Retry-After=%q", status, body, hdr.Get("Retry-After"))
+			}
+		})
 	}
 }
 

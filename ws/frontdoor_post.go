@@ -1,0 +1,349 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The front door also serves the notification endpoint itself, on the
+// keep-alive connections of AppServices' POSTs: a connection whose first
+// request is a plain POST /{app_id}/notification stays with the front
+// door, which reads each request, answers it through the same code as
+// net/http (Server.notify) and writes the answer in one write.
+//
+// Measured with presence-bench notify (single-item POSTs, 64 clients):
+// net/http's share of a POST (its request and header maps, the response
+// writer, a context and a background read per request) was about a fifth
+// of the server's CPU. See BENCHMARKS.md.
+//
+// Only the plain case stays: HTTP/1.1, a Host, one Content-Length of at
+// most maxNotifyBody, at most one Authorization, no Transfer-Encoding,
+// no Expect, no Upgrade, every header line well formed. At the first
+// request that is anything else (another route, a chunked body, a
+// malformed line) the connection goes to net/http, with every byte not
+// yet consumed put back in front, so that net/http answers it and every
+// request after it as it would have from the start.
+
+// postIdleTimeout is how long a connection may wait between requests, as
+// http.Server.IdleTimeout (cmd/presence sets 2 minutes).
+const postIdleTimeout = 2 * time.Minute
+
+// postHead is what the front door needs of a notification request's head.
+type postHead struct {
+	app    string // {app_id}, digits
+	auth   string // the Authorization header
+	length int    // Content-Length
+	close  bool   // Connection: close
+}
+
+const postPrefix = "POST /"
+
+// notificationPost parses a request head (each line ending in CRLF,
+// without the blank line) that net/http would route to serveNotify as it
+// is; anything else reports false.
+func notificationPost(head []byte) (h postHead, ok bool) {
+	line, rest, found := bytes.Cut(head, []byte("\r\n"))
+	if !found || !bytes.HasPrefix(line, []byte(postPrefix)) {
+		return h, false
+	}
+	path, ok := bytes.CutSuffix(line[len(postPrefix):], []byte("/notification HTTP/1.1"))
+	if !ok || len(path) == 0 || len(path) > 18 {
+		return h, false
+	}
+	for _, c := range path {
+		if c < '0' || c > '9' {
+			return h, false
+		}
+	}
+	h.app = string(path)
+	var host, length, auth bool
+	for len(rest) > 0 {
+		line, rest, found = bytes.Cut(rest, []byte("\r\n"))
+		if !found {
+			return h, false
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) || !isFieldValue(line[colon+1:]) {
+			return h, false // folded, malformed: net/http's to judge
+		}
+		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t") // as net/textproto trims
+		switch {
+		case bytes.EqualFold(name, []byte("Host")):
+			if host || !validHost(value) {
+				return h, false
+			}
+			host = true
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length || len(value) == 0 || len(value) > 7 {
+				return h, false
+			}
+			for _, c := range value {
+				if c < '0' || c > '9' {
+					return h, false
+				}
+				h.length = h.length*10 + int(c-'0')
+			}
+			if h.length > maxNotifyBody {
+				return h, false // net/http answers 413
+			}
+			length = true
+		case bytes.EqualFold(name, []byte("Authorization")):
+			if auth {
+				return h, false
+			}
+			h.auth, auth = string(value), true
+		case bytes.EqualFold(name, []byte("Connection")):
+			h.close = h.close || hasToken(value, "close")
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Expect")),
+			bytes.EqualFold(name, []byte("Upgrade")):
+			return h, false
+		}
+	}
+	return h, host && length
+}
+
+// validHost reports whether a Host value is one net/http takes as it is:
+// a name or address and an optional port, nothing to escape.
+func validHost(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// postConns are the connections the front door serves: at Shutdown the
+// idle ones are closed and the busy ones finish their request, as
+// net/http does with its own.
+type postConns struct {
+	mu     sync.Mutex
+	conns  map[*postConn]bool // true: busy with a request
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// add registers c; false once shutting down.
+func (p *postConns) add(c *postConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.conns == nil {
+		p.conns = make(map[*postConn]bool)
+	}
+	p.conns[c] = false
+	p.wg.Add(1)
+	return true
+}
+
+func (p *postConns) remove(c *postConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	p.wg.Done()
+}
+
+// setBusy marks c busy (a request began) or idle; false when c is to go
+// (shutting down) instead.
+func (p *postConns) setBusy(c *postConn, busy bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = busy
+	return true
+}
+
+// shutdown stops new requests, wakes the idle connections (which then
+// close) and waits for the busy ones or ctx.
+func (p *postConns) shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	for c, busy := range p.conns {
+		if !busy {
+			c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ShutdownPosts closes the notification connections the front door serves
+// once their request in progress is answered, like http.Server.Shutdown
+// for its own; call it beside that, before Router.Shutdown.
+func (s *Server) ShutdownPosts(ctx context.Context) error { return s.posts.shutdown(ctx) }
+
+// postConn is one connection of notification POSTs.
+type postConn struct {
+	fd  *frontDoor
+	nc  net.Conn
+	buf []byte // buf[:n] read, of which buf[:start] consumed
+	n   int
+	out []byte // the answer being written
+}
+
+// postBufSize is the buffer a connection keeps; a request larger than it
+// gets a larger one for the time it takes.
+const postBufSize = 4096
+
+// servePosts serves c, from which first was read: a whole request head
+// that notificationPost takes, and maybe more.
+func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
+	pc := &postConn{fd: fd, nc: c, buf: make([]byte, max(postBufSize, len(first)))}
+	pc.n = copy(pc.buf, first)
+	if !fd.s.posts.add(pc) {
+		c.Close()
+		return
+	}
+	keepAlive(c)
+	defer fd.s.posts.remove(pc)
+	defer func() {
+		if err := recover(); err != nil {
+			fd.s.log.Error("panic serving a notification POST", "err", err, "stack", string(debug.Stack()))
+			c.Close()
+		}
+	}()
+	for {
+		end := pc.readHead()
+		if end == -1 {
+			c.Close()
+			return
+		}
+		h, plain := notificationPost(pc.buf[:max(end, 0)])
+		if end < 0 || !plain || fd.s.router.ShuttingDown() {
+			pc.handOff()
+			return
+		}
+		if !fd.s.posts.setBusy(pc, true) {
+			pc.handOff() // net/http answers that it is shutting down, or closes
+			return
+		}
+		start := end + 2 // past the blank line
+		if !pc.readBody(start + h.length) {
+			c.Close()
+			return
+		}
+		body := pc.buf[start : start+h.length]
+		a := fd.s.notify(context.Background(), h.app, h.auth, func() ([]byte, error) { return body, nil })
+		if !pc.answer(a, h.close) || h.close {
+			c.Close()
+			return
+		}
+		pc.consume(start + h.length)
+		if !fd.s.posts.setBusy(pc, false) {
+			c.Close()
+			return
+		}
+	}
+}
+
+// readHead reads until buf holds a whole request head and returns the
+// index of its blank line's CRLF (the head is buf[:end], lines ending in
+// CRLF). end is -1 when the peer closed or timed out (close without an
+// answer, as net/http does with an idle connection) and -2 when the head
+// is longer than the buffer (net/http's to answer).
+func (pc *postConn) readHead() (end int) {
+	for {
+		if i := bytes.Index(pc.buf[:pc.n], []byte("\r\n\r\n")); i >= 0 {
+			return i + 2
+		}
+		if pc.n == len(pc.buf) {
+			return -2
+		}
+		timeout := headTimeout
+		if pc.n == 0 {
+			timeout = postIdleTimeout
+		}
+		pc.nc.SetReadDeadline(time.Now().Add(timeout))
+		m, err := pc.nc.Read(pc.buf[pc.n:])
+		pc.n += m
+		if m == 0 && err != nil {
+			return -1
+		}
+	}
+}
+
+// readBody reads until buf holds need bytes, growing it for a large body.
+func (pc *postConn) readBody(need int) bool {
+	if need > len(pc.buf) {
+		b := make([]byte, need)
+		copy(b, pc.buf[:pc.n])
+		pc.buf = b
+	}
+	for pc.n < need {
+		pc.nc.SetReadDeadline(time.Now().Add(headTimeout))
+		m, err := pc.nc.Read(pc.buf[pc.n:])
+		pc.n += m
+		if err != nil && pc.n < need {
+			return false
+		}
+	}
+	return true
+}
+
+// consume drops the request just answered; what follows it (a pipelined
+// request) moves to the front, and a grown buffer goes back to its size.
+func (pc *postConn) consume(k int) {
+	rest := pc.buf[k:pc.n]
+	if len(pc.buf) > postBufSize && len(rest) <= postBufSize {
+		b := make([]byte, postBufSize)
+		pc.n = copy(b, rest)
+		pc.buf = b
+		return
+	}
+	pc.n = copy(pc.buf, rest)
+}
+
+// answer writes a in one write, as net/http would frame it.
+func (pc *postConn) answer(a notifyAnswer, close bool) bool {
+	b := append(pc.out[:0], "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(a.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(a.status)...)
+	b = append(b, "\r\nContent-Type: application/json\r\n"...)
+	if a.retryAfter > 0 {
+		b = append(b, "Retry-After: "...)
+		b = strconv.AppendInt(b, int64(a.retryAfter), 10)
+		b = append(b, "\r\n"...)
+	}
+	if close {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "Date: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(a.body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, a.body...)
+	pc.out = b
+	pc.nc.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := pc.nc.Write(b)
+	return err == nil
+}
+
+// handOff gives the connection to net/http with what is not consumed.
+func (pc *postConn) handOff() {
+	pc.fd.toHTTP(pc.nc, append([]byte(nil), pc.buf[:pc.n]...))
+}

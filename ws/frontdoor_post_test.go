@@ -1,0 +1,185 @@
+package ws_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawPost is a notification POST by hand, with extra header lines.
+func rawPost(host string, app int64, key, body string, extra ...string) string {
+	return fmt.Sprintf("POST /%d/notification HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", app, host, key, strings.Join(extra, ""), len(body), body)
+}
+
+// readAnswer reads one HTTP answer and returns its status, body and header.
+func readAnswer(t *testing.T, br *bufio.Reader) (int, string, http.Header) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header
+}
+
+func dialRaw(t *testing.T, h *harness) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// One keep-alive connection: pipelined POSTs answered in order, a body
+// that comes in pieces, then a request of another route (net/http takes
+// the connection over) and a POST after it, on the same connection.
+func TestFrontDoorPosts_KeepAliveThenHandOff(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := dialRaw(t, h)
+	one := "[" + item(puid, "one") + "]"
+	two := "[" + item(puid, "two") + "," + item(puid, "three") + "]"
+	if _, err := io.WriteString(c, rawPost(host, int64(h.app), h.key, one)+rawPost(host, int64(h.app), h.key, two)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"result":"OK","queue_size":1,"results":[{"UID":"` + puid + `","queue_size":1}]}`,
+		`{"result":"OK","queue_size":3,"results":[{"UID":"` + puid + `","queue_size":3},{"UID":"` + puid + `","queue_size":3}]}`,
+	}
+	for _, w := range want {
+		status, body, hdr := readAnswer(t, br)
+		if status != 200 || body != w || hdr.Get("Content-Type") != "application/json" || hdr.Get("Date") == "" {
+			t.Fatalf("got %d %s %v\nwant 200 %s", status, body, hdr, w)
+		}
+	}
+
+	req := rawPost(host, int64(h.app), h.key, "["+item(puid, "four")+"]")
+	for i := 0; i < len(req); i += 9 {
+		if _, err := io.WriteString(c, req[i:min(i+9, len(req))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // in pieces, so the server reads them apart
+	}
+	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, `"queue_size":4`) {
+		t.Fatalf("in pieces: %d %s", status, body)
+	}
+
+	io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	if status, body, _ := readAnswer(t, br); status != 200 || body != "ok" {
+		t.Fatalf("GET /healthz on the same connection: %d %q", status, body)
+	}
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "five")+"]"))
+	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, `"queue_size":5`) {
+		t.Fatalf("POST after the hand-off: %d %s", status, body)
+	}
+	pending, err := h.router.Store().PendingNotifications(t.Context(), "ann@example.com", nil)
+	if err != nil || len(pending) != 5 {
+		t.Fatalf("stored %d (%v), want 5", len(pending), err)
+	}
+	for i, m := range []string{"one", "two", "three", "four", "five"} {
+		if pending[i].Message != m {
+			t.Fatalf("item %d is %q, want %q", i, pending[i].Message, m)
+		}
+	}
+}
+
+// Requests the front door leaves to net/http get net/http's answers,
+// whether they come first on their connection or after a POST it served.
+func TestFrontDoorPosts_UnusualRequestsGoToNetHTTP(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	body := "[" + item(puid, "x") + "]"
+	chunked := fmt.Sprintf("POST /%d/notification HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n",
+		h.app, host, h.key, len(body), body)
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{
+		{"chunked body", chunked, 200},
+		{"two Content-Lengths", strings.Replace(rawPost(host, int64(h.app), h.key, body), "Content-Length:", "Content-Length: 1\r\nContent-Length:", 1), 400},
+		{"folded header (net/http unfolds it)", strings.Replace(rawPost(host, int64(h.app), h.key, body), "Content-Type: application/json\r\n", "Content-Type: application/\r\n  json\r\n", 1), 200},
+		{"bare LF", strings.Replace(rawPost(host, int64(h.app), h.key, body), "Content-Type: application/json\r\n", "Content-Type: application/json\n", 1), 200},
+		{"Expect: 100-continue", rawPost(host, int64(h.app), h.key, body, "Expect: 100-continue\r\n"), 200},
+		{"HTTP/1.0", strings.Replace(rawPost(host, int64(h.app), h.key, body), "HTTP/1.1", "HTTP/1.0", 1), 200},
+		{"no Host", strings.Replace(rawPost(host, int64(h.app), h.key, body), "Host: "+host+"\r\n", "", 1), 400},
+		{"query string", strings.Replace(rawPost(host, int64(h.app), h.key, body), "/notification ", "/notification?x=1 ", 1), 200},
+		{"over 512 KiB", rawPost(host, int64(h.app), h.key, "["+strings.Repeat(" ", 600<<10)+"]"), 413},
+	} {
+		for _, afterPost := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/after a POST %v", tc.name, afterPost), func(t *testing.T) {
+				c, br := dialRaw(t, h)
+				if afterPost {
+					io.WriteString(c, rawPost(host, int64(h.app), h.key, body))
+					if status, _, _ := readAnswer(t, br); status != 200 {
+						t.Fatalf("first POST: %d", status)
+					}
+				}
+				go io.WriteString(c, tc.req) // a large body is read while it is written
+				status, got, _ := readAnswer(t, br)
+				if status == http.StatusContinue {
+					status, got, _ = readAnswer(t, br)
+				}
+				if status != tc.status {
+					t.Fatalf("got %d %s, want %d", status, got, tc.status)
+				}
+			})
+		}
+	}
+}
+
+// Connection: close is answered with Connection: close, and the
+// connection then ends.
+func TestFrontDoorPosts_ConnectionClose(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := dialRaw(t, h)
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "x")+"]", "Connection: close\r\n"))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("got %d, close %v: want 200 and Connection: close", resp.StatusCode, resp.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v, want EOF", err)
+	}
+}
+
+// ShutdownPosts closes the connections waiting for their next request,
+// and the front door serves no POST after it.
+func TestFrontDoorPosts_Shutdown(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := dialRaw(t, h)
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "x")+"]"))
+	if status, _, _ := readAnswer(t, br); status != 200 {
+		t.Fatalf("POST: %d", status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.edge.ShutdownPosts(ctx); err != nil {
+		t.Fatalf("ShutdownPosts: %v", err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection after ShutdownPosts: %v, want EOF", err)
+	}
+}
