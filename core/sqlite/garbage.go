@@ -45,6 +45,7 @@ func init() { gcIdleDelay.Store(int64(50 * time.Millisecond)) }
 func collectGarbage(tx *writeTx, limit int) (int, error) {
 	x := tx.queues
 	if len(x.tombstoneRows) == 0 {
+		x.tombstones = 0 // kept with the rows; never left to loop on (PurgeNotifications)
 		return 0, nil
 	}
 	k, n := 0, 0
