@@ -180,14 +180,7 @@ func (p *postConns) shutdown(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitCtx(ctx, &p.wg)
 }
 
 // ShutdownPosts closes the notification connections the front door serves

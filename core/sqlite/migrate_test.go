@@ -20,18 +20,7 @@ import (
 // the same items, in order, pending and ackable under their new ids.
 func TestMigrate_FromVersion1(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "presence.db")
-	v1, err := os.ReadFile("testdata/schema_v1.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := sqlx.Open("sqlite3", dsn(path, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		string(v1),
-		`INSERT INTO schema_migrations VALUES (1, 0)`,
+	path := writeOldVersion(t, 1,
 		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
 		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
 		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
@@ -39,12 +28,7 @@ func TestMigrate_FromVersion1(t *testing.T) {
 		`INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES
 			(3, '019ab0c0ffeeAAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'first', '', 1, 2),
 			(9, '019ab0c0ffefBBBBBBBBBBBBBBBBBBBBBB', 7, 'p-alice', 'alice', 'second', '', 1, 2)`,
-	} {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	old.Close()
+	)
 
 	db, err := Open(path)
 	if err != nil {
@@ -86,18 +70,7 @@ func TestMigrate_FromVersion1(t *testing.T) {
 func TestMigrate_FromVersion2(t *testing.T) {
 	noIdleCollection(t)
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "presence.db")
-	v2, err := os.ReadFile("testdata/schema_v2.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := sqlx.Open("sqlite3", dsn(path, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		string(v2),
-		`INSERT INTO schema_migrations VALUES (2, 0)`,
+	path := writeOldVersion(t, 2,
 		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
 		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
 		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
@@ -109,12 +82,7 @@ func TestMigrate_FromVersion2(t *testing.T) {
 		// m1 and m2 were dropped; the tombstone of seq 8 outlived a row
 		// that a revoked grant took.
 		`INSERT INTO notification_tombstones VALUES (1), (2), (8)`,
-	} {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%.60s: %v", q, err)
-		}
-	}
-	old.Close()
+	)
 
 	db, err := Open(path)
 	if err != nil {
@@ -143,4 +111,28 @@ func TestMigrate_FromVersion2(t *testing.T) {
 		t.Fatalf("rows after collection: %v, %v; want [m4 m9]", rows, err)
 	}
 	checkIndex(t, db, "collected")
+}
+
+// writeOldVersion writes a database as version v of the schema left it
+// (testdata/schema_v<v>.sql, as released, recorded as applied), with the
+// rows of inserts, and returns its path.
+func writeOldVersion(t *testing.T, v int, inserts ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "presence.db")
+	schema, err := os.ReadFile(fmt.Sprintf("testdata/schema_v%d.sql", v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sqlx.Open("sqlite3", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	stmts := append([]string{string(schema), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, 0)`, v)}, inserts...)
+	for _, q := range stmts {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	return path
 }
