@@ -49,12 +49,14 @@
 // malformed to ends it with improper-addressing. Anything that is not a
 // stanza is unsupported-stanza-type.
 //
-// Presence out (writer.go, encode.go): after the handshake the component
-// gets every user who is not offline, then the queue that waited while
-// it was away, then live updates, as §7's table maps them: online is a
-// bare <presence/>, unavailable is <show>away</show>, offline is
-// type='unavailable'; a message goes in <status>. Updates that waited for
-// a while carry their time (XEP-0203 <delay/>).
+// Presence out (writer.go, presence_out.go): after the handshake the
+// component gets every user who is not offline, then the queue that
+// waited while it was away, then live updates, as §7's table maps them:
+// online is a bare <presence/>, unavailable is <show>away</show>, offline
+// is type='unavailable'; a message goes in <status>. Updates that waited
+// for a while carry their time (XEP-0203 <delay/>). These stanzas are
+// appended as bytes, not encoded token by token (the writer's hot path);
+// their ids count up per stream ("p1", "p2", ... in base 36).
 //
 // Presence in: a probe to puid@domain is answered with the current
 // presence, an unknown PUID with item-not-found. Other presence
