@@ -169,6 +169,12 @@ func (p *postConns) setBusy(c *postConn, busy bool) bool {
 	return true
 }
 
+func (p *postConns) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 // shutdown stops new requests, wakes the idle connections (which then
 // close) and waits for the busy ones or ctx.
 func (p *postConns) shutdown(ctx context.Context) error {
@@ -192,7 +198,7 @@ func (s *Server) ShutdownPosts(ctx context.Context) error { return s.posts.shutd
 type postConn struct {
 	fd  *frontDoor
 	nc  net.Conn
-	buf []byte // buf[:n] read, of which buf[:start] consumed
+	buf []byte // buf[:n]: read, not yet answered (consume drops what was)
 	n   int
 	out []byte // the answer being written
 }
@@ -270,6 +276,11 @@ func (pc *postConn) readHead() (end int) {
 			timeout = postIdleTimeout
 		}
 		pc.nc.SetReadDeadline(time.Now().Add(timeout))
+		if pc.fd.s.posts.isClosed() {
+			// Checked after the deadline is set: a shutdown that came
+			// first is seen here, one that comes later resets it.
+			return -1
+		}
 		m, err := pc.nc.Read(pc.buf[pc.n:])
 		pc.n += m
 		if m == 0 && err != nil {
