@@ -161,9 +161,11 @@ func (c *conn) flush(updates []core.StatusUpdate, jobs []job) error {
 			b = c.appendPresence(b, c.srv.userJID(u.PUID), component, u, now)
 		}
 		for _, j := range jobs {
-			if r, ok := probes[j.puid]; ok && r.Known && j.kind == jobProbe {
-				b = c.appendPresence(b, c.srv.userJID(j.puid), j.to, r.StatusUpdate, now)
-				continue
+			if j.kind == jobProbe {
+				if r, ok := probes[j.puid]; ok && r.Known {
+					b = c.appendPresence(b, c.srv.userJID(j.puid), j.to, r.StatusUpdate, now)
+					continue
+				}
 			}
 			if err := c.writeRaw(b); err != nil {
 				return err
