@@ -190,7 +190,7 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 			j  *job
 			ok bool
 		)
-		if tx.queues.tombstones > 0 {
+		if tx.queues.tombstones.pending() > 0 {
 			idle.Reset(time.Duration(gcIdleDelay.Load()))
 			select {
 			case j, ok = <-db.jobs:
@@ -305,7 +305,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	// Garbage is collected alongside the jobs when it piles up, and on
 	// its own when there are none (commitLoop).
 	collected := 0
-	if !loneFailed && (len(batch) == 0 || tx.queues.tombstones >= gcChunk) {
+	if !loneFailed && (len(batch) == 0 || tx.queues.tombstones.pending() >= gcChunk) {
 		if collected, err = collectGarbage(tx, gcChunk); err != nil {
 			fail(err)
 			return

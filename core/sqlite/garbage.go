@@ -32,6 +32,55 @@ type tombstoneRow struct {
 	Count int   `db:"count"`
 }
 
+// tombstoneLog is the queue index's copy of notification_tombstones: its
+// rows, oldest write first, and the seqs they hold in all, kept together
+// so that the count is always the rows'.
+type tombstoneLog struct {
+	rows  []tombstoneRow
+	count int
+}
+
+func newTombstoneLog(rows []tombstoneRow) tombstoneLog {
+	l := tombstoneLog{rows: rows}
+	for _, r := range rows {
+		l.count += r.Count
+	}
+	return l
+}
+
+// pending is how many dropped rows wait for collection.
+func (l *tombstoneLog) pending() int { return l.count }
+
+func (l *tombstoneLog) add(r tombstoneRow) {
+	l.rows = append(l.rows, r)
+	l.count += r.Count
+}
+
+// oldest returns the key of the last of the oldest rows that together
+// hold at least limit seqs (all of them if fewer), and how many seqs
+// that is; ok is false when there is none.
+func (l *tombstoneLog) oldest(limit int) (last int64, n int, ok bool) {
+	k := 0
+	for k < len(l.rows) && n < limit {
+		n += l.rows[k].Count
+		k++
+	}
+	if k == 0 {
+		return 0, 0, false
+	}
+	return l.rows[k-1].Seq, n, true
+}
+
+// dropThrough forgets the rows up to the key last (collected).
+func (l *tombstoneLog) dropThrough(last int64) {
+	k := 0
+	for k < len(l.rows) && l.rows[k].Seq <= last {
+		l.count -= l.rows[k].Count
+		k++
+	}
+	l.rows = slices.Delete(l.rows, 0, k)
+}
+
 // gcIdleDelay is how long the committer waits for a job before it
 // collects on its own: 50 ms (a variable for the tests that need
 // tombstones to stay).
@@ -43,17 +92,10 @@ func init() { gcIdleDelay.Store(int64(50 * time.Millisecond)) }
 // least limit rows went or none is left, and those tombstone rows, in the
 // committer's transaction, and returns how many tombstones went.
 func collectGarbage(tx *writeTx, limit int) (int, error) {
-	x := tx.queues
-	if len(x.tombstoneRows) == 0 {
-		x.tombstones = 0 // kept with the rows; never left to loop on (PurgeNotifications)
+	last, n, ok := tx.queues.tombstones.oldest(limit)
+	if !ok {
 		return 0, nil
 	}
-	k, n := 0, 0
-	for k < len(x.tombstoneRows) && n < limit {
-		n += x.tombstoneRows[k].Count
-		k++
-	}
-	last := x.tombstoneRows[k-1].Seq
 	if _, err := tx.execP(`DELETE FROM notifications WHERE seq IN
 		(SELECT j.value FROM notification_tombstones t, json_each(t.seqs) j WHERE t.seq <= ?)`, last); err != nil {
 		return 0, fmt.Errorf("sqlite: collect dropped notifications: %w", err)
@@ -63,8 +105,7 @@ func collectGarbage(tx *writeTx, limit int) (int, error) {
 	}
 	// The index learns it now, before the COMMIT: a failed transaction
 	// makes the committer load it again anyway (stale).
-	x.tombstoneRows = slices.Delete(x.tombstoneRows, 0, k)
-	x.tombstones -= n
+	tx.queues.tombstones.dropThrough(last)
 	return n, nil
 }
 

@@ -129,8 +129,7 @@ func storeAdds(tx *writeTx, adds []*addJob) (errs []error, err error) {
 	}
 	x.mu.Unlock()
 	if len(dropped) > 0 {
-		x.tombstoneRows = append(x.tombstoneRows, tombstoneRow{Seq: x.nextSeq, Count: len(dropped)})
-		x.tombstones += len(dropped)
+		x.tombstones.add(tombstoneRow{Seq: x.nextSeq, Count: len(dropped)})
 	}
 	x.nextSeq = seq
 	for i, a := range adds {

@@ -30,7 +30,8 @@ const (
 // bad field, 44 for an unknown UID, reason "item N: …").
 //
 // Each PUID's queue keeps the newest queueSize items (DefaultQueueSize
-// when queueSize <= 0); the oldest are deleted in the same transaction.
+// when queueSize <= 0); the oldest are dropped in the same transaction
+// (a tombstone; their rows are deleted later, collectGarbage).
 // It returns one Notification per item, in order (ID, times and UserID
 // filled in; an item that its own batch pushed out of a full queue is
 // returned all the same), and each item's queue size after the batch.
@@ -274,7 +275,7 @@ func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (
 				tx.queues.stale = true
 			}
 		}()
-		for tx.queues.tombstones > 0 {
+		for tx.queues.tombstones.pending() > 0 {
 			if _, err := collectGarbage(tx, gcChunk); err != nil {
 				return err
 			}

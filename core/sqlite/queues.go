@@ -48,13 +48,12 @@ type queueIndex struct {
 	users  map[string][]*queue // the non-empty queues, by user
 
 	// The committer's alone.
-	idle          int            // entries of queues with no items
-	nextSeq       int64          // past every row and tombstone row
-	tombstones    int            // seqs in notification_tombstones
-	tombstoneRows []tombstoneRow // its rows, in order of seq
-	stale         bool           // load before the next write
-	dataVersion   int64
-	versionSeen   bool
+	idle        int          // entries of queues with no items
+	nextSeq     int64        // past every row and tombstone row
+	tombstones  tombstoneLog // notification_tombstones, for collectGarbage
+	stale       bool         // load before the next write
+	dataVersion int64
+	versionSeen bool
 
 	grantReads, loads int // for the tests
 }
@@ -140,12 +139,8 @@ func (x *queueIndex) load(tx *writeTx) error {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
 	var tombstoneRows []tombstoneRow
-	tombstones := 0
 	if err := tx.Select(&tombstoneRows, `SELECT seq, count FROM notification_tombstones ORDER BY seq`); err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
-	}
-	for _, r := range tombstoneRows {
-		tombstones += r.Count
 	}
 	var next int64
 	if err := tx.getP(`SELECT MAX(COALESCE((SELECT MAX(seq) FROM notifications), 0),
@@ -156,7 +151,7 @@ func (x *queueIndex) load(tx *writeTx) error {
 	x.queues, x.users = queues, users
 	x.mu.Unlock()
 	x.idle, x.nextSeq, x.stale = 0, next, false
-	x.tombstones, x.tombstoneRows = tombstones, tombstoneRows
+	x.tombstones = newTombstoneLog(tombstoneRows)
 	return nil
 }
 
