@@ -209,18 +209,9 @@ func BenchmarkAddNotificationBatch100ParallelRandom(b *testing.B) {
 // item drops the oldest of its queue: the steady state of presence-bench's
 // notify scenario, where no device takes anything.
 func BenchmarkAddNotificationSingleFullQueues(b *testing.B) {
-	ctx := context.Background()
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 200)
-	fill := make([]core.NotificationInput, 100)
-	for _, p := range puids {
-		for i := range fill {
-			fill[i] = core.NotificationInput{PUID: p, Message: "Fred mentioned you in #beer", Action: "https://beerchat.example/r/beer"}
-		}
-		if _, _, err := db.AddNotifications(ctx, app, fill, time.Now(), 0, 100); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillQueues(b, db, app, puids, time.Now())
 	runAdds(b, db, app, 64, 1, inTurn(puids))
 }
 
@@ -232,16 +223,7 @@ func BenchmarkPurgeNotifications(b *testing.B) {
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 1000)
 	created := time.Now()
-	items := make([]core.NotificationInput, 100)
-	for k := 0; k < len(puids); k++ {
-		for i := range items {
-			items[i] = core.NotificationInput{PUID: puids[k], Message: "Fred mentioned you in #beer",
-				Action: "https://beerchat.example/r/beer"}
-		}
-		if _, _, err := db.AddNotifications(ctx, app, items, created, 0, 100); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillQueues(b, db, app, puids, created)
 	b.ResetTimer()
 	for b.Loop() {
 		if n, err := db.PurgeNotifications(ctx, created.Add(-time.Hour)); err != nil || n != 0 {
@@ -256,16 +238,7 @@ func BenchmarkOpenQueued(b *testing.B) {
 	ctx := context.Background()
 	db := MustOpenDB(b)
 	app, puids := benchGrants(b, db, 10000)
-	items := make([]core.NotificationInput, 100)
-	for _, p := range puids {
-		for i := range items {
-			items[i] = core.NotificationInput{PUID: p, Message: "Fred mentioned you in #beer",
-				Action: "https://beerchat.example/r/beer"}
-		}
-		if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillQueues(b, db, app, puids, time.Now())
 	path := db.Path()
 	b.ResetTimer()
 	for b.Loop() {
@@ -297,4 +270,18 @@ func BenchmarkGrantByPUID(b *testing.B) {
 			}
 		}
 	})
+}
+
+// fillQueues fills the queue of each PUID (100 items, created at created).
+func fillQueues(b *testing.B, db *sqlite.DB, app core.AppID, puids []string, created time.Time) {
+	b.Helper()
+	items := make([]core.NotificationInput, 100)
+	for _, p := range puids {
+		for i := range items {
+			items[i] = core.NotificationInput{PUID: p, Message: "Fred mentioned you in #beer", Action: "https://beerchat.example/r/beer"}
+		}
+		if _, _, err := db.AddNotifications(context.Background(), app, items, created, 0, 100); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
