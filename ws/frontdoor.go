@@ -170,20 +170,8 @@ func deviceUpgrade(head []byte) (key []byte, ok bool) {
 	if !bytes.HasPrefix(head, []byte(deviceRequestLine)) {
 		return nil, false
 	}
-	var host, upgrade, connection, version bool
-	rest := head[len(deviceRequestLine):]
-	for len(rest) > 0 {
-		i := bytes.Index(rest, []byte("\r\n"))
-		if i < 0 {
-			return nil, false
-		}
-		line := rest[:i]
-		rest = rest[i+2:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) || !isFieldValue(line[colon+1:]) {
-			return nil, false // folded, malformed: net/http's to judge
-		}
-		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+	var host, upgrade, connection, version, dup bool
+	plain := eachHeader(head[len(deviceRequestLine):], func(name, value []byte) bool {
 		switch {
 		case bytes.EqualFold(name, []byte("Host")):
 			host = len(value) > 0
@@ -192,26 +180,48 @@ func deviceUpgrade(head []byte) (key []byte, ok bool) {
 		case bytes.EqualFold(name, []byte("Connection")):
 			connection = connection || hasToken(value, "upgrade")
 		case bytes.EqualFold(name, []byte("Sec-WebSocket-Version")):
-			if version {
-				return nil, false
-			}
+			dup = dup || version
 			version = string(value) == "13"
-			if !version {
-				return nil, false
-			}
+			return version && !dup
 		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
-			if key != nil {
-				return nil, false
-			}
+			dup = dup || key != nil
 			key = value
+			return !dup
 		case bytes.EqualFold(name, []byte("Content-Length")), bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return nil, false
+			return false
 		}
+		return true
+	})
+	if !plain {
+		return nil, false
 	}
 	if !host || !upgrade || !connection || !version || key == nil || !validKey(key) {
 		return nil, false
 	}
 	return key, true
+}
+
+// eachHeader calls fn with each field of a request head's header lines
+// (rest: the lines after the request line, each ending in CRLF), the
+// value trimmed of spaces and tabs as net/textproto trims it, until fn
+// returns false. It reports false if fn did, or at a line that net/http
+// must judge (folded, malformed, a control character).
+func eachHeader(rest []byte, fn func(name, value []byte) bool) bool {
+	for len(rest) > 0 {
+		line, after, found := bytes.Cut(rest, []byte("\r\n"))
+		if !found {
+			return false
+		}
+		rest = after
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) || !isFieldValue(line[colon+1:]) {
+			return false
+		}
+		if !fn(line[:colon], bytes.Trim(line[colon+1:], " \t")) {
+			return false
+		}
+	}
+	return true
 }
 
 // isToken reports whether b is an HTTP token (RFC 9110 §5.6.2), as a

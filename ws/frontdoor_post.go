@@ -63,47 +63,40 @@ func notificationPost(head []byte) (h postHead, ok bool) {
 	}
 	h.app = string(path)
 	var host, length, auth bool
-	for len(rest) > 0 {
-		line, rest, found = bytes.Cut(rest, []byte("\r\n"))
-		if !found {
-			return h, false
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) || !isFieldValue(line[colon+1:]) {
-			return h, false // folded, malformed: net/http's to judge
-		}
-		name, value := line[:colon], bytes.Trim(line[colon+1:], " \t") // as net/textproto trims
+	plain := eachHeader(rest, func(name, value []byte) bool {
 		switch {
 		case bytes.EqualFold(name, []byte("Host")):
 			if host || !validHost(value) {
-				return h, false
+				return false
 			}
 			host = true
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			if length || len(value) == 0 || len(value) > 7 {
-				return h, false
+				return false
 			}
 			for _, c := range value {
 				if c < '0' || c > '9' {
-					return h, false
+					return false
 				}
 				h.length = h.length*10 + int(c-'0')
 			}
-			if h.length > maxNotifyBody {
-				return h, false // net/http answers 413
-			}
 			length = true
+			return h.length <= maxNotifyBody // else net/http answers 413
 		case bytes.EqualFold(name, []byte("Authorization")):
 			if auth {
-				return h, false
+				return false
 			}
 			h.auth, auth = string(value), true
 		case bytes.EqualFold(name, []byte("Connection")):
 			h.close = h.close || hasToken(value, "close")
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Expect")),
 			bytes.EqualFold(name, []byte("Upgrade")):
-			return h, false
+			return false
 		}
+		return true
+	})
+	if !plain {
+		return h, false
 	}
 	return h, host && length
 }
