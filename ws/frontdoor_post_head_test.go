@@ -32,7 +32,7 @@ func FuzzNotificationPost(f *testing.F) {
 		}
 		if req.Method != "POST" || req.URL.Path != "/"+h.app+"/notification" || req.URL.RawQuery != "" ||
 			req.ContentLength != int64(h.length) || len(req.TransferEncoding) > 0 ||
-			req.Header.Get("Authorization") != h.auth || req.Close != h.close || req.Host == "" {
+			req.Header.Get("Authorization") != string(h.auth) || req.Close != h.close || req.Host == "" {
 			t.Fatalf("%q: front door %+v, net/http %s %s length %d auth %q close %v host %q",
 				head, h, req.Method, req.URL, req.ContentLength, req.Header.Get("Authorization"), req.Close, req.Host)
 		}

@@ -183,3 +183,69 @@ func TestFrontDoorPosts_Shutdown(t *testing.T) {
 		t.Fatalf("idle connection after ShutdownPosts: %v, want EOF", err)
 	}
 }
+
+// A keep-alive connection that proved its key is not trusted beyond it:
+// a wrong key, another app's id, a rotated key and a deactivated app are
+// each refused on the same connection, and the new key is taken.
+func TestFrontDoorPosts_ProvenKeyIsRecheckedOnChange(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := t.Context()
+	puid := h.grant("ann@example.com", h.app)
+	other, otherKey := h.newApp("wine.example")
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := dialRaw(t, h)
+	body := "[" + item(puid, "hi") + "]"
+	post := func(app int64, key string) (int, string) {
+		t.Helper()
+		if _, err := io.WriteString(c, rawPost(host, app, key, body)); err != nil {
+			t.Fatal(err)
+		}
+		status, b, _ := readAnswer(t, br)
+		return status, b
+	}
+	wrong := []byte(h.key)
+	wrong[len(wrong)/2] ^= 1 // same length, one bit off
+	steps := []struct {
+		name   string
+		app    int64
+		key    string
+		before func()
+		status int
+		errno  string
+	}{
+		{name: "good key", app: int64(h.app), key: h.key, status: 200},
+		{name: "good key again", app: int64(h.app), key: h.key, status: 200},
+		{name: "one bit off", app: int64(h.app), key: string(wrong), status: 401, errno: `"errno":40`},
+		{name: "good key after a wrong one", app: int64(h.app), key: h.key, status: 200},
+		{name: "the other app's id with this app's key", app: int64(other), key: h.key, status: 401, errno: `"errno":40`},
+		{name: "the other app's own key", app: int64(other), key: otherKey, status: 404, errno: `"errno":44`},
+		{name: "old key after rotation", app: int64(h.app), key: h.key, status: 401, errno: `"errno":40`,
+			before: func() {
+				_, key, err := h.router.RotateKey(ctx, h.app)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.key = key
+			}},
+		{name: "new key", app: int64(h.app), status: 200},
+		{name: "deactivated", app: int64(h.app), status: 403, errno: `"errno":41`,
+			before: func() {
+				if _, err := h.router.DeactivateApp(ctx, h.app); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	}
+	for _, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		key := s.key
+		if key == "" {
+			key = h.key
+		}
+		status, b := post(s.app, key)
+		if status != s.status || !strings.Contains(b, s.errno) {
+			t.Fatalf("%s: %d %s, want %d %s", s.name, status, b, s.status, s.errno)
+		}
+	}
+}

@@ -36,7 +36,13 @@ type notifyAnswer struct {
 // serveNotify is POST /{app_id}/notification (PROTOCOL §4) through
 // net/http.
 func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
-	a := s.notify(r.Context(), r.PathValue("app_id"), r.Header.Get("Authorization"), func() ([]byte, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), notifyTimeout)
+	defer cancel()
+	auth := func(app core.AppID) error {
+		_, err := s.authBearer(ctx, app, r.Header.Get("Authorization"))
+		return err
+	}
+	a := s.notify(ctx, r.PathValue("app_id"), auth, func() ([]byte, error) {
 		return io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
 	})
 	if a.retryAfter > 0 {
@@ -47,20 +53,29 @@ func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
 	w.Write(a.body)
 }
 
-// notify answers a notification POST: appID is the path's {app_id},
-// authorization the header, and body reads the body (only once the key
-// is good: an unknown caller does not get to make the server read 512 KiB).
-func (s *Server) notify(ctx context.Context, appID, authorization string, body func() ([]byte, error)) notifyAnswer {
+// authBearer checks an Authorization header, "Bearer <api key>", for app
+// (errno 40 without a key; core.Router.AuthenticateApp's errors).
+func (s *Server) authBearer(ctx context.Context, app core.AppID, authorization string) (*core.App, error) {
+	key, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok || key == "" {
+		return nil, core.Errorf(core.ErrnoBadKey, "want Authorization: Bearer <api key>")
+	}
+	return s.router.AuthenticateApp(ctx, app, key)
+}
+
+// notify answers a notification POST under ctx, which bounds the wait for
+// the store (notifyTimeout): appID is the path's {app_id}, auth
+// checks the request's credentials for the app (authBearer, or what a
+// keep-alive connection already proved), and body reads the body, only
+// once auth has passed: an unknown caller does not get to make the
+// server read 512 KiB.
+func (s *Server) notify(ctx context.Context, appID string, auth func(core.AppID) error, body func() ([]byte, error)) notifyAnswer {
 	id, err := strconv.ParseInt(appID, 10, 64)
 	if err != nil || id <= 0 {
 		return notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
 	}
 	app := core.AppID(id)
-	key, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok || key == "" {
-		return notifyError(http.StatusUnauthorized, core.ErrnoBadKey, "want Authorization: Bearer <api key>", -1)
-	}
-	if _, err := s.router.AuthenticateApp(ctx, app, key); err != nil {
+	if err := auth(app); err != nil {
 		return s.notifyFailed(err)
 	}
 	b, err := body()
@@ -81,8 +96,6 @@ func (s *Server) notify(ctx context.Context, appID, authorization string, body f
 		a.retryAfter = int(math.Ceil(wait.Seconds()))
 		return a
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	_, sizes, err := s.router.Notify(ctx, app, items)
 	if err != nil {
 		return s.notifyFailed(err)
