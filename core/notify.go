@@ -45,22 +45,43 @@ func (r *Router) Notify(ctx context.Context, app AppID, items []NotificationInpu
 // pushNotifications hands stored notifications to the live devices of
 // their users. Delivery is at least once: the device acks by id.
 func (r *Router) pushNotifications(ns []Notification) {
+	if oneUser(ns) { // the usual batch, and every single item: no grouping
+		r.pushToUser(ns[0].UserID, ns)
+		return
+	}
 	byUser := make(map[string][]Notification)
 	for _, n := range ns {
 		byUser[n.UserID] = append(byUser[n.UserID], n)
 	}
 	for userID, list := range byUser {
-		u := r.lockUser(userID, false)
-		if u == nil {
-			continue
+		r.pushToUser(userID, list)
+	}
+}
+
+// oneUser reports whether every item of ns (at least one) is the same
+// user's.
+func oneUser(ns []Notification) bool {
+	for _, n := range ns {
+		if n.UserID != ns[0].UserID {
+			return false
 		}
-		for _, s := range u.sessions {
-			if !s.gone && !s.replaced {
-				s.sink.SendNotifications(list)
-				r.Metrics.NotificationsPushed.Add(int64(len(list)))
-			}
+	}
+	return len(ns) > 0
+}
+
+// pushToUser hands list, all of it userID's, to each of the user's live
+// devices.
+func (r *Router) pushToUser(userID string, list []Notification) {
+	u := r.lockUser(userID, false)
+	if u == nil {
+		return
+	}
+	defer u.mu.Unlock()
+	for _, s := range u.sessions {
+		if !s.gone && !s.replaced {
+			s.sink.SendNotifications(list)
+			r.Metrics.NotificationsPushed.Add(int64(len(list)))
 		}
-		u.mu.Unlock()
 	}
 }
 

@@ -215,3 +215,28 @@ func TestNotifyResponseShape(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// A batch for several users reaches each user's device with that user's
+// items only, in the batch's order.
+func TestNotifyBatchOfSeveralUsersPushedToEach(t *testing.T) {
+	h := newHarness(t, nil)
+	ann := h.grant("ann@example.com", h.app)
+	bob := h.grant("bob@example.com", h.app)
+	annPhone, _ := h.connect("ann@example.com", "phone", h.app)
+	bobPhone, _ := h.connect("bob@example.com", "phone", h.app)
+	body := "[" + item(ann, "a1") + "," + item(bob, "b1") + "," + item(ann, "a2") + "]"
+	if status, b, _ := h.post(int64(h.app), h.key, body); status != 200 {
+		t.Fatalf("%d %s", status, b)
+	}
+	for _, want := range []struct {
+		phone    *client
+		uid, msg string
+	}{{annPhone, ann, "a1"}, {annPhone, ann, "a2"}, {bobPhone, bob, "b1"}} {
+		var n pushed
+		want.phone.Decode(&n)
+		if n.Type != "notification" || n.UID != want.uid || n.Message != want.msg {
+			t.Fatalf("pushed %+v, want %s for %s", n, want.msg, want.uid)
+		}
+	}
+	annPhone.StillOpen() // nothing more: bob's item did not go to ann
+}
