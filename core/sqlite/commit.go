@@ -120,6 +120,7 @@ func (t *writeTx) getP(query string, args []any, dest ...any) error {
 
 // A job is one caller's write. fn runs inside a SAVEPOINT of the shared
 // transaction; it must use tx for every statement and must not keep it.
+// (An AddNotifications job has no fn: run stores its add alone.)
 // What fn returns decides only its own savepoint. The caller learns the
 // outcome on res (buffered: the committer never waits for a caller that
 // gave up).
@@ -240,12 +241,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		}
 	}
 
-	if _, err := tx.execP(`BEGIN IMMEDIATE`); err != nil {
-		fail(fmt.Errorf("sqlite: begin: %w", err))
-		return
-	}
-	if err := tx.queues.prepare(tx); err != nil {
-		fail(fmt.Errorf("sqlite: queue index: %w", err))
+	if err := tx.begin(); err != nil {
+		fail(err)
 		return
 	}
 	live, ran := 0, 0
@@ -257,7 +254,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	// The notification batches go first, together: the callers are all
 	// still waiting, so any order of their writes is one they could
 	// have seen. If they cannot share statements, they run one by one
-	// below like the others.
+	// below like the others. (First, too, because addGroup relies on
+	// nothing having been written before it.)
 	merged := make([]bool, len(batch))
 	n, handled, err := db.addGroup(tx, batch, errs, merged)
 	if err != nil {
@@ -340,6 +338,25 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	db.syncs.hand(committed{jobs: slices.Clone(batch), errs: errs})
 }
 
+// begin begins the write transaction and brings the queue index up to
+// date with the database (another process may have written).
+func (t *writeTx) begin() error {
+	if _, err := t.execP(`BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := t.queues.prepare(t); err != nil {
+		return fmt.Errorf("sqlite: queue index: %w", err)
+	}
+	return nil
+}
+
+// restart rolls back everything the transaction has done and begins it
+// again.
+func (t *writeTx) restart() error {
+	t.execP(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
+	return t.begin()
+}
+
 // run calls the job's function, turning a panic into its error: a bug in
 // one write must not stop the committer and hang every later writer.
 func run(j *job, tx *writeTx) (err error) {
@@ -348,5 +365,12 @@ func run(j *job, tx *writeTx) (err error) {
 			err = fmt.Errorf("sqlite: write panicked: %v", p)
 		}
 	}()
+	if j.fn == nil { // an AddNotifications batch on its own
+		errs, err := storeAdds(tx, []*addJob{j.add})
+		if err != nil {
+			return err
+		}
+		return errs[0]
+	}
 	return j.fn(tx)
 }

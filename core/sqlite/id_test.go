@@ -1,17 +1,21 @@
 package sqlite
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
+
+// idShape is the documented form of an id (newID).
+var idShape = regexp.MustCompile(`^[0-9a-f]{12}[A-Za-z0-9_-]{22}$`)
 
 // TestID_CarriesSeq: every id names its seq, and only ids of that shape
 // name one.
 func TestID_CarriesSeq(t *testing.T) {
 	for _, seq := range []int64{1, 255, 1 << 40, 1<<48 - 1} {
 		id := newID(seq)
-		if len(id) != idLen {
-			t.Fatalf("newID(%d) = %q: %d characters", seq, id, len(id))
+		if !idShape.MatchString(id) {
+			t.Fatalf("newID(%d) = %q: want 12 hex digits, then 22 URL-safe base64 characters", seq, id)
 		}
 		if got, ok := seqOfID(id); !ok || got != seq {
 			t.Fatalf("seqOfID(newID(%d)) = %d, %v", seq, got, ok)

@@ -71,17 +71,17 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 		}
 	}
 
-	a := &addJob{app: app, ns: ns, queueSize: queueSize, sizes: make([]int, len(items))}
-	j := &job{ctx: ctx, res: make(chan error, 1), add: a}
 	// The committer merges the batch with the others of its commit
-	// (addGroup), or runs it alone: the same rows either way.
-	j.fn = func(tx *writeTx) error {
-		errs, err := storeAdds(tx, []*addJob{a})
-		if err != nil {
-			return err
-		}
-		return errs[0]
+	// (addGroup), or runs it alone (run): the same rows either way.
+	req := &struct {
+		j job
+		a addJob
+	}{
+		j: job{ctx: ctx, res: make(chan error, 1)},
+		a: addJob{app: app, ns: ns, queueSize: queueSize, sizes: make([]int, len(items))},
 	}
+	j, a := &req.j, &req.a // one allocation for both
+	j.add = a
 	err := db.submit(j)
 	if err != nil {
 		if _, ok := err.(*core.ItemError); ok {
@@ -118,7 +118,10 @@ func newID(seq int64) string {
 	var b [22]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(seq)<<16) // 48 bits of seq in b[0:6]
 	rand.Read(b[6:])                                   // never fails (crypto/rand, Go ≥ 1.24)
-	return hex.EncodeToString(b[:6]) + base64.RawURLEncoding.EncodeToString(b[6:])
+	var id [idLen]byte
+	hex.Encode(id[:12], b[:6])
+	base64.RawURLEncoding.Encode(id[12:], b[6:])
+	return string(id[:]) // one allocation, where the two encodings' strings and their sum were three
 }
 
 // idLen is the length of every id newID makes.
