@@ -207,6 +207,10 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 			return
 		}
 		batch = append(batch[:0], j)
+		// While the last commit's sync is in flight, this one may not
+		// commit (syncPipe): wait for it before taking the jobs that
+		// arrived meanwhile, and they join this commit.
+		db.syncs.await()
 		// Take whatever else is already queued: those callers share this
 		// commit instead of waiting for their own fsync.
 	drain:
