@@ -318,10 +318,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
 	if end == `COMMIT` {
-		// This transaction's statements ran while the previous commit's
-		// WAL was being synced; its COMMIT waits for that sync, so that
-		// one sync at most is in flight and groups stay as large as the
-		// sync is long (syncPipe).
+		// One sync at most is in flight (syncPipe). commitLoop waited
+		// for it already, unless this is a commit of garbage alone.
 		db.syncs.await()
 	}
 	if _, err := tx.execP(end); err != nil {
