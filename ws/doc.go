@@ -10,7 +10,8 @@
 // into frames; it holds no presence logic of its own. Without TLS a front
 // door (FrontDoor) reads each new connection's first request: device
 // upgrades and keep-alive connections of notification POSTs are served
-// there, everything else by net/http. Idle device sockets wait in an
+// there, everything else by net/http (a POST connection checks its key in
+// full once, then against the key it proved, docs/decisions.md). Idle device sockets wait in an
 // epoll set with no goroutine; a device's writes go through a queue
 // drained by a writer that runs only while the queue is non-empty, so an
 // idle device costs a few KiB and no goroutine.
