@@ -28,6 +28,14 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("presence_notifications_acked_total", "counter", "Live notifications acked by devices.", m.NotificationsAcked.Load())
 	metric("presence_slow_consumer_drops_total", "counter", "Devices dropped because they read too slowly.", m.SlowConsumerDrops.Load())
 	metric("presence_file_limit_refusals_total", "counter", "Connections refused at the open-file limit.", m.FileLimitRefusals.Load())
+	// The store's group commit: writes/commits is how many writers share
+	// each commit and its WAL sync, the figure that says whether the
+	// store keeps up (BENCHMARKS.md).
+	if st, ok := s.router.Store().(interface{ CommitStats() (commits, writes uint64) }); ok {
+		commits, writes := st.CommitStats()
+		metric("presence_store_commits_total", "counter", "Write transactions committed, each made durable by one sync.", int64(commits))
+		metric("presence_store_writes_total", "counter", "Writes those transactions carried.", int64(writes))
+	}
 	errs := m.Errors()
 	codes := make([]core.Errno, 0, len(errs))
 	for e := range errs {
