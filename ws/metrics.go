@@ -3,6 +3,7 @@ package ws
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -32,6 +33,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("presence_notifications_pushed_total", "counter", "Live notifications pushed to devices.", m.NotificationsPushed.Load())
 	metric("presence_notifications_acked_total", "counter", "Live notifications acked by devices.", m.NotificationsAcked.Load())
 	metric("presence_slow_consumer_drops_total", "counter", "Devices dropped because they read too slowly.", m.SlowConsumerDrops.Load())
+	metric("presence_goroutines", "gauge", "Goroutines now (an idle device holds none).", int64(runtime.NumGoroutine()))
 	metric("presence_file_limit_refusals_total", "counter", "Connections refused at the open-file limit.", m.FileLimitRefusals.Load())
 	// The store's group commit: writes/commits is how many writers share
 	// each commit and its WAL sync, the figure that says whether the

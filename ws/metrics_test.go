@@ -20,6 +20,9 @@ func TestMetricsCountStoredNotificationsAndCommits(t *testing.T) {
 		}
 	}
 	after := h.metrics()
+	if after["presence_goroutines"] < 1 {
+		t.Fatalf("presence_goroutines = %d", after["presence_goroutines"])
+	}
 	if d := after["presence_notifications_stored_total"] - before["presence_notifications_stored_total"]; d != 2 {
 		t.Fatalf("stored_total rose by %d, want 2", d)
 	}

@@ -215,6 +215,9 @@ func (b *bench) connect(ctx context.Context) {
 			newRow("connect", fmt.Sprintf("threads/fds at %s", formatNum(float64(cp.Held))), "", float64(cp.Server.Threads), none),
 		)
 		rows[len(rows)-1].Metric = fmt.Sprintf("threads at %s (fds %d)", formatNum(float64(cp.Held)), cp.Server.FDs)
+		if g := cp.Server.Goroutines; g >= 0 {
+			rows = append(rows, newRow("connect", fmt.Sprintf("goroutines at %s", formatNum(float64(cp.Held))), "", float64(g), none))
+		}
 	}
 	if pc.Stopped != "" {
 		b.rep.detail("connect_presence_stopped", pc.Stopped)
