@@ -40,7 +40,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	// store keeps up (BENCHMARKS.md).
 	if st, ok := s.router.Store().(commitCounter); ok {
 		commits, writes := st.CommitStats()
-		metric("presence_store_commits_total", "counter", "Write transactions committed, each made durable by one sync.", int64(commits))
+		metric("presence_store_commits_total", "counter", "Transactions that committed callers' writes, each made durable by one sync.", int64(commits))
 		metric("presence_store_writes_total", "counter", "Writes those transactions carried.", int64(writes))
 	}
 	errs := m.Errors()

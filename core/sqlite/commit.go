@@ -197,6 +197,7 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 			case j, ok = <-db.jobs:
 				idle.Stop()
 			case <-idle.C:
+				db.syncs.await()
 				db.commit(tx, nil) // garbage only
 				continue
 			}
@@ -232,7 +233,8 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 
 // commit runs batch in one transaction, one savepoint per job, commits,
 // then hands the answers to syncLoop, which gives them once the WAL is
-// synced: no job hears "ok" before the commit is durable.
+// synced: no job hears "ok" before the commit is durable. The caller has
+// waited for the last commit's sync (one in flight at most, syncPipe).
 // A lone job needs no savepoint: if it fails, the whole transaction is
 // its own, and rolls back.
 func (db *DB) commit(tx *writeTx, batch []*job) {
@@ -316,11 +318,6 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	end := `COMMIT`
 	if ran == 0 && collected == 0 {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
-	}
-	if end == `COMMIT` {
-		// One sync at most is in flight (syncPipe). commitLoop waited
-		// for it already, unless this is a commit of garbage alone.
-		db.syncs.await()
 	}
 	if _, err := tx.execP(end); err != nil {
 		fail(fmt.Errorf("sqlite: %s: %w", end, err))
