@@ -20,15 +20,12 @@ import (
 // the same items, in order, pending and ackable under their new ids.
 func TestMigrate_FromVersion1(t *testing.T) {
 	ctx := context.Background()
-	path := writeOldVersion(t, 1,
-		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
-		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
-		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
+	path := writeOldVersion(t, 1, append(aliceGrant(),
 		// v1 ids: 12 hex digits of milliseconds, then 22 random characters.
 		`INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES
 			(3, '019ab0c0ffeeAAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'first', '', 1, 2),
 			(9, '019ab0c0ffefBBBBBBBBBBBBBBBBBBBBBB', 7, 'p-alice', 'alice', 'second', '', 1, 2)`,
-	)
+	)...)
 
 	db, err := Open(path)
 	if err != nil {
@@ -70,10 +67,7 @@ func TestMigrate_FromVersion1(t *testing.T) {
 func TestMigrate_FromVersion2(t *testing.T) {
 	noIdleCollection(t)
 	ctx := context.Background()
-	path := writeOldVersion(t, 2,
-		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
-		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
-		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
+	path := writeOldVersion(t, 2, append(aliceGrant(),
 		`INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES
 			(1, '000000000001AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm1', '', 1, 9e18),
 			(2, '000000000002AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm2', '', 1, 9e18),
@@ -82,7 +76,7 @@ func TestMigrate_FromVersion2(t *testing.T) {
 		// m1 and m2 were dropped; the tombstone of seq 8 outlived a row
 		// that a revoked grant took.
 		`INSERT INTO notification_tombstones VALUES (1), (2), (8)`,
-	)
+	)...)
 
 	db, err := Open(path)
 	if err != nil {
@@ -135,4 +129,14 @@ func writeOldVersion(t *testing.T, v int, inserts ...string) string {
 		}
 	}
 	return path
+}
+
+// aliceGrant is the rows, the same in schema versions 1 and 2, of app 7
+// and alice's grant to it (PUID p-alice), for writeOldVersion.
+func aliceGrant() []string {
+	return []string{
+		`INSERT INTO apps (id, domain, name, owner_email, verification_key, created_at) VALUES (7, 'd', 'n', 'o', 'k', 0)`,
+		`INSERT INTO users VALUES ('alice', 'a@example.com', 0)`,
+		`INSERT INTO grants VALUES ('p-alice', 'alice', 7, 'S', 0)`,
+	}
 }
