@@ -4,6 +4,7 @@ package ws
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,8 @@ import (
 // netpoller for writes; the two do not interfere.
 type poller struct {
 	epfd  int
+	file  *os.File                 // epfd, for the runtime's netpoller; closing it ends run
+	raw   syscall.RawConn          // file's
 	conns []atomic.Pointer[device] // by fd; fds are small integers below the open-file limit
 	work  chan *device             // to idle readers; their stacks are already grown
 	done  chan struct{}            // closed with the epoll set: readers end
@@ -41,7 +44,22 @@ func newPoller() (*poller, error) {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < 1<<22 {
 		size = int(lim.Max) + 1
 	}
-	p := &poller{epfd: epfd, conns: make([]atomic.Pointer[device], size), work: make(chan *device), done: make(chan struct{})}
+	// The set's own fd is watched by the Go runtime's netpoller: the
+	// goroutine that collects events parks there, holding no thread, and
+	// asks the set with a timeout of 0. A thread blocked in epoll_wait
+	// lost its P to sysmon after 20 µs and, when woken, had to get one
+	// back or sleep again: a thread switch or two per batch of events.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		return nil, err
+	}
+	watched := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := watched.SyscallConn()
+	if err != nil {
+		watched.Close()
+		return nil, err
+	}
+	p := &poller{epfd: epfd, file: watched, raw: raw, conns: make([]atomic.Pointer[device], size), work: make(chan *device), done: make(chan struct{})}
 	for range readers() {
 		go func() {
 			for {
@@ -89,20 +107,28 @@ func (p *poller) remove(fd int, d *device) {
 }
 
 func (p *poller) run() {
+	defer close(p.done) // not p.work: readers send on it too (dispatch)
 	events := make([]syscall.EpollEvent, 256)
-	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if errors.Is(err, syscall.EINTR) {
-			continue
+	var failed error
+	collect := func(fd uintptr) bool {
+		n, err := syscall.EpollWait(int(fd), events, 0)
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			failed = err
+			return true
 		}
-		if err != nil {
-			close(p.done) // not p.work: readers send on it too (dispatch)
-			return        // closed
+		if n <= 0 {
+			return false // nothing ready: park in the netpoller until the set has events
 		}
 		for i := range n {
 			if d := p.conns[events[i].Fd].Load(); d != nil {
 				p.dispatch(d)
 			}
+		}
+		return true
+	}
+	for {
+		if err := p.raw.Read(collect); err != nil || failed != nil {
+			return // closed
 		}
 	}
 }
@@ -148,7 +174,7 @@ func (p *poller) extraReader(d *device) {
 	}
 }
 
-func (p *poller) close() { syscall.Close(p.epfd) }
+func (p *poller) close() { p.file.Close() }
 
 // rawFD returns the file descriptor of a plain TCP connection, or -1.
 func rawFD(c syscall.Conn) (int, syscall.RawConn) {
