@@ -3,6 +3,7 @@
 package ws
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 // netpoller on the epoll set, and the readers end with it: a server that
 // is closed leaves nothing running.
 func TestPollerCloseEndsCollector(t *testing.T) {
-	p, err := newPoller()
+	p, err := newPoller(slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ package ws
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
@@ -21,7 +22,8 @@ import (
 // (device.readable). The Go runtime keeps the same socket in its own
 // netpoller for writes; the two do not interfere.
 type poller struct {
-	epfd  int
+	log   *slog.Logger
+	epfd  int                      // kept: file.Fd() would make the set blocking again
 	file  *os.File                 // epfd, for the runtime's netpoller; closing it ends run
 	raw   syscall.RawConn          // file's
 	conns []atomic.Pointer[device] // by fd; fds are small integers below the open-file limit
@@ -34,7 +36,7 @@ type poller struct {
 // up; when none is idle, a fresh goroutine reads instead.
 func readers() int { return 4 * runtime.GOMAXPROCS(0) }
 
-func newPoller() (*poller, error) {
+func newPoller(log *slog.Logger) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -54,12 +56,19 @@ func newPoller() (*poller, error) {
 		return nil, err
 	}
 	watched := os.NewFile(uintptr(epfd), "epoll")
+	// A file the netpoller refused would fail every wait at once, and no
+	// device would be read: refuse here instead, so the server falls back
+	// to a reading goroutine per device.
+	if err := watched.SetReadDeadline(time.Time{}); err != nil {
+		watched.Close()
+		return nil, err
+	}
 	raw, err := watched.SyscallConn()
 	if err != nil {
 		watched.Close()
 		return nil, err
 	}
-	p := &poller{epfd: epfd, file: watched, raw: raw, conns: make([]atomic.Pointer[device], size), work: make(chan *device), done: make(chan struct{})}
+	p := &poller{log: log, epfd: epfd, file: watched, raw: raw, conns: make([]atomic.Pointer[device], size), work: make(chan *device), done: make(chan struct{})}
 	for range readers() {
 		go func() {
 			for {
@@ -109,7 +118,7 @@ func (p *poller) remove(fd int, d *device) {
 func (p *poller) run() {
 	defer close(p.done) // not p.work: readers send on it too (dispatch)
 	events := make([]syscall.EpollEvent, 256)
-	var failed error
+	var failed error // epoll_wait's own error: the set is unusable
 	collect := func(fd uintptr) bool {
 		n, err := syscall.EpollWait(int(fd), events, 0)
 		if err != nil && !errors.Is(err, syscall.EINTR) {
@@ -127,7 +136,12 @@ func (p *poller) run() {
 		return true
 	}
 	for {
-		if err := p.raw.Read(collect); err != nil || failed != nil {
+		err := p.raw.Read(collect)
+		if failed != nil {
+			p.log.Error("epoll set failed: parked devices are no longer read", "err", failed)
+			return
+		}
+		if err != nil {
 			return // closed
 		}
 	}

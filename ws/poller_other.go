@@ -2,12 +2,15 @@
 
 package ws
 
-import "syscall"
+import (
+	"log/slog"
+	"syscall"
+)
 
 // poller is epoll's; elsewhere every device has a reading goroutine.
 type poller struct{}
 
-func newPoller() (*poller, error)                   { return nil, errNoPoller }
+func newPoller(*slog.Logger) (*poller, error)       { return nil, errNoPoller }
 func (p *poller) add(int, *device) bool             { return false }
 func (p *poller) dispatch(*device)                  {}
 func (p *poller) remove(int, *device)               {}

@@ -67,7 +67,7 @@ func New(c Config) *Server {
 		stop: make(chan struct{}),
 	}
 	if c.Config.Server.TLSCert == "" { // TLS sockets cannot be read without the TLS layer
-		if p, err := newPoller(); err == nil {
+		if p, err := newPoller(s.log); err == nil {
 			s.poller = p
 		} else {
 			s.log.Warn("no epoll: each device gets a reading goroutine", "err", err)
