@@ -20,6 +20,9 @@ type conn struct {
 	writing bool
 	closing bool // after the queue drains, end the connection
 	dead    bool
+	// closeSent: the queue drained through the close frame, so the
+	// connection ends with a lingering close (device.end).
+	closeSent bool
 
 	maxQueue int    // frames; past it the peer is too slow
 	onSlow   func() // called (without mu) when the queue overflows
@@ -27,9 +30,10 @@ type conn struct {
 }
 
 // send queues a text frame. inline lets the calling goroutine (the
-// reader, answering a request) do the writing itself when no writer runs,
-// which saves a goroutine per answer. It reports false if the connection
-// is closing or its queue overflowed.
+// collector or a reader, answering a request) write it itself when no
+// writer runs, which saves a goroutine per answer; it writes only what
+// the socket takes at once (flushNow). It reports false if the
+// connection is closing or its queue overflowed.
 func (c *conn) send(payload []byte, inline bool) bool {
 	return c.sendFrame(encodeFrame(opText, payload), inline)
 }
@@ -53,12 +57,47 @@ func (c *conn) sendFrame(frame []byte, inline bool) bool {
 	c.mu.Unlock()
 	if start {
 		if inline {
-			c.flush()
+			c.flushNow()
 		} else {
 			go c.flush()
 		}
 	}
 	return true
+}
+
+// flushNow is the start of a writer that never waits for the socket: the
+// caller answers a request, maybe on the poller's collector, which every
+// parked device waits for. The one frame queued (the answer) is written
+// if the socket takes it at once, the usual case; anything else (frames
+// queued meanwhile, the part of the answer a full socket did not take, a
+// close to finish) goes to a writer goroutine, which may wait.
+func (c *conn) flushNow() {
+	c.mu.Lock()
+	if len(c.queue) == 1 && c.raw != nil {
+		b := c.queue[0]
+		c.mu.Unlock()
+		n, err := writeNow(c.raw, b)
+		if err != nil && err != errWouldBlock {
+			c.kill()
+			return
+		}
+		c.mu.Lock()
+		if n == len(b) {
+			last := len(c.queue) - 1
+			copy(c.queue, c.queue[1:])
+			c.queue[last] = nil
+			c.queue = c.queue[:last]
+		} else {
+			c.queue[0] = b[n:]
+		}
+	}
+	if len(c.queue) == 0 && !c.closing {
+		c.writing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	go c.flush()
 }
 
 // close queues last (a text frame, may be nil) and a close frame after
@@ -90,7 +129,7 @@ func (c *conn) flush() {
 		if len(batch) == 0 {
 			ending := c.closing && !c.dead
 			if ending {
-				c.dead = true
+				c.dead, c.closeSent = true, true
 			}
 			c.writing = false
 			c.mu.Unlock()
@@ -131,6 +170,13 @@ func (c *conn) writeOne(b []byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(writeWait))
 	_, err = c.nc.Write(b[n:])
 	return err
+}
+
+// sentClose says whether the close frame went out whole.
+func (c *conn) sentClose() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeSent
 }
 
 // kill ends the connection now (a write failed).

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ type device struct {
 	rmu     sync.Mutex  // guards the reader's state below; one reader at a time
 	again   atomic.Bool // a reader found rmu taken: read once more before leaving
 	partial []byte      // the start of a frame not yet complete
+	held    bool        // partial starts with whole frames the collector left for a reader
 	msg     []byte      // a fragmented message being put together
 	errors  int         // consecutive
 	limiter *core.RateLimiter
@@ -95,7 +97,7 @@ func (s *Server) startDevice(nc net.Conn, early []byte) {
 	d.partial = early
 	if len(early) > 0 {
 		d.rmu.Lock()
-		d.consume(nil)
+		d.consume(nil, false)
 		d.rmu.Unlock()
 	}
 	// Park the socket in epoll: from here, no goroutine waits on it. The
@@ -117,7 +119,12 @@ func (s *Server) startDevice(nc net.Conn, early []byte) {
 // more before it leaves. The note is taken after the lock is released
 // and the lock tried again after the note is left, so no event is lost
 // between the two.
-func (d *device) readable() {
+//
+// onCollector is true on the poller's collector goroutine, which serves
+// every parked device and so must never wait: it answers only requests
+// that cannot (status, ping), reads a few times at most, and hands the
+// device to a reader for anything else.
+func (d *device) readable(onCollector bool) {
 	if !d.rmu.TryLock() {
 		d.again.Store(true)
 		if !d.rmu.TryLock() {
@@ -126,10 +133,10 @@ func (d *device) readable() {
 	}
 	for {
 		d.again.Store(false)
-		drained := d.readAll()
+		drained := d.readAll(onCollector)
 		d.rmu.Unlock()
 		if !drained {
-			d.srv.poller.dispatch(d) // more to read: after the other devices
+			d.srv.poller.dispatch(d) // more to read, or a request that may wait: after the other devices
 			return
 		}
 		if !d.again.Load() || !d.rmu.TryLock() {
@@ -138,24 +145,50 @@ func (d *device) readable() {
 	}
 }
 
-// readAll reads until the socket has no more, or 64 reads. It reports
-// false when bytes may be left (edge-triggered: no event will say so).
-// Caller holds rmu.
-func (d *device) readAll() (drained bool) {
+// readRounds bounds the reads of one turn at a device: then the other
+// devices have the core. The collector's turns are shorter, since every
+// parked device waits for it.
+const (
+	readRounds          = 64
+	collectorReadRounds = 4
+)
+
+// readAll reads until the socket has no more, or readRounds reads. It
+// reports false when a reader must go on: bytes may be left
+// (edge-triggered: no event will say so), or the collector held a frame
+// for it. Caller holds rmu.
+func (d *device) readAll(onCollector bool) (drained bool) {
 	if d.gone.Load() {
 		return true
+	}
+	if d.held {
+		if onCollector {
+			return true // the reader on its way reads what came too
+		}
+		d.held = false
+		if d.consume(nil, false) == consumedEnd {
+			return true
+		}
 	}
 	bp := d.srv.getBuf()
 	defer d.srv.putBuf(bp)
 	buf := *bp
-	for range 64 { // then let other devices have the core
+	rounds := readRounds
+	if onCollector {
+		rounds = collectorReadRounds
+	}
+	for range rounds {
 		b := append(buf[:0], d.partial...)
 		room := cap(b) - len(b)
 		n, err := readNow(d.raw, b[len(b):cap(b)])
 		if n > 0 {
 			d.lastSeen.Store(time.Now().UnixNano())
-			if !d.consume(b[:len(b)+n]) {
+			switch d.consume(b[:len(b)+n], onCollector) {
+			case consumedEnd:
 				return true
+			case consumedHeld:
+				d.held = true
+				return false
 			}
 		}
 		if err == errWouldBlock || (err == nil && n < room) {
@@ -183,9 +216,9 @@ func (d *device) readLoop() {
 		if n > 0 {
 			d.lastSeen.Store(time.Now().UnixNano())
 			d.rmu.Lock()
-			ok := d.consume(b[:len(b)+n])
+			ended := d.consume(b[:len(b)+n], false) == consumedEnd
 			d.rmu.Unlock()
-			if !ok {
+			if ended {
 				return
 			}
 		}
@@ -196,12 +229,23 @@ func (d *device) readLoop() {
 	}
 }
 
-// consume handles every whole frame in b and keeps the rest for later. It
-// reports false when the connection is ending. Caller holds rmu.
-func (d *device) consume(b []byte) bool {
+// consumed says how far consume went.
+type consumed uint8
+
+const (
+	consumedAll  consumed = iota // every whole frame handled
+	consumedEnd                  // the connection is ending
+	consumedHeld                 // stopped at a frame the collector leaves for a reader
+)
+
+// consume handles every whole frame in b (nil: in partial) and keeps the
+// rest for later: from a held frame on, or a frame not yet complete.
+// Caller holds rmu.
+func (d *device) consume(b []byte, onCollector bool) consumed {
 	if b == nil {
 		b = d.partial
 	}
+	result := consumedAll
 	for {
 		f, n, err := parseFrame(b, d.srv.cfg.Limits.MaxFrameBytes)
 		if err == errIncomplete {
@@ -211,10 +255,17 @@ func (d *device) consume(b []byte) bool {
 			var pe *protocolError
 			errors.As(err, &pe)
 			d.conn.close(pe.code, pe.reason, nil)
-			return false
+			return consumedEnd
 		}
-		if !d.frame(f) {
-			return false
+		if result = d.frame(f, onCollector); result == consumedEnd {
+			return consumedEnd
+		}
+		if result == consumedHeld {
+			// parseFrame unmasked the payload in place: a zero key
+			// lets the reader parse the frame again as it now is.
+			start := n - len(f.payload)
+			clear(b[start-4 : start])
+			break
 		}
 		b = b[n:]
 	}
@@ -223,13 +274,17 @@ func (d *device) consume(b []byte) bool {
 	} else {
 		d.partial = append(d.partial[:0:0], b...)
 	}
-	return true
+	return result
 }
 
 // frame handles one frame: data to requests, control frames as RFC 6455
-// says.
-func (d *device) frame(f frame) bool {
+// says. On the collector, the pieces of a fragmented message are held for
+// a reader, with the request they may make.
+func (d *device) frame(f frame, onCollector bool) consumed {
 	max := d.srv.cfg.Limits.MaxFrameBytes
+	if onCollector && (f.op == opContinuation || (!f.fin && (f.op == opText || f.op == opBinary))) {
+		return consumedHeld
+	}
 	switch f.op {
 	case opPing:
 		d.conn.sendFrame(encodeFrame(opPong, f.payload), true)
@@ -240,41 +295,43 @@ func (d *device) frame(f frame) bool {
 			code = int(f.payload[0])<<8 | int(f.payload[1])
 		}
 		d.conn.close(code, "", nil)
-		return false
+		return consumedEnd
 	case opText, opBinary:
 		if d.msg != nil {
 			d.conn.close(closeProtocolError, "new message inside a fragmented one", nil)
-			return false
+			return consumedEnd
 		}
 		if !f.fin {
 			d.msg = append(make([]byte, 0, len(f.payload)), f.payload...)
 			if f.op == opBinary {
 				d.msg = append(d.msg[:0:0], 0) // a binary message is refused whatever it holds
 			}
-			return true
+			return consumedAll
 		}
 		if f.op == opBinary {
 			d.answerError(core.Errorf(core.ErrnoNotObject, "frame is not a JSON object: binary frame"))
-			return true
+			return consumedAll
 		}
-		d.handle(f.payload)
+		if !d.handle(f.payload, onCollector) {
+			return consumedHeld
+		}
 	case opContinuation:
 		if d.msg == nil {
 			d.conn.close(closeProtocolError, "continuation without a message", nil)
-			return false
+			return consumedEnd
 		}
 		if len(d.msg)+len(f.payload) > max {
 			d.conn.close(closeTooBig, "message larger than limits.max_frame_bytes", nil)
-			return false
+			return consumedEnd
 		}
 		d.msg = append(d.msg, f.payload...)
 		if f.fin {
 			msg := d.msg
 			d.msg = nil
-			d.handle(msg)
+			d.handle(msg, false)
 		}
 	}
-	return true
+	return consumedAll
 }
 
 // end releases the connection once: out of epoll, socket closed, the
@@ -284,7 +341,11 @@ func (d *device) end() {
 		if d.fd >= 0 {
 			d.srv.poller.remove(d.fd, d)
 		}
-		d.conn.nc.Close()
+		if d.conn.sentClose() {
+			go lingerClose(d.conn.nc)
+		} else {
+			d.conn.nc.Close()
+		}
 		d.srv.live.remove(d)
 		d.gone.Store(true)
 		if s := d.session.Load(); s != nil {
@@ -294,8 +355,27 @@ func (d *device) end() {
 	})
 }
 
-// handle answers one request frame.
-func (d *device) handle(data []byte) {
+// lingerTime bounds how long a connection the server closed first
+// waits for its peer to close too.
+const lingerTime = 2 * time.Second
+
+// lingerClose ends a connection whose close frame is out: it sends FIN,
+// then reads and drops what the peer still sends until the peer closes
+// too, or for lingerTime. Closing at once with bytes unread would send a
+// reset instead, and the peer's TCP would throw away whatever it had not
+// read yet: the errno that said why, and the close frame.
+func lingerClose(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok && tc.CloseWrite() == nil {
+		tc.SetReadDeadline(time.Now().Add(lingerTime))
+		io.Copy(io.Discard, tc)
+	}
+	nc.Close()
+}
+
+// handle answers one request frame. On the collector it answers only
+// requests that never wait, and reports false for the others: the frame
+// is then left for a reader, which decodes it again.
+func (d *device) handle(data []byte, onCollector bool) (handled bool) {
 	var session string
 	if s := d.session.Load(); s != nil {
 		session = s.ID()
@@ -306,7 +386,10 @@ func (d *device) handle(data []byte) {
 	req, err := decodeRequestInto(data, pooled, session)
 	if err != nil {
 		d.answerError(err)
-		return
+		return true
+	}
+	if onCollector && !neverWaits(req.Type) {
+		return false
 	}
 	var answer []byte
 	switch req.Type {
@@ -325,7 +408,7 @@ func (d *device) handle(data []byte) {
 	}
 	if err != nil {
 		d.answerError(err)
-		return
+		return true
 	}
 	d.errors = 0
 	if &answer[0] == &resultTrue[0] {
@@ -336,7 +419,13 @@ func (d *device) handle(data []byte) {
 	if req.Type == "connect" {
 		d.pushPending()
 	}
+	return true
 }
+
+// neverWaits says whether a request type is answered from memory alone.
+// The others may wait: connect on the identity verifier, ack on a store
+// commit, visibility on a grant lookup.
+func neverWaits(typ string) bool { return typ == "status" || typ == "ping" }
 
 var (
 	resultTrue      = []byte(`{"result":true}`)

@@ -1,8 +1,12 @@
 package ws_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -133,3 +137,60 @@ func (h *harness) appChannel(app core.AppID, key string) *client {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// rawDevice is a device on a plain TCP socket, for tests that need to
+// control exactly which bytes go out in one write, or to read nothing.
+type rawDevice struct {
+	c       net.Conn
+	br      *bufio.Reader
+	session string
+}
+
+// dialRaw upgrades a plain socket and connects as email.
+func (h *harness) dialRaw(email string) *rawDevice {
+	h.t.Helper()
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	d := &rawDevice{c: c, br: bufio.NewReader(c)}
+	c.Write([]byte(rawUpgrade(host, "/presence")))
+	if resp, err := http.ReadResponse(d.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		h.t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	c.Write(maskedText(`{"type":"connect","assertion":"` + h.dev.Mint(email, time.Hour) + `","application_ids":[` + itoa(int64(h.app)) + `]}`))
+	var answer struct {
+		Result  bool   `json:"result"`
+		Session string `json:"session_id"`
+	}
+	if got := readFrame(h.t, d.br); json.Unmarshal([]byte(got), &answer) != nil || !answer.Result {
+		h.t.Fatalf("connect: %s", got)
+	}
+	d.session = answer.Session
+	return d
+}
+
+// readServerFrame reads one unmasked server frame: its opcode and payload.
+func readServerFrame(t *testing.T, br *bufio.Reader) (op byte, payload string) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	n := int(h[1] & 0x7F)
+	if n == 126 {
+		var l [2]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			t.Fatal(err)
+		}
+		n = int(binary.BigEndian.Uint16(l[:]))
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(br, p); err != nil {
+		t.Fatal(err)
+	}
+	return h[0] & 0x0F, string(p)
+}

@@ -23,12 +23,20 @@ import (
 // netpoller for writes; the two do not interfere.
 type poller struct {
 	log   *slog.Logger
-	epfd  int                      // kept: file.Fd() would make the set blocking again
-	file  *os.File                 // epfd, for the runtime's netpoller; closing it ends run
-	raw   syscall.RawConn          // file's
+	sets  []epollSet               // a device's set is its fd modulo len(sets)
 	conns []atomic.Pointer[device] // by fd; fds are small integers below the open-file limit
 	work  chan *device             // to idle readers; their stacks are already grown
-	done  chan struct{}            // closed with the epoll set: readers end
+	done  chan struct{}            // closed once every set is closed: readers end
+}
+
+// epollSet is one epoll set and the collector goroutine that serves its
+// devices. There is one per core (GOMAXPROCS): a collector answers
+// status and ping requests itself (device.readable), so one set alone
+// would serve every device from one core.
+type epollSet struct {
+	fd   int             // kept: file.Fd() would make the set blocking again
+	file *os.File        // fd, for the runtime's netpoller; closing it ends the collector
+	raw  syscall.RawConn // file's
 }
 
 // readers is how many reading goroutines wait for work. A device whose
@@ -37,58 +45,81 @@ type poller struct {
 func readers() int { return 4 * runtime.GOMAXPROCS(0) }
 
 func newPoller(log *slog.Logger) (*poller, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
 	var lim syscall.Rlimit
 	size := 1 << 16
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < 1<<22 {
 		size = int(lim.Max) + 1
 	}
-	// The set's own fd is watched by the Go runtime's netpoller: the
-	// goroutine that collects events parks there, holding no thread, and
-	// asks the set with a timeout of 0. A thread blocked in epoll_wait
-	// lost its P to sysmon after 20 µs and, when woken, had to get one
-	// back or sleep again: a thread switch or two per batch of events.
-	if err := syscall.SetNonblock(epfd, true); err != nil {
-		syscall.Close(epfd)
-		return nil, err
+	p := &poller{log: log, conns: make([]atomic.Pointer[device], size), work: make(chan *device), done: make(chan struct{})}
+	for range runtime.GOMAXPROCS(0) {
+		set, err := newEpollSet()
+		if err != nil {
+			for _, s := range p.sets {
+				s.file.Close()
+			}
+			return nil, err
+		}
+		p.sets = append(p.sets, set)
 	}
-	watched := os.NewFile(uintptr(epfd), "epoll")
-	// A file the netpoller refused would fail every wait at once, and no
-	// device would be read: refuse here instead, so the server falls back
-	// to a reading goroutine per device.
-	if err := watched.SetReadDeadline(time.Time{}); err != nil {
-		watched.Close()
-		return nil, err
-	}
-	raw, err := watched.SyscallConn()
-	if err != nil {
-		watched.Close()
-		return nil, err
-	}
-	p := &poller{log: log, epfd: epfd, file: watched, raw: raw, conns: make([]atomic.Pointer[device], size), work: make(chan *device), done: make(chan struct{})}
 	for range readers() {
 		go func() {
 			for {
 				select {
 				case d := <-p.work:
-					d.readable()
+					d.readable(false)
 				case <-p.done:
 					return
 				}
 			}
 		}()
 	}
-	go p.run()
+	var collectors sync.WaitGroup
+	for _, set := range p.sets {
+		collectors.Go(func() { p.collect(set) })
+	}
+	go func() {
+		collectors.Wait()
+		close(p.done) // not p.work: readers send on it too (dispatch)
+	}()
 	return p, nil
+}
+
+func newEpollSet() (epollSet, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return epollSet{}, err
+	}
+	// The set's own fd is watched by the Go runtime's netpoller: the
+	// goroutine that collects events parks there, holding no thread, and
+	// asks the set with a timeout of 0. A thread blocked in epoll_wait
+	// lost its P to sysmon after 20 µs and, when woken, had to get one
+	// back or sleep again: a thread switch or two per batch of events.
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return epollSet{}, err
+	}
+	watched := os.NewFile(uintptr(fd), "epoll")
+	// A file the netpoller refused would fail every wait at once, and no
+	// device would be read: refuse here instead, so the server falls back
+	// to a reading goroutine per device.
+	if err := watched.SetReadDeadline(time.Time{}); err != nil {
+		watched.Close()
+		return epollSet{}, err
+	}
+	raw, err := watched.SyscallConn()
+	if err != nil {
+		watched.Close()
+		return epollSet{}, err
+	}
+	return epollSet{fd: fd, file: watched, raw: raw}, nil
 }
 
 const armEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
 
 // epollET is EPOLLET; package syscall spells it as a negative int.
 const epollET = 1 << 31
+
+func (p *poller) setOf(fd int) *epollSet { return &p.sets[fd%len(p.sets)] }
 
 // add parks d's socket; false if it cannot be (the caller then reads
 // with a goroutine).
@@ -98,7 +129,7 @@ func (p *poller) add(fd int, d *device) bool {
 	}
 	p.conns[fd].Store(d)
 	ev := syscall.EpollEvent{Events: armEvents, Fd: int32(fd)}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := syscall.EpollCtl(p.setOf(fd).fd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.conns[fd].CompareAndSwap(d, nil)
 		return false
 	}
@@ -111,15 +142,16 @@ func (p *poller) remove(fd int, d *device) {
 	if fd < 0 || fd >= len(p.conns) {
 		return
 	}
-	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
+	syscall.EpollCtl(p.setOf(fd).fd, syscall.EPOLL_CTL_DEL, fd, nil)
 	p.conns[fd].CompareAndSwap(d, nil)
 }
 
-func (p *poller) run() {
-	defer close(p.done) // not p.work: readers send on it too (dispatch)
+// collect is a set's collector: it serves each device with bytes to read
+// in turn, on its own goroutine (device.readable), until the set closes.
+func (p *poller) collect(set epollSet) {
 	events := make([]syscall.EpollEvent, 256)
 	var failed error // epoll_wait's own error: the set is unusable
-	collect := func(fd uintptr) bool {
+	serve := func(fd uintptr) bool {
 		n, err := syscall.EpollWait(int(fd), events, 0)
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			failed = err
@@ -130,13 +162,13 @@ func (p *poller) run() {
 		}
 		for i := range n {
 			if d := p.conns[events[i].Fd].Load(); d != nil {
-				p.dispatch(d)
+				d.readable(true)
 			}
 		}
 		return true
 	}
 	for {
-		err := p.raw.Read(collect)
+		err := set.raw.Read(serve)
 		if failed != nil {
 			p.log.Error("epoll set failed: parked devices are no longer read", "err", failed)
 			return
@@ -167,14 +199,14 @@ const extraIdle = 2 * time.Second
 // events that follow (8 % of the server's CPU under a status load, when
 // each got its own).
 func (p *poller) extraReader(d *device) {
-	d.readable()
+	d.readable(false)
 	idle := time.NewTimer(extraIdle)
 	defer idle.Stop()
 	busy := false
 	for {
 		select {
 		case d := <-p.work:
-			d.readable()
+			d.readable(false)
 			busy = true
 		case <-p.done:
 			return
@@ -188,7 +220,11 @@ func (p *poller) extraReader(d *device) {
 	}
 }
 
-func (p *poller) close() { p.file.Close() }
+func (p *poller) close() {
+	for _, s := range p.sets {
+		s.file.Close()
+	}
+}
 
 // rawFD returns the file descriptor of a plain TCP connection, or -1.
 func rawFD(c syscall.Conn) (int, syscall.RawConn) {
