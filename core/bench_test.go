@@ -68,3 +68,21 @@ func BenchmarkOutboxPushTake(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOutboxTakeOneAfterBurst is the usual turn of a writer that
+// keeps up: one update pending, in an outbox a burst once grew to 2,000
+// PUIDs.
+func BenchmarkOutboxTakeOneAfterBurst(b *testing.B) {
+	o := core.NewStatusOutbox()
+	puids := make([]string, 2000)
+	for i := range puids {
+		puids[i] = core.NewPUID()
+		o.Push(core.StatusUpdate{PUID: puids[i], Status: core.Online})
+	}
+	buf := o.Take(nil)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		o.Push(core.StatusUpdate{PUID: puids[i%len(puids)], Status: core.Online})
+		buf = o.Take(buf[:0])
+	}
+}

@@ -8,9 +8,10 @@ import "sync"
 // (presence is state), so a slow app costs memory bounded by its user
 // count, never by the update rate.
 type StatusOutbox struct {
-	mu      sync.Mutex // guards: order, pending
+	mu      sync.Mutex // guards: order, pending, peak
 	order   []string
 	pending map[string]StatusUpdate
+	peak    int // the most PUIDs ever pending at once: how large pending grew
 
 	ready chan struct{} // holds a token while something is pending
 }
@@ -45,7 +46,18 @@ func (o *StatusOutbox) Take(dst []StatusUpdate) []StatusUpdate {
 	for _, puid := range o.order {
 		dst = append(dst, o.pending[puid])
 	}
-	clear(o.pending)
+	// A map keeps the size of its largest burst, and clear walks all
+	// of it: when few of that many are pending (one, as a writer that
+	// keeps up usually finds), deleting each is cheaper.
+	o.peak = max(o.peak, len(o.order))
+	if len(o.order)*4 >= o.peak {
+		clear(o.pending)
+	} else {
+		for _, puid := range o.order {
+			delete(o.pending, puid)
+		}
+	}
+	clear(o.order) // no PUID strings held past their turn
 	o.order = o.order[:0]
 	return dst
 }
