@@ -39,7 +39,7 @@ func rawUpgrade(host, path string) string {
 }
 
 // readFrame reads one unmasked server frame's payload (short frames).
-func readFrame(t *testing.T, br *bufio.Reader) string {
+func readFrame(t testing.TB, br *bufio.Reader) string {
 	t.Helper()
 	var h [2]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {

@@ -25,7 +25,7 @@ import (
 // httptest: one active app with a key, and a dev verifier to mint
 // assertions.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    *presence.Config
 	router *core.Router
 	dev    *core.DevVerifier
@@ -35,14 +35,14 @@ type harness struct {
 	key    string
 }
 
-func newHarness(t *testing.T, tweak func(*presence.Config)) *harness {
+func newHarness(t testing.TB, tweak func(*presence.Config)) *harness {
 	t.Helper()
 	return newHarnessWith(t, tweak, true)
 }
 
 // newHarnessWith serves the edge through its front door (as presence
 // serve does without TLS) or with net/http alone (as with TLS).
-func newHarnessWith(t *testing.T, tweak func(*presence.Config), frontDoor bool) *harness {
+func newHarnessWith(t testing.TB, tweak func(*presence.Config), frontDoor bool) *harness {
 	t.Helper()
 	cfg := presence.Default()
 	cfg.Device.DisconnectGrace.Duration = 0
@@ -174,7 +174,7 @@ func (h *harness) dialRaw(email string) *rawDevice {
 }
 
 // readServerFrame reads one unmasked server frame: its opcode and payload.
-func readServerFrame(t *testing.T, br *bufio.Reader) (op byte, payload string) {
+func readServerFrame(t testing.TB, br *bufio.Reader) (op byte, payload string) {
 	t.Helper()
 	var h [2]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {
