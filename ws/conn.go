@@ -72,8 +72,14 @@ func (c *conn) sendFrame(frame []byte, inline bool) bool {
 // queued meanwhile, the part of the answer a full socket did not take, a
 // close to finish) goes to a writer goroutine, which may wait.
 func (c *conn) flushNow() {
+	if c.raw == nil {
+		// TLS: the caller is the device's own reading goroutine
+		// (readLoop), which serves no one else and may wait.
+		c.flush()
+		return
+	}
 	c.mu.Lock()
-	if len(c.queue) == 1 && c.raw != nil {
+	if len(c.queue) == 1 {
 		b := c.queue[0]
 		c.mu.Unlock()
 		n, err := writeNow(c.raw, b)

@@ -110,6 +110,28 @@ func TestWrongSessionIDEndsSession(t *testing.T) {
 	}
 }
 
+// Over TLS each device is read by a goroutine of its own (epoll cannot
+// see TLS records), and answers are written by that goroutine: the
+// channel works as it does on plain sockets, errors and close included.
+func TestDeviceOverTLS(t *testing.T) {
+	h := newTLSHarness(t)
+	h.grant("ann@example.com", h.app)
+	app := h.appChannel(h.app, h.key)
+	c, sid := h.connect("ann@example.com", "phone", h.app)
+	c.Send(`{"type":"status","session_id":"` + sid + `","status":"online","message":"over tls"}`)
+	c.Expect(`{"result":true}`)
+	if got := app.Read(); !strings.Contains(got, `"status":"online","message":"over tls"`) {
+		t.Fatalf("app got %s", got)
+	}
+	c.Send(`{"type":"ping"}`)
+	c.Expect(`{"result":true}`)
+	c.Send(`{"type":"status","session_id":"not-mine","status":"online"}`)
+	c.Expect(`{"result":false,"errno":-1,"reason":"unknown or wrong session_id"}`)
+	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+}
+
 func TestReplacedByNewerConnection(t *testing.T) {
 	h := newHarness(t, nil)
 	old, _ := h.connect("ann@example.com", "phone")

@@ -41,21 +41,8 @@ func rawUpgrade(host, path string) string {
 // readFrame reads one unmasked server frame's payload (short frames).
 func readFrame(t testing.TB, br *bufio.Reader) string {
 	t.Helper()
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
-		t.Fatal(err)
-	}
-	n := int(h[1] & 0x7F)
-	if n == 126 {
-		var l [2]byte
-		io.ReadFull(br, l[:])
-		n = int(binary.BigEndian.Uint16(l[:]))
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(br, p); err != nil {
-		t.Fatal(err)
-	}
-	return string(p)
+	_, payload := readServerFrame(t, br)
+	return payload
 }
 
 // A device that pipelines its connect behind the upgrade request, or

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/core/sqlite"
@@ -41,8 +43,25 @@ func newHarness(t testing.TB, tweak func(*presence.Config)) *harness {
 }
 
 // newHarnessWith serves the edge through its front door (as presence
-// serve does without TLS) or with net/http alone (as with TLS).
+// serve does without TLS) or with net/http alone.
 func newHarnessWith(t testing.TB, tweak func(*presence.Config), frontDoor bool) *harness {
+	t.Helper()
+	return startHarness(t, tweak, func(srv *httptest.Server, edge *ws.Server) {
+		if frontDoor {
+			srv.Listener = edge.FrontDoor(srv.Listener)
+		}
+		srv.Start()
+	})
+}
+
+// newTLSHarness serves the edge over TLS, as presence serve does with
+// server.tls_cert: net/http alone, and a reading goroutine per device.
+func newTLSHarness(t testing.TB) *harness {
+	t.Helper()
+	return startHarness(t, nil, func(srv *httptest.Server, _ *ws.Server) { srv.StartTLS() })
+}
+
+func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httptest.Server, *ws.Server)) *harness {
 	t.Helper()
 	cfg := presence.Default()
 	cfg.Device.DisconnectGrace.Duration = 0
@@ -66,10 +85,7 @@ func newHarnessWith(t testing.TB, tweak func(*presence.Config), frontDoor bool) 
 	edge := ws.New(ws.Config{Router: r, Verifier: dev, Config: cfg})
 	edge.Register(mux)
 	srv := httptest.NewUnstartedServer(mux)
-	if frontDoor {
-		srv.Listener = edge.FrontDoor(srv.Listener)
-	}
-	srv.Start()
+	start(srv, edge)
 	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
 	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge}
 	h.app, h.key = h.newApp("beer.example")
@@ -102,7 +118,19 @@ func (h *harness) grant(email string, app core.AppID) string {
 
 func (h *harness) url(path string) string { return "ws" + strings.TrimPrefix(h.srv.URL, "http") + path }
 
-func (h *harness) dial(path string) *client { return presencetest.Dial(h.t, h.url(path)) }
+func (h *harness) dial(path string) *client {
+	if h.srv.TLS == nil {
+		return presencetest.Dial(h.t, h.url(path))
+	}
+	h.t.Helper()
+	dialer := websocket.Dialer{TLSClientConfig: h.srv.Client().Transport.(*http.Transport).TLSClientConfig}
+	c, resp, err := dialer.Dial(h.url(path), nil)
+	if err != nil {
+		h.t.Fatalf("dial %s: %v (%v)", h.url(path), err, resp)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return &client{T: h.t, Conn: c}
+}
 
 type client = presencetest.WS
 

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// poller parks idle device sockets in an epoll set of its own: a device
+// poller parks idle device sockets in epoll sets of its own: a device
 // costs a goroutine only while bytes are being read from it. Each socket
 // is armed once, edge-triggered: an event comes for each arrival of
 // bytes after the last read, and nothing has to be re-armed (an
