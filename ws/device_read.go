@@ -156,10 +156,7 @@ func (d *device) consume(b []byte, onCollector bool) consumed {
 			return consumedEnd
 		}
 		if result == consumedHeld {
-			// parseFrame unmasked the payload in place: a zero key
-			// lets the reader parse the frame again as it now is.
-			start := n - len(f.payload)
-			clear(b[start-4 : start])
+			markUnmasked(b, n, f) // the reader parses it again
 			break
 		}
 		b = b[n:]

@@ -112,6 +112,15 @@ func parseFrame(b []byte, maxPayload int) (f frame, n int, err error) {
 	return f, end, nil
 }
 
+// markUnmasked zeroes the masking key of f, the frame parseFrame just
+// read from b[:n]. parseFrame unmasks the payload in place, so a frame
+// kept to be parsed again (one the collector holds for a reader) must
+// not be unmasked twice: with a zero key it parses as it now is.
+func markUnmasked(b []byte, n int, f frame) {
+	start := n - len(f.payload)
+	clear(b[start-4 : start])
+}
+
 // appendFrameHeader appends the header of an unmasked server frame.
 func appendFrameHeader(b []byte, op byte, length int) []byte {
 	b = append(b, 0x80|op)

@@ -99,7 +99,8 @@ func TestEncodeFrameHeaders(t *testing.T) {
 }
 
 // parseFrame never panics, never reads past its input, and what it
-// accepts fits within the limit.
+// accepts fits within the limit. A frame marked unmasked after it was
+// parsed parses again to the same frame (the collector's held frames).
 func FuzzParseFrame(f *testing.F) {
 	f.Add(clientFrame(true, opText, []byte(`{"type":"ping"}`)))
 	f.Add(clientFrame(false, opContinuation, []byte("abc")))
@@ -111,6 +112,12 @@ func FuzzParseFrame(f *testing.F) {
 		}
 		if n > len(b) || len(fr.payload) > 4096 {
 			t.Fatalf("n %d of %d, payload %d", n, len(b), len(fr.payload))
+		}
+		payload := bytes.Clone(fr.payload)
+		markUnmasked(b, n, fr)
+		again, m, err := parseFrame(b, 4096)
+		if err != nil || m != n || again.fin != fr.fin || again.op != fr.op || !bytes.Equal(again.payload, payload) {
+			t.Fatalf("parsed again: %+v %d %v, want %+v %d", again, m, err, fr, n)
 		}
 	})
 }
