@@ -11,10 +11,15 @@
 // door (FrontDoor) reads each new connection's first request: device
 // upgrades and keep-alive connections of notification POSTs are served
 // there, everything else by net/http (a POST connection checks its key in
-// full once, then against the key it proved, docs/decisions.md). Idle device sockets wait in an
-// epoll set with no goroutine; a device's writes go through a queue
-// drained by a writer that runs only while the queue is non-empty, so an
-// idle device costs a few KiB and no goroutine.
+// full once, then against the key it proved, docs/decisions.md). Idle
+// device sockets wait with no goroutine in epoll sets, one per core,
+// whose collectors answer status and ping themselves and hold the
+// requests that may wait for reader goroutines. A device's writes go
+// through a queue: an answer is written at once as far as the socket
+// takes it, and a writer goroutine runs only while something is left, so
+// an idle device costs a few KiB and no goroutine, and a device that
+// does not read holds up no other. A connection the server closes first
+// lingers for up to 2 s, so that its reset does not discard the errno.
 //
 // Close codes: 1009 for an oversize frame, 1008 for errno -1, -5 and for
 // a refused app key, 1000 for -2 and -3, 1001 for -4, 1013 for -6 (the
