@@ -235,16 +235,6 @@ func isToken(b []byte) bool {
 	return true
 }
 
-// isFieldValue reports whether b holds no control character but tab.
-func isFieldValue(b []byte) bool {
-	for _, c := range b {
-		if !fieldValueChar[c] {
-			return false
-		}
-	}
-	return true
-}
-
 // tokenChar and fieldValueChar are the byte classes of isToken and
 // isFieldValue, as tables: every request head the front door takes goes
 // through them byte by byte.
