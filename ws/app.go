@@ -74,15 +74,21 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		s.refuseApp(c, err)
 		return
 	}
-	c.SetWriteDeadline(time.Now().Add(writeWait))
-	if err := c.WriteMessage(websocket.TextMessage, resultTrue); err != nil {
-		return
-	}
-
+	// Attached before the key is answered: an app that has its
+	// {"result":true} gets every update published after it. (Answered
+	// first, an update routed in between went to the app's other
+	// channels only.) What the attach queues waits in the outbox until
+	// the writer starts, after the answer.
 	ch := &appChannel{ws: c, outbox: core.NewStatusOutbox(), extra: make(chan []byte, 16), closed: make(chan core.Errno, 1)}
 	detach, err := s.router.AttachApp(r.Context(), id, ch, core.AttachOptions{})
 	if err != nil {
 		s.refuseApp(c, err)
+		return
+	}
+	c.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.WriteMessage(websocket.TextMessage, resultTrue); err != nil {
+		detach()
+		s.router.Requeue(id, ch.outbox.Take(nil))
 		return
 	}
 	readerDone := make(chan struct{})
