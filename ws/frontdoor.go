@@ -237,7 +237,8 @@ func isToken(b []byte) bool {
 
 // tokenChar and fieldValueChar are the byte classes of isToken and
 // isFieldValue, as tables: every request head the front door takes goes
-// through them byte by byte.
+// through them (field values only where a word may hold a control byte,
+// bytescan.go).
 var tokenChar, fieldValueChar = func() (token, value [256]bool) {
 	for c := range 256 {
 		token[c] = c > ' ' && c < 0x7F && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
