@@ -196,8 +196,9 @@ const extraIdle = 2 * time.Second
 // for extraIdle. When every reader is busy (a connect waiting on a remote
 // identity verifier, or both cores taken), a new one is needed; keeping
 // it spares a new goroutine, and the growth of its stack, for each of the
-// events that follow (8 % of the server's CPU under a status load, when
-// each got its own).
+// events that follow (8 % of the server's CPU under a status load, back
+// when every event went to a reader and each got its own; now it is
+// connect storms and requests that wait that bring readers work).
 func (p *poller) extraReader(d *device) {
 	d.readable(false)
 	idle := time.NewTimer(extraIdle)
