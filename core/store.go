@@ -46,6 +46,12 @@ type Store interface {
 	// and each item's queue size after the batch. Concurrent calls share
 	// commits (group commit). It returns only after the commit.
 	AddNotifications(ctx context.Context, app AppID, items []NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]Notification, []int, error)
+	// AddNotificationsThen is AddNotifications that returns at once and
+	// calls done with the outcome, exactly once, maybe on a goroutine of
+	// the store's own that serves other callers too: done must not block.
+	// Once the batch is queued, done is called whatever ctx does.
+	AddNotificationsThen(ctx context.Context, app AppID, items []NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int,
+		done func([]Notification, []int, error))
 	// PendingNotifications lists a user's queued notifications for the
 	// given apps (all apps when nil), oldest first.
 	PendingNotifications(ctx context.Context, userID string, apps []AppID) ([]Notification, error)

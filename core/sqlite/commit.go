@@ -123,15 +123,26 @@ func (t *writeTx) getP(query string, args []any, dest ...any) error {
 // (An AddNotifications job has no fn: run stores its add alone.)
 // What fn returns decides only its own savepoint. The caller learns the
 // outcome on res (buffered: the committer never waits for a caller that
-// gave up).
+// gave up), or, if done is set instead, from done, called on the
+// committer's or the answering goroutine (answerLoop).
 type job struct {
-	ctx context.Context
-	fn  func(tx *writeTx) error
-	res chan error
+	ctx  context.Context
+	fn   func(tx *writeTx) error
+	res  chan error
+	done func(error) // must not block: the next answers wait on it
 
 	// add, if set, is the same write as fn, an AddNotifications batch,
 	// in a form the committer can merge with others (addGroup).
 	add *addJob
+}
+
+// answer gives the job its outcome.
+func (j *job) answer(err error) {
+	if j.done != nil {
+		j.done(err)
+		return
+	}
+	j.res <- err
 }
 
 // write hands fn to the committer and waits until its transaction has
@@ -146,27 +157,32 @@ func (db *DB) write(ctx context.Context, fn func(tx *writeTx) error) error {
 // submit is write for a job already built.
 func (db *DB) submit(j *job) error {
 	ctx := j.ctx
+	if err := db.enqueue(j); err != nil {
+		return err
+	}
+	select {
+	case err := <-j.res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
+// enqueue hands j to the committer, unless the database is closed or
+// ctx ends first.
+func (db *DB) enqueue(j *job) error {
 	db.mu.RLock()
+	defer db.mu.RUnlock()
 	if db.closed {
-		db.mu.RUnlock()
 		return ErrClosed
 	}
 	// Holding the read lock while we send keeps Close from closing jobs
 	// under us; the committer keeps draining, so the send ends.
 	select {
 	case db.jobs <- j:
-	case <-ctx.Done():
-		db.mu.RUnlock()
-		return ctx.Err()
-	}
-	db.mu.RUnlock()
-
-	select {
-	case err := <-j.res:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		return nil
+	case <-j.ctx.Done():
+		return j.ctx.Err()
 	}
 }
 
@@ -182,6 +198,7 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer tx.close()
 	db.syncs = newSyncPipe()
 	go db.syncLoop()
+	go db.answerLoop()
 	defer db.syncs.stop()
 	batch := make([]*job, 0, maxJobsPerCommit)
 	idle := time.NewTimer(time.Hour)
@@ -243,7 +260,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		tx.execP(`ROLLBACK`)   // fails harmlessly when SQLite already rolled back
 		tx.queues.stale = true // it may hold what the rollback undid
 		for _, j := range batch {
-			j.res <- err
+			j.answer(err)
 		}
 	}
 
@@ -325,7 +342,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	}
 	if end == `ROLLBACK` {
 		for i, j := range batch {
-			j.res <- errs[i]
+			j.answer(errs[i])
 		}
 		return
 	}

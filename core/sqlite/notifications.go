@@ -39,11 +39,58 @@ const (
 // The write shares its commit with concurrent writers (group commit) and
 // returns only once that commit is durable.
 func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]core.Notification, []int, error) {
+	add, err := newAdd(ctx, app, items, now, defaultTTL, queueSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	add.j.res = make(chan error, 1)
+	if err := db.submit(&add.j); err != nil {
+		return nil, nil, addError(app, err)
+	}
+	return add.a.ns, add.a.sizes, nil
+}
+
+// AddNotificationsThen is AddNotifications that returns at once and
+// gives the outcome to done: on the goroutine that ends the commit's
+// sync, or on the caller's if the batch is refused before it is queued.
+// done must not block: the answers of the rest of the commit wait on it.
+// A job still queued when ctx ends is skipped (done hears ctx.Err());
+// once queued, done is called whatever ctx does.
+func (db *DB) AddNotificationsThen(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int,
+	done func([]core.Notification, []int, error)) {
+	add, err := newAdd(ctx, app, items, now, defaultTTL, queueSize)
+	if err != nil {
+		done(nil, nil, err)
+		return
+	}
+	add.j.done = func(err error) {
+		if err != nil {
+			done(nil, nil, addError(app, err))
+			return
+		}
+		done(add.a.ns, add.a.sizes, nil)
+	}
+	if err := db.enqueue(&add.j); err != nil {
+		add.j.done(err)
+	}
+}
+
+// pendingAdd is one AddNotifications batch on its way to the committer:
+// the job and its batch in one allocation.
+type pendingAdd struct {
+	j job
+	a addJob
+}
+
+// newAdd checks the batch and builds its rows; the committer merges them
+// with the others of its commit (addGroup), or runs them alone (run): the
+// same rows either way.
+func newAdd(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) (*pendingAdd, error) {
 	if len(items) == 0 {
-		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: no items")
+		return nil, core.Errorf(core.ErrnoInvalidField, "batch: no items")
 	}
 	if len(items) > core.MaxNotificationBatch {
-		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: %d items, at most %d", len(items), core.MaxNotificationBatch)
+		return nil, core.Errorf(core.ErrnoInvalidField, "batch: %d items, at most %d", len(items), core.MaxNotificationBatch)
 	}
 	if defaultTTL <= 0 {
 		defaultTTL = DefaultTTL
@@ -55,7 +102,7 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 	ns := make([]core.Notification, len(items))
 	for i, it := range items {
 		if err := core.CheckNotification(it); err != nil {
-			return nil, nil, itemError(i, core.ErrnoOf(err), core.ReasonOf(err))
+			return nil, itemError(i, core.ErrnoOf(err), core.ReasonOf(err))
 		}
 		ttl := it.TTL
 		if ttl == 0 {
@@ -70,26 +117,20 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 			ExpiresAt: now.Add(ttl),
 		}
 	}
-
-	// The committer merges the batch with the others of its commit
-	// (addGroup), or runs it alone (run): the same rows either way.
-	req := &struct {
-		j job
-		a addJob
-	}{
-		j: job{ctx: ctx, res: make(chan error, 1)},
+	add := &pendingAdd{
+		j: job{ctx: ctx},
 		a: addJob{app: app, ns: ns, queueSize: queueSize, sizes: make([]int, len(items))},
 	}
-	j, a := &req.j, &req.a // one allocation for both
-	j.add = a
-	err := db.submit(j)
-	if err != nil {
-		if _, ok := err.(*core.ItemError); ok {
-			return nil, nil, err
-		}
-		return nil, nil, mapErr(err, fmt.Sprintf("sqlite: add notifications of app %d", app))
+	add.j.add = &add.a
+	return add, nil
+}
+
+// addError is what a caller of AddNotifications hears of a failed write.
+func addError(app core.AppID, err error) error {
+	if _, ok := err.(*core.ItemError); ok {
+		return err
 	}
-	return ns, a.sizes, nil
+	return mapErr(err, fmt.Sprintf("sqlite: add notifications of app %d", app))
 }
 
 // insertQueries holds the INSERT of 1 to MaxNotificationBatch rows, built once.
