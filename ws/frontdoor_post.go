@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/presence-service/presence/core"
@@ -195,11 +195,13 @@ func (s *Server) ShutdownPosts(ctx context.Context) error { return s.posts.shutd
 type postConn struct {
 	fd      *frontDoor
 	nc      net.Conn
-	buf     []byte // buf[:n]: read, not yet answered (consume drops what was)
+	raw     syscall.RawConn // nc's, for answers written without waiting; nil: a goroutine writes them
+	buf     []byte          // buf[:n]: read, not yet answered (consume drops what was)
 	n       int
-	out     []byte // the answer being written
 	proven  provenKey
 	scratch []byte // for comparing a key with the proven one
+
+	postAnswer // the answer to the request in flight
 }
 
 // postBufSize is the buffer a connection keeps; a request larger than it
@@ -208,23 +210,41 @@ const postBufSize = 4096
 
 // servePosts serves c, from which first was read: a whole request head
 // that notificationPost takes, and maybe more.
+//
+// A request handed to the store is answered by the goroutine that ends
+// its commit (postAnswer.finish), while this one goes back to reading:
+// it waits for that answer only before it serves the next request, which
+// keeps the answers in order. Measured with presence-bench notify, single
+// POSTs: waking this goroutine to write each answer left about 19 of
+// them runnable at once after each sync, for 0.7 ms (median) before the
+// answer went out; see BENCHMARKS.md.
 func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 	pc := &postConn{fd: fd, nc: c, buf: make([]byte, max(postBufSize, len(first)))}
 	pc.n = copy(pc.buf, first)
+	pc.answered = make(chan struct{}, 1)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_, pc.raw = rawFD(tc)
+	}
 	if !fd.s.posts.add(pc) {
 		c.Close()
 		return
 	}
 	keepAlive(c)
 	defer fd.s.posts.remove(pc)
+	defer pc.stopTimer()
 	defer func() {
 		if err := recover(); err != nil {
 			fd.s.log.Error("panic serving a notification POST", "err", err, "stack", string(debug.Stack()))
 			c.Close()
+			if pc.inflight { // unless it was answered: the write fails, and the token comes
+				pc.finish(pc.seq, notifyAnswer{status: http.StatusInternalServerError})
+			}
+			pc.awaitAnswer()
 		}
 	}()
 	for {
 		end := pc.readHead()
+		pc.awaitAnswer() // a pipelined request waits for the one before
 		if end == -1 {
 			c.Close()
 			return
@@ -245,16 +265,18 @@ func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 		}
 		body := pc.buf[start : start+h.length]
 		auth := func(app core.AppID) error { return pc.authenticate(app, h.auth) }
-		a := fd.s.notify(fd.s.posts.deadline.context(time.Now()), h.app, auth, func() ([]byte, error) { return body, nil })
-		if !pc.answer(a, h.close) || h.close {
+		now := time.Now()
+		seq := pc.begin(now, h.close)
+		// The body is decoded before notifyThen returns: the buffer is
+		// free for the next request once it has.
+		fd.s.notifyThen(fd.s.posts.deadline.context(now), h.app, auth, func() ([]byte, error) { return body, nil },
+			func(a notifyAnswer) { pc.finish(seq, a) })
+		if h.close {
+			pc.awaitAnswer()
 			c.Close()
 			return
 		}
 		pc.consume(start + h.length)
-		if !fd.s.posts.setBusy(pc, false) {
-			c.Close()
-			return
-		}
 	}
 }
 
@@ -353,33 +375,6 @@ func (pc *postConn) consume(k int) {
 		return
 	}
 	pc.n = copy(pc.buf, rest)
-}
-
-// answer writes a in one write, as net/http would frame it.
-func (pc *postConn) answer(a notifyAnswer, close bool) bool {
-	b := append(pc.out[:0], "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(a.status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(a.status)...)
-	b = append(b, "\r\nContent-Type: application/json\r\n"...)
-	if a.retryAfter > 0 {
-		b = append(b, "Retry-After: "...)
-		b = strconv.AppendInt(b, int64(a.retryAfter), 10)
-		b = append(b, "\r\n"...)
-	}
-	if close {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	b = append(b, "Date: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(a.body)), 10)
-	b = append(b, "\r\n\r\n"...)
-	b = append(b, a.body...)
-	pc.out = b
-	pc.nc.SetWriteDeadline(time.Now().Add(writeWait))
-	_, err := pc.nc.Write(b)
-	return err == nil
 }
 
 // handOff gives the connection to net/http with what is not consumed.

@@ -35,6 +35,7 @@ type harness struct {
 	edge   *ws.Server
 	app    core.AppID
 	key    string
+	dbPath string // the store's file
 }
 
 func newHarness(t testing.TB, tweak func(*presence.Config)) *harness {
@@ -68,7 +69,8 @@ func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httpte
 	if tweak != nil {
 		tweak(cfg)
 	}
-	db, err := sqlite.Open(t.TempDir() + "/presence.db")
+	dbPath := t.TempDir() + "/presence.db"
+	db, err := sqlite.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httpte
 	srv := httptest.NewUnstartedServer(mux)
 	start(srv, edge)
 	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
-	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge}
+	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge, dbPath: dbPath}
 	h.app, h.key = h.newApp("beer.example")
 	return h
 }

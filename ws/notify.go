@@ -70,36 +70,70 @@ func (s *Server) authBearer(ctx context.Context, app core.AppID, authorization s
 // once auth has passed: an unknown caller does not get to make the
 // server read 512 KiB.
 func (s *Server) notify(ctx context.Context, appID string, auth func(core.AppID) error, body func() ([]byte, error)) notifyAnswer {
+	res := make(chan notifyAnswer, 1)
+	s.notifyThen(ctx, appID, auth, body, func(a notifyAnswer) { res <- a })
+	select {
+	case a := <-res:
+		return a
+	case <-ctx.Done():
+		select {
+		case a := <-res: // both were ready: the answer is the truth
+			return a
+		default:
+			return s.notifyFailed(ctx.Err())
+		}
+	}
+}
+
+// notifyThen is notify that gives the answer to answer, exactly once: on
+// the caller's goroutine when the request is refused before the store,
+// else on the store's goroutine that ended the commit (core.Router.
+// NotifyThen), so answer must not block. auth and body run on the
+// caller's goroutine before notifyThen returns.
+func (s *Server) notifyThen(ctx context.Context, appID string, auth func(core.AppID) error, body func() ([]byte, error), answer func(notifyAnswer)) {
 	id, err := strconv.ParseInt(appID, 10, 64)
 	if err != nil || id <= 0 {
-		return notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
+		answer(notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1))
+		return
 	}
 	app := core.AppID(id)
 	if err := auth(app); err != nil {
-		return s.notifyFailed(err)
+		answer(s.notifyFailed(err))
+		return
 	}
 	b, err := body()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return notifyError(http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1)
+			answer(notifyError(http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1))
+			return
 		}
-		return notifyError(http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1)
+		answer(notifyError(http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1))
+		return
 	}
 	items, err := decodeNotifyItems(b)
 	if err != nil {
-		return s.notifyFailed(err)
+		answer(s.notifyFailed(err))
+		return
 	}
 	if ok, wait := s.router.NotifyLimiter(app).Allow(time.Now(), len(items)); !ok {
 		s.router.Metrics.CountError(core.ErrnoRateLimited)
 		a := notifyError(http.StatusTooManyRequests, core.ErrnoRateLimited, "slow down: notifications_per_minute reached", -1)
 		a.retryAfter = int(math.Ceil(wait.Seconds()))
-		return a
+		answer(a)
+		return
 	}
-	_, sizes, err := s.router.Notify(ctx, app, items)
-	if err != nil {
-		return s.notifyFailed(err)
-	}
+	s.router.NotifyThen(ctx, app, items, func(_ []core.Notification, sizes []int, err error) {
+		if err != nil {
+			answer(s.notifyFailed(err))
+			return
+		}
+		answer(notifyAnswer{status: http.StatusOK, body: notifyOK(items, sizes)})
+	})
+}
+
+// notifyOK is the body of a 200: each item's PUID and queue size.
+func notifyOK(items []core.NotificationInput, sizes []int) []byte {
 	out := append([]byte(nil), `{"result":"OK","queue_size":`...)
 	out = strconv.AppendInt(out, int64(sizes[len(sizes)-1]), 10)
 	out = append(out, `,"results":[`...)
@@ -113,8 +147,7 @@ func (s *Server) notify(ctx context.Context, appID string, auth func(core.AppID)
 		out = strconv.AppendInt(out, int64(sizes[i]), 10)
 		out = append(out, '}')
 	}
-	out = append(out, "]}\n"...)
-	return notifyAnswer{status: http.StatusOK, body: out}
+	return append(out, "]}\n"...)
 }
 
 // decodeNotifyItems parses the body: a JSON array of 1 to 100 items.
