@@ -225,10 +225,14 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 			return
 		}
 		batch = append(batch[:0], j)
-		// While the last commit's sync is in flight, this one may not
-		// commit (syncPipe): wait for it before taking the jobs that
-		// arrived meanwhile, and they join this commit.
-		db.syncs.await()
+		// While the last commit's sync is in flight, the jobs that arrive
+		// join this commit if it waits for that sync before it takes
+		// them; that pays while commits are shorter than syncs. A commit
+		// longer than a sync (batches of 100) runs during it instead,
+		// and waits only before its own sync (commit).
+		if !db.syncs.commitsOutlastSyncs() {
+			db.syncs.await()
+		}
 		// Take whatever else is already queued: those callers share this
 		// commit instead of waiting for their own fsync.
 	drain:
@@ -243,15 +247,18 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 				break drain
 			}
 		}
+		began := time.Now()
 		db.commit(tx, batch)
+		db.syncs.lastCommit = time.Since(began)
 		clear(batch) // let the answered jobs' closures be collected
 	}
 }
 
 // commit runs batch in one transaction, one savepoint per job, commits,
 // then hands the answers to syncLoop, which gives them once the WAL is
-// synced: no job hears "ok" before the commit is durable. The caller has
-// waited for the last commit's sync (one in flight at most, syncPipe).
+// synced: no job hears "ok" before the commit is durable. It hands them
+// only once the last commit's sync is done (one in flight at most,
+// syncPipe); the caller may have waited for that already.
 // A lone job needs no savepoint: if it fails, the whole transaction is
 // its own, and rolls back.
 func (db *DB) commit(tx *writeTx, batch []*job) {
@@ -351,6 +358,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		db.written.Add(uint64(ran))
 	}
 	db.kickCheckpointer()
+	db.syncs.await() // one sync in flight at a time (syncPipe)
 	db.syncs.hand(committed{jobs: slices.Clone(batch), errs: errs})
 }
 
