@@ -11,7 +11,8 @@
 // door (FrontDoor) reads each new connection's first request: device
 // upgrades and keep-alive connections of notification POSTs are served
 // there, everything else by net/http (a POST connection checks its key in
-// full once, then against the key it proved, docs/decisions.md). Idle
+// full once, then against the key it proved, and its answers are written
+// by the store's goroutine that answers each commit, docs/decisions.md). Idle
 // device sockets wait with no goroutine in epoll sets, one per core,
 // whose collectors answer status and ping themselves and hold the
 // requests that may wait for reader goroutines. A device's writes go
