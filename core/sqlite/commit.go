@@ -247,9 +247,7 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 				break drain
 			}
 		}
-		began := time.Now()
 		db.commit(tx, batch)
-		db.syncs.lastCommit = time.Since(began)
 		clear(batch) // let the answered jobs' closures be collected
 	}
 }
@@ -262,6 +260,7 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 // A lone job needs no savepoint: if it fails, the whole transaction is
 // its own, and rolls back.
 func (db *DB) commit(tx *writeTx, batch []*job) {
+	began := time.Now()
 	errs := make([]error, len(batch))
 	fail := func(err error) {
 		tx.execP(`ROLLBACK`)   // fails harmlessly when SQLite already rolled back
@@ -358,7 +357,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		db.written.Add(uint64(ran))
 	}
 	db.kickCheckpointer()
-	db.syncs.await() // one sync in flight at a time (syncPipe)
+	db.syncs.lastCommit = time.Since(began) // without the wait below
+	db.syncs.await()                        // one sync in flight at a time (syncPipe)
 	db.syncs.hand(committed{jobs: slices.Clone(batch), errs: errs})
 }
 
