@@ -38,17 +38,16 @@ type Store interface {
 	// router to load at start.
 	AllWaiting(ctx context.Context, since time.Time) (map[AppID][]StatusUpdate, error)
 
-	// Notifications. AddNotifications stores the whole batch in one
+	// Notifications. AddNotificationsThen stores the whole batch in one
 	// transaction, or nothing: each item's PUID must be a grant of app
 	// (else *Error errno 44 naming the index, and nothing is stored).
 	// Each PUID's queue keeps at most queueSize items, the oldest dropped.
-	// It returns the stored notifications (ids, times, user ids filled in)
-	// and each item's queue size after the batch. Concurrent calls share
-	// commits (group commit). It returns only after the commit.
-	AddNotifications(ctx context.Context, app AppID, items []NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]Notification, []int, error)
-	// AddNotificationsThen is AddNotifications that returns at once and
-	// calls done with the outcome, exactly once, maybe on a goroutine of
-	// the store's own that serves other callers too: done must not block.
+	// It returns at once and calls done exactly once with the stored
+	// notifications (ids, times, user ids filled in) and each item's
+	// queue size after the batch, only once the commit is durable, or
+	// with the error. Concurrent calls share commits (group commit), and
+	// done may run on a goroutine of the store's own that answers the
+	// other callers too: done must not block, nor wait for a write.
 	// Once the batch is queued, done is called whatever ctx does.
 	AddNotificationsThen(ctx context.Context, app AppID, items []NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int,
 		done func([]Notification, []int, error))

@@ -37,7 +37,9 @@ const (
 // returned all the same), and each item's queue size after the batch.
 //
 // The write shares its commit with concurrent writers (group commit) and
-// returns only once that commit is durable.
+// returns only once that commit is durable. The router uses the form that
+// does not wait (AddNotificationsThen, core.Store); this one is for
+// callers that may block (tests, benchmarks, tools).
 func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]core.Notification, []int, error) {
 	add, err := newAdd(ctx, app, items, now, defaultTTL, queueSize)
 	if err != nil {
