@@ -11,19 +11,19 @@ import (
 )
 
 // postAnswer is the answer to a front-door connection's request in
-// flight: the store's goroutine writes it (finish), or a timer does when
-// the store has not answered in time, whichever comes first; the serving
-// goroutine waits for it (awaitAnswer) before the next request.
+// flight: the store's goroutine writes it (finish), or the sweeper does
+// when the store has not answered in time (answerOverdue), whichever
+// comes first; the serving goroutine waits for it (awaitAnswer) before
+// the next request.
 type postAnswer struct {
 	answered chan struct{} // a token once the request in flight is answered
 	inflight bool          // the serving goroutine's: a request handed, its token not taken
 	seq      uint64        // the serving goroutine's: its last request
 
-	mu      sync.Mutex
-	waiting uint64    // the request not yet answered; 0: none
-	since   time.Time // when it began
-	close   bool      // its answer says Connection: close
-	timer   *time.Timer
+	mu        sync.Mutex
+	waiting   uint64    // the request not yet answered; 0: none
+	since     time.Time // when it began
+	lastReply bool      // its answer says Connection: close
 
 	out []byte // the answer being written; the writer's until the token
 }
@@ -32,7 +32,8 @@ type postAnswer struct {
 // answer of a store that timed out. The store skips a job whose context
 // (notifyTimeout, and up to a second more: sharedDeadline) ended while it
 // was queued and answers that itself; this is for a store stuck in one
-// write.
+// write. The sweeper looks once a second (Server.sweep), as it does for
+// devices, instead of a timer per request.
 //
 // A variable, for a test to shorten (SetAnswerTimeout).
 var answerTimeout atomic.Int64
@@ -41,35 +42,24 @@ func init() { answerTimeout.Store(int64(notifyTimeout + 2*time.Second)) }
 
 // begin records a request handed to the store at now and returns its
 // number for finish.
-func (pc *postConn) begin(now time.Time, close bool) uint64 {
+func (pc *postConn) begin(now time.Time, lastReply bool) uint64 {
 	pc.seq++
 	pc.mu.Lock()
-	pc.waiting, pc.since, pc.close = pc.seq, now, close
+	pc.waiting, pc.since, pc.lastReply = pc.seq, now, lastReply
 	pc.mu.Unlock()
 	pc.inflight = true
-	if pc.timer == nil {
-		pc.timer = time.AfterFunc(time.Duration(answerTimeout.Load()), pc.timedOut)
-	} else {
-		pc.timer.Reset(time.Duration(answerTimeout.Load()))
-	}
 	return pc.seq
 }
 
-// timedOut answers a request the store has kept too long. A timer set for
-// an earlier request finds a later one too recent and leaves it.
-func (pc *postConn) timedOut() {
+// answerIfOverdue answers the request in flight if the store has kept it
+// answerTimeout or longer by now.
+func (pc *postConn) answerIfOverdue(now time.Time) {
 	pc.mu.Lock()
 	seq := pc.waiting
-	late := seq != 0 && time.Since(pc.since) >= time.Duration(answerTimeout.Load())
+	late := seq != 0 && now.Sub(pc.since) >= time.Duration(answerTimeout.Load())
 	pc.mu.Unlock()
 	if late {
 		pc.finish(seq, pc.fd.s.notifyFailed(context.DeadlineExceeded))
-	}
-}
-
-func (pc *postConn) stopTimer() {
-	if pc.timer != nil {
-		pc.timer.Stop()
 	}
 }
 
@@ -84,7 +74,7 @@ func (pc *postConn) finish(seq uint64, a notifyAnswer) {
 		return
 	}
 	pc.waiting = 0
-	close := pc.close
+	lastReply := pc.lastReply
 	pc.mu.Unlock()
 	given := false
 	defer func() {
@@ -95,7 +85,7 @@ func (pc *postConn) finish(seq uint64, a notifyAnswer) {
 			}
 		}
 	}()
-	b := appendAnswer(pc.out[:0], a, close, time.Now())
+	b := appendAnswer(pc.out[:0], a, lastReply, time.Now())
 	pc.out = b
 	for pc.raw != nil && len(b) > 0 {
 		n, err := writeNow(pc.raw, b)
@@ -144,7 +134,7 @@ func (pc *postConn) awaitAnswer() {
 }
 
 // appendAnswer appends a to b as net/http would frame it.
-func appendAnswer(b []byte, a notifyAnswer, close bool, now time.Time) []byte {
+func appendAnswer(b []byte, a notifyAnswer, lastReply bool, now time.Time) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(a.status), 10)
 	b = append(b, ' ')
@@ -155,7 +145,7 @@ func appendAnswer(b []byte, a notifyAnswer, close bool, now time.Time) []byte {
 		b = strconv.AppendInt(b, int64(a.retryAfter), 10)
 		b = append(b, "\r\n"...)
 	}
-	if close {
+	if lastReply {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "Date: "...)

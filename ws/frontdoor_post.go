@@ -166,6 +166,24 @@ func (p *postConns) setBusy(c *postConn, busy bool) bool {
 	return true
 }
 
+// answerOverdue answers the requests the store has kept past
+// answerTimeout (the sweeper's, once a second); scratch is the sweeper's
+// to reuse.
+func (p *postConns) answerOverdue(now time.Time, scratch []*postConn) []*postConn {
+	p.mu.Lock()
+	for c, busy := range p.conns {
+		if busy {
+			scratch = append(scratch, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range scratch {
+		c.answerIfOverdue(now)
+	}
+	clear(scratch)
+	return scratch[:0]
+}
+
 func (p *postConns) isClosed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -231,7 +249,6 @@ func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 	}
 	keepAlive(c)
 	defer fd.s.posts.remove(pc)
-	defer pc.stopTimer()
 	defer func() {
 		if err := recover(); err != nil {
 			fd.s.log.Error("panic serving a notification POST", "err", err, "stack", string(debug.Stack()))

@@ -36,7 +36,8 @@ func (l *liveDevices) remove(d *device) {
 // sweep replaces a timer per connection: one goroutine walks the devices,
 // pings those that have been quiet for half of device.idle_timeout, drops
 // those quiet for all of it, and ends sessions older than
-// device.max_session (errno -3).
+// device.max_session (errno -3). It also answers the notification POSTs
+// the store has kept past answerTimeout (postConns.answerOverdue).
 func (s *Server) sweep(stop <-chan struct{}) {
 	idle := s.cfg.Device.IdleTimeout.Duration
 	maxSession := s.cfg.Device.MaxSession.Duration
@@ -46,6 +47,7 @@ func (s *Server) sweep(stop <-chan struct{}) {
 	defer t.Stop()
 	ping := encodeFrame(opPing, nil)
 	var batch []*device
+	var posts []*postConn
 	for {
 		select {
 		case <-stop:
@@ -53,6 +55,7 @@ func (s *Server) sweep(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		now := time.Now()
+		posts = s.posts.answerOverdue(now, posts)
 		for i := range s.live.shards {
 			sh := &s.live.shards[i]
 			sh.mu.Lock()
