@@ -58,18 +58,25 @@ func (r *Router) NotifyThen(ctx context.Context, app AppID, items []Notification
 	}
 	r.store.AddNotificationsThen(ctx, app, items, r.opts.Now(), r.opts.NotificationDefaultTTL, r.opts.NotificationQueueSize,
 		func(stored []Notification, sizes []int, err error) {
-			// This runs on the store's goroutine: a bug here must not
-			// end it and with it every later commit.
-			defer func() {
-				if p := recover(); p != nil {
-					r.log.Error("panic after storing notifications", "panic", p, "stack", string(debug.Stack()))
-				}
-			}()
 			if err == nil {
-				r.stored(stored)
+				r.storedSafely(stored)
 			}
 			done(stored, sizes, err)
 		})
+}
+
+// storedSafely is stored for the store's goroutine, which answers every
+// later commit too: a panic in a push is logged and ends neither that
+// goroutine nor the batch's answer. The batch is durable by then, so its
+// caller still hears that it was stored; a device that missed the push
+// gets the notification from its pending queue.
+func (r *Router) storedSafely(stored []Notification) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("panic after storing notifications", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	r.stored(stored)
 }
 
 // stored counts and pushes what a batch stored, and marks its users as

@@ -498,3 +498,33 @@ func TestShutdownSavesWaitingAroundARevokedPUID(t *testing.T) {
 	}
 	app.expect(t, bob, core.Online, "bob waits")
 }
+
+// panickingSink is a device whose push panics: a bug in an edge.
+type panickingSink struct{}
+
+func (panickingSink) SendNotifications([]core.Notification) { panic("push failed") }
+func (panickingSink) Close(core.Errno)                      {}
+
+// A push that panics after the store must neither lose the caller's
+// answer (the batch is durable) nor stop the store's answering goroutine.
+func TestNotify_APanickingPushStillAnswers(t *testing.T) {
+	f := newFixture(t, 0)
+	puid := f.grant("ann@example.com", f.app)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := f.router.Connect(ctx, core.ConnectRequest{
+		Identity: core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}, DeviceID: "phone",
+		AppIDs: []core.AppID{f.app}, Sink: panickingSink{},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, msg := range []string{"first", "second"} {
+		stored, sizes, err := f.router.Notify(ctx, f.app, []core.NotificationInput{{PUID: puid, Message: msg}})
+		if err != nil {
+			t.Fatalf("notify %d: %v, want it stored", i, err)
+		}
+		if len(stored) != 1 || stored[0].Message != msg || sizes[0] != i+1 {
+			t.Fatalf("notify %d: %v sizes %v", i, stored, sizes)
+		}
+	}
+}
