@@ -119,6 +119,10 @@ func (pc *postConn) writeRest(b []byte) {
 func (pc *postConn) done(written bool) {
 	if !written {
 		pc.nc.Close()
+		select {
+		case pc.closed <- struct{}{}: // wakes the goroutine if the connection is parked
+		default:
+		}
 	} else if !pc.fd.s.posts.setBusy(pc, false) {
 		pc.nc.SetReadDeadline(time.Now()) // shutting down: the idle reader wakes and ends
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,7 +35,12 @@ import (
 
 // postIdleTimeout is how long a connection may wait between requests, as
 // http.Server.IdleTimeout (cmd/presence sets 2 minutes).
-const postIdleTimeout = 2 * time.Minute
+// A variable, for a test to shorten (SetPostIdleTimeout).
+var postIdleTimeout atomic.Int64
+
+func init() { postIdleTimeout.Store(int64(2 * time.Minute)) }
+
+func postIdle() time.Duration { return time.Duration(postIdleTimeout.Load()) }
 
 // postHead is what the front door needs of a notification request's head.
 type postHead struct {
@@ -126,11 +132,28 @@ func validHost(v []byte) bool {
 type postConns struct {
 	deadline sharedDeadline // of their requests
 
-	mu     sync.Mutex
-	conns  map[*postConn]bool // true: busy with a request
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*postConn]bool // true: busy with a request
+	closed  bool
+	closing chan struct{} // closed at shutdown: wakes the parked connections
+	wg      sync.WaitGroup
+
+	busy      atomic.Int64 // connections with a request in flight
+	collected atomic.Int64 // requests a collector served (for the tests)
 }
+
+// closingCh is closed when the connections are to close.
+func (p *postConns) closingCh() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing == nil {
+		p.closing = make(chan struct{})
+	}
+	return p.closing
+}
+
+// busyCount is how many connections have a request in flight.
+func (p *postConns) busyCount() int64 { return p.busy.Load() }
 
 // add registers c; false once shutting down.
 func (p *postConns) add(c *postConn) bool {
@@ -149,6 +172,9 @@ func (p *postConns) add(c *postConn) bool {
 
 func (p *postConns) remove(c *postConn) {
 	p.mu.Lock()
+	if p.conns[c] {
+		p.busy.Add(-1)
+	}
 	delete(p.conns, c)
 	p.mu.Unlock()
 	p.wg.Done()
@@ -161,6 +187,13 @@ func (p *postConns) setBusy(c *postConn, busy bool) bool {
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
+	}
+	if p.conns[c] != busy {
+		if busy {
+			p.busy.Add(1)
+		} else {
+			p.busy.Add(-1)
+		}
 	}
 	p.conns[c] = busy
 	return true
@@ -184,6 +217,13 @@ func (p *postConns) answerOverdue(now time.Time, scratch []*postConn) []*postCon
 	return scratch[:0]
 }
 
+// isBusy reports whether c has a request in flight.
+func (p *postConns) isBusy(c *postConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns[c]
+}
+
 func (p *postConns) isClosed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -194,6 +234,12 @@ func (p *postConns) isClosed() bool {
 // close) and waits for the busy ones or ctx.
 func (p *postConns) shutdown(ctx context.Context) error {
 	p.mu.Lock()
+	if !p.closed {
+		if p.closing == nil {
+			p.closing = make(chan struct{})
+		}
+		close(p.closing)
+	}
 	p.closed = true
 	for c, busy := range p.conns {
 		if !busy {
@@ -220,6 +266,7 @@ type postConn struct {
 	scratch []byte // for comparing a key with the proven one
 
 	postAnswer // the answer to the request in flight
+	postPark   // while idle, the connection is a collector's (frontdoor_park.go)
 }
 
 // postBufSize is the buffer a connection keeps; a request larger than it
@@ -240,6 +287,7 @@ func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 	pc := &postConn{fd: fd, nc: c, buf: make([]byte, max(postBufSize, len(first)))}
 	pc.n = copy(pc.buf, first)
 	pc.answered = make(chan struct{}, 1)
+	pc.resume, pc.closed = make(chan struct{}, 1), make(chan struct{}, 1)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_, pc.raw = rawFD(tc)
 	}
@@ -260,6 +308,11 @@ func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 		}
 	}()
 	for {
+		if !pc.park() { // idle too long, or the answer's write failed
+			pc.awaitAnswer()
+			c.Close()
+			return
+		}
 		end := pc.readHead()
 		pc.awaitAnswer() // a pipelined request waits for the one before
 		if end == -1 {
@@ -280,14 +333,7 @@ func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 			c.Close()
 			return
 		}
-		body := pc.buf[start : start+h.length]
-		auth := func(app core.AppID) error { return pc.authenticate(app, h.auth) }
-		now := time.Now()
-		seq := pc.begin(now, h.close)
-		// The body is decoded before notifyThen returns: the buffer is
-		// free for the next request once it has.
-		fd.s.notifyThen(fd.s.posts.deadline.context(now), h.app, auth, func() ([]byte, error) { return body, nil },
-			func(a notifyAnswer) { pc.finish(seq, a) })
+		pc.dispatch(h, start)
 		if h.close {
 			pc.awaitAnswer()
 			c.Close()
@@ -295,6 +341,20 @@ func (fd *frontDoor) servePosts(c net.Conn, first []byte) {
 		}
 		pc.consume(start + h.length)
 	}
+}
+
+// dispatch hands the request whose head is h and whose body starts at
+// start in buf to the store; finish answers it. The body is decoded
+// before notifyThen returns: the buffer is free for the next request
+// once it has.
+func (pc *postConn) dispatch(h postHead, start int) {
+	body := pc.buf[start : start+h.length]
+	auth := func(app core.AppID) error { return pc.authenticate(app, h.auth) }
+	now := time.Now()
+	pc.lastRequest.Store(now.UnixNano())
+	seq := pc.begin(now, h.close)
+	pc.fd.s.notifyThen(pc.fd.s.posts.deadline.context(now), h.app, auth, func() ([]byte, error) { return body, nil },
+		func(a notifyAnswer) { pc.finish(seq, a) })
 }
 
 // provenKey is the Authorization a keep-alive connection last proved, and
@@ -347,7 +407,7 @@ func (pc *postConn) readHead() (end int) {
 		}
 		timeout := headTimeout
 		if pc.n == 0 {
-			timeout = postIdleTimeout
+			timeout = postIdle()
 		}
 		pc.nc.SetReadDeadline(time.Now().Add(timeout))
 		if pc.fd.s.posts.isClosed() {
