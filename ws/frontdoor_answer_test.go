@@ -1,15 +1,11 @@
 package ws_test
 
 import (
-	"context"
-	"database/sql"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
-
-	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/presence-service/presence/ws"
 )
@@ -82,20 +78,7 @@ func TestFrontDoorPosts_StoreThatDoesNotAnswerInTime(t *testing.T) {
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
 
-	other, err := sql.Open("sqlite3", h.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ctx := context.Background()
-	lock, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdWriteLock(t, h)
 
 	c, br := dialRaw(t, h)
 	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "late")+"]"))
@@ -103,9 +86,7 @@ func TestFrontDoorPosts_StoreThatDoesNotAnswerInTime(t *testing.T) {
 	if status != 500 || !strings.Contains(body, `"errno":50`) {
 		t.Fatalf("while the store is locked: %d %s, want 500 errno 50", status, body)
 	}
-	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 
 	// The late write lands before or with this one; either way this
 	// answer is this request's own.

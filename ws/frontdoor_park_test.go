@@ -1,15 +1,19 @@
 package ws_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3" // for holdWriteLock's own connection
 
 	"github.com/presence-service/presence/ws"
 )
@@ -23,6 +27,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("still not %s after 5 s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// parkedConn dials the front door and makes one POST for puid; after its
+// answer the connection waits in the poller.
+func parkedConn(t *testing.T, h *harness, puid string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, br := dialRaw(t, h)
+	io.WriteString(c, rawPost(strings.TrimPrefix(h.srv.URL, "http://"), int64(h.app), h.key, "["+item(puid, "first")+"]"))
+	if status, _, _ := readAnswer(t, br); status != 200 {
+		t.Fatalf("first POST: %d", status)
+	}
+	return c, br
+}
+
+// holdWriteLock takes the database's write lock from another connection,
+// as another process would, until release: the store's writes wait.
+func holdWriteLock(t *testing.T, h *harness) (release func()) {
+	t.Helper()
+	other, err := sql.Open("sqlite3", h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	ctx := context.Background()
+	lock, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -65,11 +107,7 @@ func TestFrontDoorPosts_ParkedConnectionHandsBackWhatNeedsAWait(t *testing.T) {
 	h := newHarness(t, nil)
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
-	c, br := dialRaw(t, h)
-	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "first")+"]"))
-	if status, _, _ := readAnswer(t, br); status != 200 {
-		t.Fatalf("first POST: %d", status)
-	}
+	c, br := parkedConn(t, h, puid)
 	wrong := []byte(h.key)
 	wrong[0] ^= 1
 	var big []string // 60 items: a body of about 9 KiB, more than the buffer
@@ -102,11 +140,7 @@ func TestFrontDoorPosts_ParkedConnectionHandsBackWhatNeedsAWait(t *testing.T) {
 	}
 
 	// A new connection, parked after its first request, then told to close.
-	c2, br2 := dialRaw(t, h)
-	io.WriteString(c2, rawPost(host, int64(h.app), h.key, "["+item(puid, "again")+"]"))
-	if status, _, _ := readAnswer(t, br2); status != 200 {
-		t.Fatalf("POST on the second connection: %d", status)
-	}
+	c2, br2 := parkedConn(t, h, puid)
 	io.WriteString(c2, rawPost(host, int64(h.app), h.key, "["+item(puid, "last")+"]", "Connection: close\r\n"))
 	resp, err := http.ReadResponse(br2, nil)
 	if err != nil {
@@ -140,11 +174,7 @@ func TestFrontDoorPosts_ParkedConnectionIdlesOut(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	idle, idleR := dialRaw(t, h)
-	io.WriteString(idle, rawPost(host, int64(h.app), h.key, "["+item(puid, "idle")+"]"))
-	if status, _, _ := readAnswer(t, idleR); status != 200 {
-		t.Fatalf("POST: %d", status)
-	}
+	_, idleR := parkedConn(t, h, puid)
 	answered := time.Now()
 	if _, err := idleR.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection: %v, want EOF", err)
@@ -163,28 +193,11 @@ func TestFrontDoorPosts_ShutdownWaitsForTheParkedRequest(t *testing.T) {
 	h := newHarness(t, nil)
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
-	c, br := dialRaw(t, h)
-	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "first")+"]"))
-	if status, _, _ := readAnswer(t, br); status != 200 {
-		t.Fatalf("first POST: %d", status)
-	}
+	c, br := parkedConn(t, h, puid)
 
 	// Another process holds the write lock: the next request waits in
 	// the store.
-	other, err := sql.Open("sqlite3", h.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ctx := context.Background()
-	lock, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
+	release := holdWriteLock(t, h)
 	collected := h.edge.PostsCollected()
 	waitFor(t, "the answer given", func() bool { return h.edge.PostsBusy() == 0 })
 	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "held")+"]"))
@@ -203,9 +216,7 @@ func TestFrontDoorPosts_ShutdownWaitsForTheParkedRequest(t *testing.T) {
 		t.Fatalf("ShutdownPosts returned (%v) with a request in the store", err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	status, body, _ := readAnswer(t, br)
 	if status != 200 || !strings.Contains(body, `"queue_size":2,`) {
 		t.Fatalf("the request in the store: %d %s, want 200 with queue size 2", status, body)
@@ -216,7 +227,7 @@ func TestFrontDoorPosts_ShutdownWaitsForTheParkedRequest(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("ShutdownPosts: %v", err)
 	}
-	if err := h.edge.ShutdownPosts(ctx); err != nil {
+	if err := h.edge.ShutdownPosts(t.Context()); err != nil {
 		t.Fatalf("ShutdownPosts again: %v", err)
 	}
 }
