@@ -34,3 +34,10 @@ func (s *Server) PostConns() int {
 // PostsBusy is how many notification POST connections have a request in
 // flight (its answer not yet given).
 func (s *Server) PostsBusy() int64 { return s.posts.busyCount() }
+
+// SetHeadTimeout shortens how long a connection may take to send a
+// request head, for the rest of t.
+func SetHeadTimeout(t testing.TB, d time.Duration) {
+	old := headTimeout.Swap(int64(d))
+	t.Cleanup(func() { headTimeout.Store(old) })
+}

@@ -6,12 +6,18 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // headTimeout bounds how long a new connection may take to send its
 // request head, as http.Server.ReadHeaderTimeout does for the rest.
-const headTimeout = 10 * time.Second
+// A variable, for a test to shorten (SetHeadTimeout).
+var headTimeout atomic.Int64
+
+func init() { headTimeout.Store(int64(10 * time.Second)) }
+
+func headWait() time.Duration { return time.Duration(headTimeout.Load()) }
 
 // FrontDoor wraps the plain-TCP HTTP listener. It reads the request head
 // of each new connection itself: a device's WebSocket upgrade (GET
@@ -90,7 +96,7 @@ func (fd *frontDoor) Close() error {
 func (fd *frontDoor) sniff(c net.Conn) {
 	bp := fd.s.getBuf()
 	buf := (*bp)[:cap(*bp)]
-	c.SetReadDeadline(time.Now().Add(headTimeout))
+	c.SetReadDeadline(time.Now().Add(headWait()))
 	n := 0
 	for {
 		m, err := c.Read(buf[n:])

@@ -157,8 +157,11 @@ func (pc *postConn) collected() {
 		}
 	}()
 	for {
-		if pc.n == len(pc.buf) && !pc.growForBody() {
-			pc.handBack() // a head longer than the buffer: the loop hands it to net/http
+		// A full buffer is made room in, to read on until the socket is
+		// empty (no new event comes for bytes left in it): by serving the
+		// whole request it holds, or by growing it for a large body.
+		if pc.n == len(pc.buf) && !pc.serveBuffered() && !pc.growForBody() {
+			pc.handBack() // a head longer than the buffer, or a request that waits
 			return
 		}
 		room := len(pc.buf) - pc.n

@@ -92,9 +92,42 @@ func TestFrontDoorPosts_ParkedConnectionServesRequests(t *testing.T) {
 	if runtime.GOOS == "linux" && got != n-1 {
 		t.Fatalf("the collectors served %d of the %d requests after the first", got, n-1)
 	}
+	// A batch larger than the read buffer: the collector grows it.
+	var batch []string
+	for i := range 60 {
+		batch = append(batch, item(puid, fmt.Sprintf("batch %d %s", i, strings.Repeat("x", 100))))
+	}
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+strings.Join(batch, ",")+"]"))
+	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, fmt.Sprintf(`"queue_size":%d,`, n+60)) {
+		t.Fatalf("batch of 60: %d %.200s", status, body)
+	}
+	if got := h.edge.PostsCollected(); runtime.GOOS == "linux" && got != n {
+		t.Fatalf("the collectors served %d requests, want %d with the batch", got, n)
+	}
 	pending, err := h.router.Store().PendingNotifications(t.Context(), "ann@example.com", nil)
-	if err != nil || len(pending) != n {
-		t.Fatalf("stored %d (%v), want %d", len(pending), err, n)
+	if err != nil || len(pending) != n+60 {
+		t.Fatalf("stored %d (%v), want %d", len(pending), err, n+60)
+	}
+}
+
+// A parked connection is read by its collector however long ago the
+// loop last set a read deadline: here the one of the first request's
+// head, which passes while the connection waits.
+func TestFrontDoorPosts_ParkedConnectionOutlivesTheLoopsDeadline(t *testing.T) {
+	h := newHarness(t, nil)
+	ws.SetHeadTimeout(t, 200*time.Millisecond)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := parkedConn(t, h, puid)
+	waitFor(t, "the answer given", func() bool { return h.edge.PostsBusy() == 0 })
+	time.Sleep(400 * time.Millisecond) // past the head's deadline, well within the idle timeout
+	collected := h.edge.PostsCollected()
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "later")+"]"))
+	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, `"queue_size":2,`) {
+		t.Fatalf("POST after the deadline passed: %d %s", status, body)
+	}
+	if got := h.edge.PostsCollected() - collected; runtime.GOOS == "linux" && got != 1 {
+		t.Fatalf("the collector served %d requests, want 1 (the request went back to the loop)", got)
 	}
 }
 

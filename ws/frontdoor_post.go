@@ -405,7 +405,7 @@ func (pc *postConn) readHead() (end int) {
 		if pc.n == len(pc.buf) {
 			return -2
 		}
-		timeout := headTimeout
+		timeout := headWait()
 		if pc.n == 0 {
 			timeout = postIdle()
 		}
@@ -431,7 +431,7 @@ func (pc *postConn) readBody(need int) bool {
 		pc.buf = b
 	}
 	for pc.n < need {
-		pc.nc.SetReadDeadline(time.Now().Add(headTimeout))
+		pc.nc.SetReadDeadline(time.Now().Add(headWait()))
 		m, err := pc.nc.Read(pc.buf[pc.n:])
 		pc.n += m
 		if err != nil && pc.n < need {
