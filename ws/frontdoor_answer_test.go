@@ -63,9 +63,7 @@ func TestFrontDoorPosts_AnsweredAfterTheClientClosesItsSide(t *testing.T) {
 	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, `"queue_size":1,`) {
 		t.Fatalf("got %d %s, want 200", status, body)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the answer: %v, want EOF", err)
-	}
+	wantEOF(t, br, "after the answer")
 }
 
 // A store that does not answer in time (here another process holds the

@@ -89,14 +89,10 @@ func (pc *postConn) park() bool {
 			pc.takeBack()
 			return false
 		case <-closing:
-			if !pc.takeBack() {
-				<-pc.resume // the collector was handing it back
-			}
+			pc.reclaim()
 			return true // the loop sees the shutdown and answers or closes
 		case <-p.closedCh():
-			if !pc.takeBack() {
-				<-pc.resume
-			}
+			pc.reclaim()
 			return true // no collector any more: the loop reads
 		case <-idle.C:
 			since := time.Since(time.Unix(0, pc.lastRequest.Load()))
@@ -104,11 +100,8 @@ func (pc *postConn) park() bool {
 				idle.Reset(postIdle() - since)
 				continue
 			}
-			if pc.takeBack() {
-				return false
-			}
-			<-pc.resume
-			return true
+			// Idle: close, unless a request came meanwhile (handed back).
+			return !pc.reclaim()
 		}
 	}
 }
@@ -124,6 +117,16 @@ func (pc *postConn) takeBack() bool {
 	pc.parked = false
 	pc.fd.s.poller.removePost(pc.raw, pc)
 	return true
+}
+
+// reclaim gets the connection back: at once if the collector still has
+// it (true), or once its hand-back, already under way, arrives (false).
+func (pc *postConn) reclaim() (tookBack bool) {
+	if pc.takeBack() {
+		return true
+	}
+	<-pc.resume
+	return false
 }
 
 // handBack ends the loan from the collector's side (parkMu held) and

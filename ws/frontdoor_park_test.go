@@ -183,9 +183,7 @@ func TestFrontDoorPosts_ParkedConnectionHandsBackWhatNeedsAWait(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"queue_size":64,`) || !resp.Close {
 		t.Fatalf("Connection: close on a parked connection: %d %s, close %v", resp.StatusCode, b, resp.Close)
 	}
-	if _, err := br2.ReadByte(); err != io.EOF {
-		t.Fatalf("after the last answer: %v, want EOF", err)
-	}
+	wantEOF(t, br2, "after the last answer")
 }
 
 // A parked connection idle for the idle timeout is closed; one whose
@@ -209,9 +207,7 @@ func TestFrontDoorPosts_ParkedConnectionIdlesOut(t *testing.T) {
 
 	_, idleR := parkedConn(t, h, puid)
 	answered := time.Now()
-	if _, err := idleR.ReadByte(); err != io.EOF {
-		t.Fatalf("idle connection: %v, want EOF", err)
-	}
+	wantEOF(t, idleR, "idle connection")
 	if waited := time.Since(answered); waited < 300*time.Millisecond {
 		t.Fatalf("closed %v after its answer, before the idle timeout", waited)
 	}
@@ -254,9 +250,7 @@ func TestFrontDoorPosts_ShutdownWaitsForTheParkedRequest(t *testing.T) {
 	if status != 200 || !strings.Contains(body, `"queue_size":2,`) {
 		t.Fatalf("the request in the store: %d %s, want 200 with queue size 2", status, body)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the answer: %v, want EOF", err)
-	}
+	wantEOF(t, br, "after the answer")
 	if err := <-shut; err != nil {
 		t.Fatalf("ShutdownPosts: %v", err)
 	}

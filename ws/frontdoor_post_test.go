@@ -32,6 +32,15 @@ func readAnswer(t *testing.T, br *bufio.Reader) (int, string, http.Header) {
 	return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header
 }
 
+// wantEOF fails the test unless the server closes the connection next,
+// with nothing more to read; what says after what.
+func wantEOF(t *testing.T, br *bufio.Reader, what string) {
+	t.Helper()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("%s: %v, want EOF", what, err)
+	}
+}
+
 func dialRaw(t *testing.T, h *harness) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(h.srv.URL, "http://"))
@@ -158,9 +167,7 @@ func TestFrontDoorPosts_ConnectionClose(t *testing.T) {
 	if resp.StatusCode != 200 || !resp.Close {
 		t.Fatalf("got %d, close %v: want 200 and Connection: close", resp.StatusCode, resp.Close)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the answer: %v, want EOF", err)
-	}
+	wantEOF(t, br, "after the answer")
 }
 
 // ShutdownPosts closes the connections waiting for their next request,
@@ -179,9 +186,7 @@ func TestFrontDoorPosts_Shutdown(t *testing.T) {
 	if err := h.edge.ShutdownPosts(ctx); err != nil {
 		t.Fatalf("ShutdownPosts: %v", err)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("idle connection after ShutdownPosts: %v, want EOF", err)
-	}
+	wantEOF(t, br, "idle connection after ShutdownPosts")
 }
 
 // A keep-alive connection that proved its key is not trusted beyond it:
