@@ -154,9 +154,7 @@ func (c *conn) run() {
 	<-c.ndone
 	// Let the app go before the linger: a component that reconnects at
 	// once must not meet its own ghost (conflict).
-	detach()
-	c.srv.cfg.Router.Requeue(c.app, c.outbox.Take(nil)) // what the app never got waits for its next channel
-	c.srv.release(c)
+	c.srv.letGo(c, detach)
 	var se stream.Error
 	switch {
 	case err == nil, errors.Is(err, io.EOF):

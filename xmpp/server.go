@@ -178,6 +178,24 @@ func (s *Server) forget(c *conn) {
 	s.wg.Done()
 }
 
+// letGo ends c's hold on its app: it detaches c's channel, gives back
+// what the app never got (it waits for the app's next channel), and frees
+// the app for another connection, all under the server's lock. A
+// newcomer's claim so finds c either still holding the app (conflict,
+// as with any live connection of the app) or gone with its updates
+// requeued, never in between. (A claim that came between the detach and
+// the release used to be refused; the CI met it once, in
+// TestStanza_FromAndTo.) Lock order: s.mu, then the router's app lock.
+func (s *Server) letGo(c *conn, detach func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	detach()
+	s.cfg.Router.Requeue(c.app, c.outbox.Take(nil))
+	if s.byApp[c.app] == c {
+		delete(s.byApp, c.app)
+	}
+}
+
 // release frees c's app for another connection.
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
