@@ -38,7 +38,10 @@
 // losing presence in flight. A component whose old socket died silently
 // is let in once the old one is found dead: the writer's whitespace
 // keepalive (Config.KeepAlive) and write deadline close a connection that
-// no longer takes data, and TCP keepalive covers the rest.
+// no longer takes data, and TCP keepalive covers the rest. Once the old
+// stream has ended, its channel is detached, what it never got requeued
+// and the app freed in one step (Server.letGo): a component that
+// reconnects at once is never refused by its own ending connection.
 //
 // # Stanzas
 //
