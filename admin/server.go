@@ -142,7 +142,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
 	// One pattern per file: GET /static/{path...} would conflict with
 	// GET /{app_id}/{page} on paths like /static/grant.
-	for _, name := range []string{"style.css", "copy.js", "favicon.svg"} {
+	for _, name := range []string{"style.css", "copy.js", "favicon.svg", "presence.js"} {
 		mux.Handle("GET /static/"+name, staticHeaders(files))
 	}
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine. It installs the real peers the
 # tests drive (Debian's python3-slixmpp and chromium, npm's @xmpp/component
-# and playwright-core), checks formatting and vet, runs every Go test with
+# and playwright-core), checks formatting and vet, runs presence.js's unit
+# tests with Node's test runner, runs every Go test with
 # the race detector (interop and browser tests included: with
 # PRESENCE_INTEROP=1 and PRESENCE_BROWSER=1 a missing peer fails, never
 # skips), then gives each fuzz target a short run.
@@ -27,6 +28,9 @@ fi
 
 step "go vet"
 go vet ./...
+
+step "node --test (presence.js)"
+node --test admin/jstest/
 
 step "go test -race (interop and browser tests on)"
 results=$(mktemp)
