@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine. It installs the real peers the
-# tests drive (Debian's python3-slixmpp and chromium, npm's @xmpp/component
-# and playwright-core), checks formatting and vet, runs presence.js's unit
-# tests with Node's test runner, runs every Go test with
-# the race detector (interop and browser tests included: with
-# PRESENCE_INTEROP=1 and PRESENCE_BROWSER=1 a missing peer fails, never
-# skips), then gives each fuzz target a short run.
+# tests drive (Debian's python3-slixmpp, chromium and postgresql, npm's
+# @xmpp/component and playwright-core), checks formatting and vet, runs
+# presence.js's unit tests with Node's test runner, runs every Go test with
+# the race detector (interop, browser and cluster tests included: with
+# PRESENCE_INTEROP=1, PRESENCE_BROWSER=1 and PRESENCE_CLUSTER=1 a missing
+# peer fails, never skips), then gives each fuzz target a short run. The
+# cluster tests start their own throwaway PostgreSQL (internal/pgtest) and
+# embedded NATS servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
 step "installing test peers"
-if [ "$(id -u)" = 0 ] && { [ ! -x /usr/bin/chromium ] || ! /usr/bin/python3 -c 'import slixmpp' 2>/dev/null; }; then
+have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+if [ "$(id -u)" = 0 ] && { [ ! -x /usr/bin/chromium ] || ! /usr/bin/python3 -c 'import slixmpp' 2>/dev/null || ! have_postgres; }; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends chromium python3-slixmpp >/dev/null
+	apt-get install -y -qq --no-install-recommends chromium python3-slixmpp postgresql >/dev/null
 fi
 xmpp/interop/install.sh
 admin/browsertest/install.sh
@@ -32,11 +35,11 @@ go vet ./...
 step "node --test (presence.js)"
 node --test admin/jstest/
 
-step "go test -race (interop and browser tests on)"
+step "go test -race (interop, browser and cluster tests on)"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 set +e
-PRESENCE_INTEROP=1 PRESENCE_BROWSER=1 go test -race -count=1 -timeout 30m -json ./... > "$results"
+PRESENCE_INTEROP=1 PRESENCE_BROWSER=1 PRESENCE_CLUSTER=1 go test -race -count=1 -timeout 30m -json ./... > "$results"
 tested=$?
 # Package lines, the output of any failing test, and "N passed, N failed".
 summary=$(/usr/bin/python3 scripts/gotest-summary.py < "$results")
