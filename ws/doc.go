@@ -9,10 +9,9 @@
 // It translates JSON frames into core.Router calls and router events back
 // into frames; it holds no presence logic of its own. Without TLS a front
 // door (FrontDoor) reads each new connection's first request: device
-// upgrades and keep-alive connections of notification POSTs are served
-// there, everything else by net/http (a POST connection checks its key in
-// full once, then against the key it proved, and its answers are written
-// by the store's goroutine that answers each commit, docs/decisions.md). Idle
+// upgrades are answered there, everything else by net/http. A
+// notification POST waits for its batch's commit in its net/http handler,
+// which writes the answer. Idle
 // device sockets wait with no goroutine in epoll sets, one per core,
 // whose collectors answer status and ping themselves and hold the
 // requests that may wait for reader goroutines. A device's writes go

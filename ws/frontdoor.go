@@ -21,11 +21,9 @@ func headWait() time.Duration { return time.Duration(headTimeout.Load()) }
 
 // FrontDoor wraps the plain-TCP HTTP listener. It reads the request head
 // of each new connection itself: a device's WebSocket upgrade (GET
-// /presence, well formed) is answered here, without net/http, and so are
-// the notification POSTs of a keep-alive connection that begins with one
-// (frontdoor_post.go); every other connection is handed to net/http,
-// which serves the returned listener, with the bytes already read put
-// back in front.
+// /presence, well formed) is answered here, without net/http; every
+// other connection is handed to net/http, which serves the returned
+// listener, with the bytes already read put back in front.
 //
 // A device connect is the busiest thing a node does when devices come
 // back after a restart or a network outage, and net/http's share of one
@@ -111,12 +109,6 @@ func (fd *frontDoor) sniff(c net.Conn) {
 				fd.s.acceptDevice(c, k[:], early)
 				return
 			}
-			if _, ok := notificationPost(head[:end+2]); ok && !fd.s.router.ShuttingDown() {
-				first := append([]byte(nil), head...)
-				fd.s.putBuf(bp)
-				fd.servePosts(c, first)
-				return
-			}
 			break
 		}
 		if err != nil || n == len(buf) || !couldBeServed(head) {
@@ -157,14 +149,10 @@ func keepAlive(c net.Conn) {
 const deviceRequestLine = "GET /presence HTTP/1.1\r\n"
 
 // couldBeServed says whether head, the start of a request, may still turn
-// out to be a device upgrade or a notification POST.
+// out to be a device upgrade.
 func couldBeServed(head []byte) bool {
-	for _, line := range []string{deviceRequestLine, postPrefix} {
-		if len(head) < len(line) && strings.HasPrefix(line, string(head)) || bytes.HasPrefix(head, []byte(line)) {
-			return true
-		}
-	}
-	return false
+	line := deviceRequestLine
+	return len(head) < len(line) && strings.HasPrefix(line, string(head)) || bytes.HasPrefix(head, []byte(line))
 }
 
 // deviceUpgrade parses a request head (each line ending in CRLF, without
@@ -241,16 +229,22 @@ func isToken(b []byte) bool {
 	return true
 }
 
-// tokenChar and fieldValueChar are the byte classes of isToken and
-// isFieldValue, as tables: every request head the front door takes goes
-// through them (field values only where a word may hold a control byte,
-// bytescan.go).
-var tokenChar, fieldValueChar = func() (token, value [256]bool) {
+// isFieldValue reports whether b holds no control character but tab.
+func isFieldValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChar is the byte class of isToken, as a table.
+var tokenChar = func() (token [256]bool) {
 	for c := range 256 {
 		token[c] = c > ' ' && c < 0x7F && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
-		value[c] = (c >= ' ' || c == '\t') && c != 0x7F
 	}
-	return token, value
+	return token
 }()
 
 // hasToken reports whether the comma-separated list v holds token, in any

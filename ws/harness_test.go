@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ type harness struct {
 	app    core.AppID
 	key    string
 	dbPath string // the store's file
+	// inHandler counts the HTTP requests being served now.
+	inHandler *atomic.Int64
 }
 
 func newHarness(t testing.TB, tweak func(*presence.Config)) *harness {
@@ -86,10 +89,15 @@ func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httpte
 	mux := http.NewServeMux()
 	edge := ws.New(ws.Config{Router: r, Verifier: dev, Config: cfg})
 	edge.Register(mux)
-	srv := httptest.NewUnstartedServer(mux)
+	inHandler := new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inHandler.Add(1)
+		defer inHandler.Add(-1)
+		mux.ServeHTTP(w, r)
+	}))
 	start(srv, edge)
 	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
-	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge, dbPath: dbPath}
+	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge, dbPath: dbPath, inHandler: inHandler}
 	h.app, h.key = h.newApp("beer.example")
 	return h
 }

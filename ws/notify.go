@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/presence-service/presence/core"
@@ -25,26 +26,28 @@ type notifyItem struct {
 	TTL     *json.RawMessage `json:"ttl"`
 }
 
-// notifyAnswer is the answer to a notification POST, whichever door the
-// request came in by (net/http, or the front door's keep-alive loop).
+// notifyAnswer is the answer to a notification POST.
 type notifyAnswer struct {
 	status     int
 	body       []byte // JSON, ending in a newline
 	retryAfter int    // seconds, for 429; 0: no Retry-After
 }
 
-// serveNotify is POST /{app_id}/notification (PROTOCOL §4) through
-// net/http.
+// notifyTimeout bounds how long a POST waits for its batch's commit; a
+// variable, for a test to shorten (SetNotifyTimeout).
+var notifyTimeout atomic.Int64
+
+func init() { notifyTimeout.Store(int64(30 * time.Second)) }
+
+// serveNotify is POST /{app_id}/notification (PROTOCOL §4). It waits for
+// the batch's commit (core.Router.Notify) and writes the answer itself.
+// The wait does not end with the client's connection: a batch handed to
+// the store may be stored anyway, and a client that closed only its
+// sending side still reads the answer.
 func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), notifyTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(notifyTimeout.Load()))
 	defer cancel()
-	auth := func(app core.AppID) error {
-		_, err := s.authBearer(ctx, app, r.Header.Get("Authorization"))
-		return err
-	}
-	a := s.notify(ctx, r.PathValue("app_id"), auth, func() ([]byte, error) {
-		return io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
-	})
+	a := s.notify(ctx, w, r)
 	if a.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(a.retryAfter))
 	}
@@ -63,73 +66,41 @@ func (s *Server) authBearer(ctx context.Context, app core.AppID, authorization s
 	return s.router.AuthenticateApp(ctx, app, key)
 }
 
-// notify answers a notification POST under ctx, which bounds the wait for
-// the store (notifyTimeout): appID is the path's {app_id}, auth
-// checks the request's credentials for the app (authBearer, or what a
-// keep-alive connection already proved), and body reads the body, only
-// once auth has passed: an unknown caller does not get to make the
-// server read 512 KiB.
-func (s *Server) notify(ctx context.Context, appID string, auth func(core.AppID) error, body func() ([]byte, error)) notifyAnswer {
-	res := make(chan notifyAnswer, 1)
-	s.notifyThen(ctx, appID, auth, body, func(a notifyAnswer) { res <- a })
-	select {
-	case a := <-res:
-		return a
-	case <-ctx.Done():
-		select {
-		case a := <-res: // both were ready: the answer is the truth
-			return a
-		default:
-			return s.notifyFailed(ctx.Err())
-		}
-	}
-}
-
-// notifyThen is notify that gives the answer to answer, exactly once: on
-// the caller's goroutine when the request is refused before the store,
-// else on the store's goroutine that ended the commit (core.Router.
-// NotifyThen), so answer must not block. auth and body run on the
-// caller's goroutine before notifyThen returns.
-func (s *Server) notifyThen(ctx context.Context, appID string, auth func(core.AppID) error, body func() ([]byte, error), answer func(notifyAnswer)) {
-	id, err := strconv.ParseInt(appID, 10, 64)
+// notify checks, decodes and stores one POST's batch under ctx. The body
+// is read only once the key has passed: an unknown caller does not get
+// to make the server read 512 KiB.
+func (s *Server) notify(ctx context.Context, w http.ResponseWriter, r *http.Request) notifyAnswer {
+	id, err := strconv.ParseInt(r.PathValue("app_id"), 10, 64)
 	if err != nil || id <= 0 {
-		answer(notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1))
-		return
+		return notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
 	}
 	app := core.AppID(id)
-	if err := auth(app); err != nil {
-		answer(s.notifyFailed(err))
-		return
+	if _, err := s.authBearer(ctx, app, r.Header.Get("Authorization")); err != nil {
+		return s.notifyFailed(err)
 	}
-	b, err := body()
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			answer(notifyError(http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1))
-			return
+			return notifyError(http.StatusRequestEntityTooLarge, core.ErrnoInvalidField, "body larger than 512 KiB", -1)
 		}
-		answer(notifyError(http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1))
-		return
+		return notifyError(http.StatusBadRequest, core.ErrnoInvalidField, "could not read the body", -1)
 	}
 	items, err := decodeNotifyItems(b)
 	if err != nil {
-		answer(s.notifyFailed(err))
-		return
+		return s.notifyFailed(err)
 	}
 	if ok, wait := s.router.NotifyLimiter(app).Allow(time.Now(), len(items)); !ok {
 		s.router.Metrics.CountError(core.ErrnoRateLimited)
 		a := notifyError(http.StatusTooManyRequests, core.ErrnoRateLimited, "slow down: notifications_per_minute reached", -1)
 		a.retryAfter = int(math.Ceil(wait.Seconds()))
-		answer(a)
-		return
+		return a
 	}
-	s.router.NotifyThen(ctx, app, items, func(_ []core.Notification, sizes []int, err error) {
-		if err != nil {
-			answer(s.notifyFailed(err))
-			return
-		}
-		answer(notifyAnswer{status: http.StatusOK, body: notifyOK(items, sizes)})
-	})
+	_, sizes, err := s.router.Notify(ctx, app, items)
+	if err != nil {
+		return s.notifyFailed(err)
+	}
+	return notifyAnswer{status: http.StatusOK, body: notifyOK(items, sizes)}
 }
 
 // notifyOK is the body of a 200: each item's PUID and queue size.

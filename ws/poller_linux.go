@@ -23,11 +23,10 @@ import (
 // netpoller for writes; the two do not interfere.
 type poller struct {
 	log   *slog.Logger
-	sets  []epollSet                 // a device's set is its fd modulo len(sets)
-	conns []atomic.Pointer[device]   // by fd; fds are small integers below the open-file limit
-	posts []atomic.Pointer[postConn] // by fd: idle notification POST connections (frontdoor_park.go)
-	work  chan *device               // to idle readers; their stacks are already grown
-	done  chan struct{}              // closed once every set is closed: readers end
+	sets  []epollSet               // a device's set is its fd modulo len(sets)
+	conns []atomic.Pointer[device] // by fd; fds are small integers below the open-file limit
+	work  chan *device             // to idle readers; their stacks are already grown
+	done  chan struct{}            // closed once every set is closed: readers end
 }
 
 // epollSet is one epoll set and the collector goroutine that serves its
@@ -51,7 +50,7 @@ func newPoller(log *slog.Logger) (*poller, error) {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Max < 1<<22 {
 		size = int(lim.Max) + 1
 	}
-	p := &poller{log: log, conns: make([]atomic.Pointer[device], size), posts: make([]atomic.Pointer[postConn], size),
+	p := &poller{log: log, conns: make([]atomic.Pointer[device], size),
 		work: make(chan *device), done: make(chan struct{})}
 	for range runtime.GOMAXPROCS(0) {
 		set, err := newEpollSet()
@@ -148,42 +147,8 @@ func (p *poller) remove(fd int, d *device) {
 	p.conns[fd].CompareAndSwap(d, nil)
 }
 
-// addPost parks an idle notification POST connection (raw is its
-// socket's) in its set; false if it cannot be (the connection is closed,
-// or epoll refused it), and its goroutine reads instead. The socket is
-// used under raw.Control, so that an fd number a concurrent close freed
-// and another connection took is never parked.
-func (p *poller) addPost(raw syscall.RawConn, pc *postConn) bool {
-	added := false
-	raw.Control(func(f uintptr) {
-		fd := int(f)
-		if fd >= len(p.posts) {
-			return
-		}
-		pc.sock = fd
-		p.posts[fd].Store(pc)
-		ev := syscall.EpollEvent{Events: armEvents, Fd: int32(fd)}
-		if err := syscall.EpollCtl(p.setOf(fd).fd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			p.posts[fd].CompareAndSwap(pc, nil)
-			return
-		}
-		added = true
-	})
-	return added
-}
-
-// removePost takes a POST connection out of its set. A closed socket
-// left every set when it closed; only its table entry is cleared then.
-func (p *poller) removePost(raw syscall.RawConn, pc *postConn) {
-	raw.Control(func(f uintptr) {
-		syscall.EpollCtl(p.setOf(int(f)).fd, syscall.EPOLL_CTL_DEL, int(f), nil)
-	})
-	p.posts[pc.sock].CompareAndSwap(pc, nil)
-}
-
 // collect is a set's collector: it serves each device with bytes to read
-// in turn, on its own goroutine (device.readable), and each parked POST
-// connection (postConn.collected), until the set closes.
+// in turn, on its own goroutine (device.readable), until the set closes.
 func (p *poller) collect(set epollSet) {
 	events := make([]syscall.EpollEvent, 256)
 	var failed error // epoll_wait's own error: the set is unusable
@@ -200,8 +165,6 @@ func (p *poller) collect(set epollSet) {
 			fd := events[i].Fd
 			if d := p.conns[fd].Load(); d != nil {
 				d.readable(true)
-			} else if pc := p.posts[fd].Load(); pc != nil {
-				pc.collected()
 			}
 		}
 		return true

@@ -38,7 +38,6 @@ type Server struct {
 	stopOnce  sync.Once
 
 	conns sync.WaitGroup // live connections, for Shutdown
-	posts postConns      // notification connections the front door serves
 }
 
 // writeWait bounds every write; a peer that takes longer is dropped.

@@ -36,8 +36,7 @@ func (l *liveDevices) remove(d *device) {
 // sweep replaces a timer per connection: one goroutine walks the devices,
 // pings those that have been quiet for half of device.idle_timeout, drops
 // those quiet for all of it, and ends sessions older than
-// device.max_session (errno -3). It also answers the notification POSTs
-// the store has kept past answerTimeout (postConns.answerOverdue).
+// device.max_session (errno -3).
 func (s *Server) sweep(stop <-chan struct{}) {
 	idle := s.cfg.Device.IdleTimeout.Duration
 	maxSession := s.cfg.Device.MaxSession.Duration
@@ -47,7 +46,6 @@ func (s *Server) sweep(stop <-chan struct{}) {
 	defer t.Stop()
 	ping := encodeFrame(opPing, nil)
 	var batch []*device
-	var posts []*postConn
 	for {
 		select {
 		case <-stop:
@@ -55,7 +53,6 @@ func (s *Server) sweep(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		now := time.Now()
-		posts = s.posts.answerOverdue(now, posts)
 		for i := range s.live.shards {
 			sh := &s.live.shards[i]
 			sh.mu.Lock()

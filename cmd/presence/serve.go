@@ -165,8 +165,7 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 func (s *server) Shutdown(ctx context.Context) error {
 	s.stopPurge()
 	s.http.SetKeepAlivesEnabled(false)
-	errs := []error{s.http.Shutdown(ctx)}          // closes the listener; waits for plain HTTP requests
-	errs = append(errs, s.edge.ShutdownPosts(ctx)) // the notification POSTs the front door serves
+	errs := []error{s.http.Shutdown(ctx)} // closes the listener; waits for plain HTTP requests
 	errs = append(errs, s.backend.router.Shutdown(ctx))
 	s.backend.router.CloseAllApps(core.ErrnoShuttingDown)
 	for i := len(s.extras) - 1; i >= 0; i-- {

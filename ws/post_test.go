@@ -3,6 +3,7 @@ package ws_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3" // for holdWriteLock's own connection
+
+	"github.com/presence-service/presence/ws"
 )
+
+// These tests speak HTTP/1.1 by hand on one connection, as a client
+// library with keep-alive and pipelining does, and check what it reads.
 
 // rawPost is a notification POST by hand, with extra header lines.
 func rawPost(host string, app int64, key, body string, extra ...string) string {
@@ -41,6 +49,44 @@ func wantEOF(t *testing.T, br *bufio.Reader, what string) {
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s after 5 s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// holdWriteLock takes the database's write lock from another connection,
+// as another process would, until release: the store's writes wait.
+func holdWriteLock(t *testing.T, h *harness) (release func()) {
+	t.Helper()
+	other, err := sql.Open("sqlite3", h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	ctx := context.Background()
+	lock, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func dialRaw(t *testing.T, h *harness) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(h.srv.URL, "http://"))
@@ -53,9 +99,9 @@ func dialRaw(t *testing.T, h *harness) (net.Conn, *bufio.Reader) {
 }
 
 // One keep-alive connection: pipelined POSTs answered in order, a body
-// that comes in pieces, then a request of another route (net/http takes
-// the connection over) and a POST after it, on the same connection.
-func TestFrontDoorPosts_KeepAliveThenHandOff(t *testing.T) {
+// that comes in pieces, then a request of another route and a POST after
+// it, on the same connection.
+func TestPosts_KeepAlive(t *testing.T) {
 	h := newHarness(t, nil)
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
@@ -106,9 +152,9 @@ func TestFrontDoorPosts_KeepAliveThenHandOff(t *testing.T) {
 	}
 }
 
-// Requests the front door leaves to net/http get net/http's answers,
-// whether they come first on their connection or after a POST it served.
-func TestFrontDoorPosts_UnusualRequestsGoToNetHTTP(t *testing.T) {
+// Unusual but valid requests are served, and broken ones refused, whether
+// they come first on their connection or after a POST.
+func TestPosts_UnusualRequests(t *testing.T) {
 	h := newHarness(t, nil)
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
@@ -153,7 +199,7 @@ func TestFrontDoorPosts_UnusualRequestsGoToNetHTTP(t *testing.T) {
 
 // Connection: close is answered with Connection: close, and the
 // connection then ends.
-func TestFrontDoorPosts_ConnectionClose(t *testing.T) {
+func TestPosts_ConnectionClose(t *testing.T) {
 	h := newHarness(t, nil)
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
@@ -170,29 +216,47 @@ func TestFrontDoorPosts_ConnectionClose(t *testing.T) {
 	wantEOF(t, br, "after the answer")
 }
 
-// ShutdownPosts closes the connections waiting for their next request,
-// and the front door serves no POST after it.
-func TestFrontDoorPosts_Shutdown(t *testing.T) {
+// A server shutting down waits for the POST whose batch is in the store:
+// it is answered, and then its connection closes.
+func TestPosts_ShutdownWaitsForTheRequestInTheStore(t *testing.T) {
 	h := newHarness(t, nil)
 	puid := h.grant("ann@example.com", h.app)
 	host := strings.TrimPrefix(h.srv.URL, "http://")
 	c, br := dialRaw(t, h)
-	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "x")+"]"))
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "first")+"]"))
 	if status, _, _ := readAnswer(t, br); status != 200 {
-		t.Fatalf("POST: %d", status)
+		t.Fatalf("first POST: %d", status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := h.edge.ShutdownPosts(ctx); err != nil {
-		t.Fatalf("ShutdownPosts: %v", err)
+	release := holdWriteLock(t, h) // the next batch waits in the store
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "held")+"]"))
+	waitFor(t, "the request in its handler", func() bool { return h.inHandler.Load() == 1 })
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- h.srv.Config.Shutdown(ctx)
+	}()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a request in the store", err)
+	case <-time.After(200 * time.Millisecond):
 	}
-	wantEOF(t, br, "idle connection after ShutdownPosts")
+	release()
+	status, body, _ := readAnswer(t, br)
+	if status != 200 || !strings.Contains(body, `"queue_size":2,`) {
+		t.Fatalf("the request in the store: %d %s, want 200 with queue size 2", status, body)
+	}
+	wantEOF(t, br, "after the answer")
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 }
 
-// A keep-alive connection that proved its key is not trusted beyond it:
-// a wrong key, another app's id, a rotated key and a deactivated app are
-// each refused on the same connection, and the new key is taken.
-func TestFrontDoorPosts_ProvenKeyIsRecheckedOnChange(t *testing.T) {
+// Every request of a keep-alive connection has its key checked: a wrong
+// key, another app's id, a rotated key and a deactivated app are each
+// refused on the same connection, and the new key is taken.
+func TestPosts_KeyCheckedOnEveryRequest(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := t.Context()
 	puid := h.grant("ann@example.com", h.app)
@@ -252,5 +316,85 @@ func TestFrontDoorPosts_ProvenKeyIsRecheckedOnChange(t *testing.T) {
 		if status != s.status || !strings.Contains(b, s.errno) {
 			t.Fatalf("%s: %d %s, want %d %s", s.name, status, b, s.status, s.errno)
 		}
+	}
+}
+
+// Pipelined requests are answered in the order they came, those refused
+// at once (a wrong key, a bad body) and those of other routes included.
+func TestPosts_AnswersKeepTheOrderOfRequests(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := dialRaw(t, h)
+	wrong := []byte(h.key)
+	wrong[0] ^= 1
+	var big []string // 60 items: a body of about 9 KiB
+	for i := range 60 {
+		big = append(big, item(puid, fmt.Sprintf("big %d %s", i, strings.Repeat("x", 100))))
+	}
+	reqs := rawPost(host, int64(h.app), h.key, "["+item(puid, "one")+"]") +
+		rawPost(host, int64(h.app), string(wrong), "["+item(puid, "refused")+"]") +
+		rawPost(host, int64(h.app), h.key, "["+item(puid, "two")+"]") +
+		rawPost(host, int64(h.app), h.key, `[{"UID":`) +
+		rawPost(host, int64(h.app), h.key, "["+strings.Join(big, ",")+"]") +
+		"GET /healthz HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+	go io.WriteString(c, reqs)
+	want := []struct {
+		status int
+		body   string
+	}{
+		{200, `"queue_size":1,`},
+		{401, `"errno":40`},
+		{200, `"queue_size":2,`},
+		{400, `"errno":3`},
+		{200, `"queue_size":62,`},
+		{200, "ok"},
+	}
+	for i, w := range want {
+		status, body, _ := readAnswer(t, br)
+		if status != w.status || !strings.Contains(body, w.body) {
+			t.Fatalf("answer %d: %d %.200s, want %d with %s", i, status, body, w.status, w.body)
+		}
+	}
+}
+
+// A client may send its request and close its side at once: the answer
+// still comes, and then the end of the connection.
+func TestPosts_AnsweredAfterTheClientClosesItsSide(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	c, br := dialRaw(t, h)
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "x")+"]"))
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, `"queue_size":1,`) {
+		t.Fatalf("got %d %s, want 200", status, body)
+	}
+	wantEOF(t, br, "after the answer")
+}
+
+// A store that does not answer in time (here another process holds the
+// database's write lock) gets the request an error answer instead of
+// none. The write it was given may still land or not, as with any answer
+// that is lost; the next request gets its own answer.
+func TestPosts_StoreThatDoesNotAnswerInTime(t *testing.T) {
+	h := newHarness(t, nil)
+	ws.SetNotifyTimeout(t, 300*time.Millisecond)
+	puid := h.grant("ann@example.com", h.app)
+	host := strings.TrimPrefix(h.srv.URL, "http://")
+	release := holdWriteLock(t, h)
+	c, br := dialRaw(t, h)
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "late")+"]"))
+	status, body, _ := readAnswer(t, br)
+	if status != 500 || !strings.Contains(body, `"errno":50`) {
+		t.Fatalf("while the store is locked: %d %s, want 500 errno 50", status, body)
+	}
+	release()
+	io.WriteString(c, rawPost(host, int64(h.app), h.key, "["+item(puid, "next")+"]"))
+	status, body, _ = readAnswer(t, br)
+	if status != 200 || !strings.Contains(body, `"queue_size":1,`) && !strings.Contains(body, `"queue_size":2,`) {
+		t.Fatalf("after the lock: %d %s, want 200 with queue size 1 or 2", status, body)
 	}
 }
