@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	presence "github.com/presence-service/presence"
@@ -25,17 +28,36 @@ type backend struct {
 	router *core.Router
 }
 
-// openBackend opens the database (applying the schema), the node key and a
-// router over them, and makes the [[app]]s of the file exist.
-func openBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*backend, error) {
+// openBackend opens the database the configuration names, for a CLI
+// command: it must exist already (a command run from the wrong folder, or
+// without the server's -config, would otherwise make an empty database
+// and act on it), and the path opened is said on stderr.
+func openBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger, stderr io.Writer) (*backend, error) {
+	path := absPath(cfg.Database.Path)
+	if _, err := os.Stat(cfg.Database.Path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s: run `presence migrate` to create one there, or give the server's presence.toml with -config", path)
+	}
+	fmt.Fprintf(stderr, "presence: database %s\n", path)
+	return openOrCreateBackend(ctx, cfg, log)
+}
+
+// openOrCreateBackend opens the database (creating it when missing, for
+// serve and migrate), runs the start-up checks (PROTOCOL §9: the file's
+// quick check and schema in sqlite.Open, the node key here), and builds a
+// router over them, with the [[app]]s of the file made to exist.
+func openOrCreateBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*backend, error) {
 	db, err := sqlite.Open(cfg.Database.Path)
 	if err != nil {
+		var d *sqlite.DamagedError
+		if errors.As(err, &d) {
+			return nil, err // it names the file and says how to restore it
+		}
 		return nil, fmt.Errorf("open database %s: %w", cfg.Database.Path, err)
 	}
-	keys, err := core.LoadKeyring(filepath.Join(cfg.DataDir(), nodeKeyFile))
+	keys, err := loadNodeKey(ctx, cfg, db)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("node key: %w", err)
+		return nil, err
 	}
 	r := core.NewRouter(db, core.Options{
 		DisconnectGrace:        cfg.Device.DisconnectGrace.Duration,
@@ -56,7 +78,44 @@ func openBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 	return &backend{cfg: cfg, db: db, router: r}, nil
 }
 
+// loadNodeKey reads the node key, making one only while no API key in the
+// database is sealed under one: a new key cannot open the old seals, so
+// every component would be refused its handshake.
+func loadNodeKey(ctx context.Context, cfg *presence.Config, db *sqlite.DB) (*core.Keyring, error) {
+	path := filepath.Join(cfg.DataDir(), nodeKeyFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		apps, err := db.Apps(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("node key: %w", err)
+		}
+		sealed := 0
+		for _, a := range apps {
+			if a.KeySealed != nil {
+				sealed++
+			}
+		}
+		if sealed > 0 {
+			return nil, fmt.Errorf("node key %s is missing, and %d API keys in %s are sealed under it: restore %s from the backup of the data folder (it is kept beside the database, never in it)",
+				absPath(path), sealed, absPath(cfg.Database.Path), absPath(path))
+		}
+	}
+	keys, err := core.LoadKeyring(path)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	return keys, nil
+}
+
 func (b *backend) Close() error { return b.db.Close() }
+
+// absPath is path made absolute for messages, or path itself if it
+// cannot be.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
 
 // devSecret is auth.dev_secret, or the one generated into the data folder.
 func devSecret(cfg *presence.Config) ([]byte, error) {
@@ -64,4 +123,16 @@ func devSecret(cfg *presence.Config) ([]byte, error) {
 		return []byte(cfg.Auth.DevSecret), nil
 	}
 	return core.LoadOrCreateSecret(filepath.Join(cfg.DataDir(), devSecretFile), 32)
+}
+
+// existingDevSecret is devSecret for the CLI: a dev secret made here
+// would sign tokens that the server refuses ("bad signature").
+func existingDevSecret(cfg *presence.Config) ([]byte, error) {
+	path := filepath.Join(cfg.DataDir(), devSecretFile)
+	if cfg.Auth.DevSecret == "" {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no dev secret at %s: start `presence serve` with this configuration once, or give the server's presence.toml with -config", absPath(path))
+		}
+	}
+	return devSecret(cfg)
 }

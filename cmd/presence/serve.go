@@ -78,7 +78,7 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 		return nil, err
 	}
 	raiseFileLimit(log)
-	b, err := openBackend(ctx, cfg, log)
+	b, err := openOrCreateBackend(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Auth.Verifier != "dev" {
 		return fmt.Errorf("token: auth.verifier is %q; tokens are only for the dev verifier", cfg.Auth.Verifier)
 	}
-	secret, err := devSecret(cfg)
+	secret, err := existingDevSecret(cfg)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(ctx, cfg, nil)
+	b, err := openOrCreateBackend(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

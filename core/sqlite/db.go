@@ -114,8 +114,19 @@ func Open(path string) (*DB, error) {
 			conn.Close()
 		}
 	}
+	if err == nil {
+		// Before anything reads the tables: a damaged file is refused
+		// whole, not served half.
+		if err = quickCheck(context.Background(), path, conn); err != nil {
+			conn.Close()
+		}
+	}
 	if err != nil {
 		db.wdb.Close()
+		var d *DamagedError
+		if errors.As(damaged(path, err), &d) {
+			return nil, d
+		}
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 
@@ -146,9 +157,13 @@ func Open(path string) (*DB, error) {
 	go db.commitLoop(conn)
 	go db.checkpointLoop(db.cdb, db.ckptKick, db.ckptStop, db.ckptDone)
 
-	if err := db.Migrate(context.Background()); err != nil {
+	err = db.Migrate(context.Background())
+	if err == nil {
+		err = checkSchema(context.Background(), path, db.rdb)
+	}
+	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, damaged(path, err)
 	}
 	return db, nil
 }
@@ -189,11 +204,28 @@ func (db *DB) Close() error {
 	return errors.Join(db.cdb.Close(), db.rdb.Close(), db.wdb.Close())
 }
 
-// Ping checks that the file can still be read.
+// Ping checks what GET /healthz claims (PROTOCOL §9): that the file
+// answers a read, and that a write commits and is synced, through the
+// committer as every write is (so a wedged committer fails it too). The
+// write rewrites the newest schema_migrations row as it is. The error
+// names the part that failed: "sqlite read: …" or "sqlite write: …".
 func (db *DB) Ping(ctx context.Context) error {
-	var one int
-	if err := db.rdb.GetContext(ctx, &one, `SELECT 1 FROM schema_migrations LIMIT 1`); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+	var version int
+	if err := db.rdb.GetContext(ctx, &version, `SELECT MAX(version) FROM schema_migrations`); err != nil {
+		return fmt.Errorf("sqlite read: %w", err)
+	}
+	err := db.write(ctx, func(tx *writeTx) error {
+		res, err := tx.Exec(`UPDATE schema_migrations SET applied_at = applied_at WHERE version = ?`, version)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("schema_migrations: no row of version %d", version)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite write: %w", err)
 	}
 	return nil
 }
