@@ -46,7 +46,7 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	apps, err := s.router.Store().Apps(r.Context(), "")
+	apps, err := s.router.Apps(r.Context(), "")
 	if err != nil {
 		s.failErr(w, r, err)
 		return
@@ -67,7 +67,7 @@ func (s *Server) adminApp(w http.ResponseWriter, r *http.Request) (*core.App, bo
 		s.fail(w, r, http.StatusNotFound, "There is no such app.")
 		return nil, false
 	}
-	app, err := s.router.Store().App(r.Context(), id)
+	app, err := s.router.App(r.Context(), id)
 	if err != nil {
 		s.failErr(w, r, err)
 		return nil, false

@@ -44,7 +44,7 @@ func TestAdminPages(t *testing.T) {
 	wantStatus(t, root.post(disable, nil), http.StatusForbidden) // CSRF
 	r = root.postForm("/admin", disable, nil)
 	wantStatus(t, r, http.StatusSeeOther)
-	if a, _ := e.router.Store().App(ctx, app.ID); a.State != core.AppDisabled || a.KeyHash != nil {
+	if a, _ := e.router.App(ctx, app.ID); a.State != core.AppDisabled || a.KeyHash != nil {
 		t.Fatalf("after disable: %s", a.State)
 	}
 	sink.mu.Lock()
@@ -58,7 +58,7 @@ func TestAdminPages(t *testing.T) {
 
 	r = root.postForm("/admin", fmt.Sprintf("/admin/apps/%d/enable", app.ID), nil)
 	wantStatus(t, r, http.StatusSeeOther)
-	if a, _ := e.router.Store().App(ctx, app.ID); a.State != core.AppVerified {
+	if a, _ := e.router.App(ctx, app.ID); a.State != core.AppVerified {
 		t.Fatalf("after enable: %s", a.State)
 	}
 	wantStatus(t, root.postForm("/admin", "/admin/apps/99999/disable", nil), http.StatusNotFound)

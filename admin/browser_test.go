@@ -55,7 +55,7 @@ func TestBrowser(t *testing.T) {
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/__presence":
-			apps, err := e.router.Store().Apps(r.Context(), "")
+			apps, err := e.router.Apps(r.Context(), "")
 			if err != nil {
 				http.Error(w, err.Error(), 500)
 				return
@@ -102,7 +102,7 @@ func TestBrowser(t *testing.T) {
 	if _, err := e.router.AuthenticateApp(ctx, res.AppID, res.APIKey); err != nil {
 		t.Fatalf("the key shown in the browser does not authenticate: %v", err)
 	}
-	if _, err := e.router.Store().GrantByPUID(ctx, res.PUID); err == nil {
+	if _, err := e.router.GrantByPUID(ctx, res.PUID); err == nil {
 		t.Fatal("the grant revoked in the browser is still stored")
 	}
 	t.Logf("%d screenshots in %s", res.Screenshots, out)

@@ -58,7 +58,7 @@ func TestGrantAllowDeny(t *testing.T) {
 	if got, want := r.Header.Get("Location"), redirect+"&presence_uid="+puid; got != want {
 		t.Fatalf("Location %q, want %q", got, want)
 	}
-	g, err := e.router.Store().GrantByPUID(context.Background(), puid)
+	g, err := e.router.GrantByPUID(context.Background(), puid)
 	if err != nil || g.UserID != "alice@example.org" || g.AppID != app.ID || g.UserString != "Alice Smith" {
 		t.Fatalf("grant %+v %v", g, err)
 	}

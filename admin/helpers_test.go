@@ -48,7 +48,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := core.NewRouter(db, core.Options{Keys: keys, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{Keys: keys, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

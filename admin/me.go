@@ -26,7 +26,7 @@ func (s *Server) mePage(w http.ResponseWriter, r *http.Request) {
 	if sess == nil {
 		return
 	}
-	grants, err := s.router.Store().UserGrants(r.Context(), sess.Who.Subject)
+	grants, err := s.router.UserGrants(r.Context(), sess.Who.Subject)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
@@ -52,7 +52,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	puid := r.PathValue("puid")
-	g, err := s.router.Store().GrantByPUID(r.Context(), puid)
+	g, err := s.router.GrantByPUID(r.Context(), puid)
 	if err == nil && g.UserID != sess.Who.Subject {
 		err = core.ErrNotFound // someone else's grant does not exist for this user
 	}

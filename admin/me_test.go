@@ -91,7 +91,7 @@ func TestMeAndRevoke(t *testing.T) {
 	})
 	r = b.get("/me")
 	wantBody(t, r, "Revoked: Beer chat no longer sees you as Alice", "No app can see your status")
-	if _, err := e.router.Store().GrantByPUID(ctx, puid); err == nil {
+	if _, err := e.router.GrantByPUID(ctx, puid); err == nil {
 		t.Fatal("grant still stored")
 	}
 	// The PUID stops working: a probe says unknown, and a second revoke is 404.

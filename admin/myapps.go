@@ -32,7 +32,7 @@ func (s *Server) myApps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderMyApps(w http.ResponseWriter, r *http.Request, sess *session, status int, d myAppsData) {
-	apps, err := s.router.Store().Apps(r.Context(), sess.Owner)
+	apps, err := s.router.Apps(r.Context(), sess.Owner)
 	if err != nil {
 		s.failErr(w, r, err)
 		return
@@ -72,7 +72,7 @@ func (s *Server) ownApp(w http.ResponseWriter, r *http.Request, sess *session) *
 		s.fail(w, r, http.StatusNotFound, "There is no such app.")
 		return nil
 	}
-	app, err := s.router.Store().App(r.Context(), id)
+	app, err := s.router.App(r.Context(), id)
 	if errors.Is(err, core.ErrNotFound) || (err == nil && !strings.EqualFold(app.OwnerEmail, sess.Owner)) {
 		s.fail(w, r, http.StatusNotFound, "There is no such app.")
 		return nil

@@ -41,7 +41,7 @@ func TestMyAppsRegister(t *testing.T) {
 	r = b.get(appPath(id))
 	wantStatus(t, r, http.StatusOK)
 	wantBody(t, r, "Registered Beer chat", "beerchat.example:8080", "unverified", "http://beerchat.example:8080/__presence", "text/plain")
-	app, err := e.router.Store().App(context.Background(), id)
+	app, err := e.router.App(context.Background(), id)
 	if err != nil || app.OwnerEmail != "dev@example.org" || len(app.VerificationKey) != 1024 {
 		t.Fatalf("app %+v %v", app, err)
 	}
@@ -67,7 +67,7 @@ func TestMyAppsLifecycle(t *testing.T) {
 	b.login("dev@example.org")
 	id := b.register(proof.domain, "Beer chat")
 	path := appPath(id)
-	app, _ := e.router.Store().App(context.Background(), id)
+	app, _ := e.router.App(context.Background(), id)
 	proof.set(app.VerificationKey)
 
 	// Activate before verification: refused with the reason.
@@ -133,7 +133,7 @@ func TestMyAppsOtherDeveloper(t *testing.T) {
 	mine := e.browser()
 	mine.login("dev@example.org")
 	id := mine.register(proof.domain, "Mine")
-	app, _ := e.router.Store().App(context.Background(), id)
+	app, _ := e.router.App(context.Background(), id)
 	proof.set(app.VerificationKey)
 
 	other := e.browser()
@@ -151,7 +151,7 @@ func TestMyAppsOtherDeveloper(t *testing.T) {
 		wantStatus(t, r, http.StatusNotFound)
 	}
 	// Nothing happened to the app.
-	if a, _ := e.router.Store().App(context.Background(), id); a.State != core.AppUnverified {
+	if a, _ := e.router.App(context.Background(), id); a.State != core.AppUnverified {
 		t.Fatalf("state %s after another developer's actions", a.State)
 	}
 	// Non-numeric and unknown ids: 404 as well.

@@ -63,7 +63,7 @@ func verifyFlow(t *testing.T, e *env, p *proofServer, prepare func(key string)) 
 	b := e.browser()
 	b.login("dev@example.org")
 	id := b.register(p.domain, "Beer chat")
-	app, err := e.router.Store().App(context.Background(), id)
+	app, err := e.router.App(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func verifyFlow(t *testing.T, e *env, p *proofServer, prepare func(key string)) 
 	if r.Header.Get("Location") != appPath(id) {
 		t.Fatalf("verify Location %q", r.Header.Get("Location"))
 	}
-	app, _ = e.router.Store().App(context.Background(), id)
+	app, _ = e.router.App(context.Background(), id)
 	return b.get(appPath(id)), string(app.State)
 }
 

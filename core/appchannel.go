@@ -29,9 +29,15 @@ type appState struct {
 	waiting map[string]StatusUpdate // newest per PUID while no sink is attached
 }
 
-// publish tells app an update: to every channel, or to the waiting queue.
-// Callers hold the user's lock, which keeps each PUID's updates in order.
+// publish tells app an update, through the bus, on every node. Callers
+// hold the user's lock, which keeps each PUID's updates in order.
 func (r *Router) publish(app AppID, u StatusUpdate) {
+	r.bus.PublishStatus(app, u)
+}
+
+// deliverStatus tells this node's channels of app an update, or keeps it
+// in the waiting queue while the node holds none.
+func (r *Router) deliverStatus(app AppID, u StatusUpdate) {
 	a := r.appState(app)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -121,7 +127,7 @@ func (r *Router) Requeue(id AppID, updates []StatusUpdate) {
 	}
 }
 
-// closeAppChannels ends every channel of app with errno.
+// closeAppChannels ends every channel of app on this node with errno.
 func (r *Router) closeAppChannels(id AppID, errno Errno) {
 	a := r.appState(id)
 	a.mu.Lock()
@@ -199,7 +205,7 @@ func (r *Router) Probe(ctx context.Context, id AppID, puids []string) ([]ProbeRe
 	for _, i := range unknown {
 		p := puids[i]
 		out[i] = ProbeResult{StatusUpdate: StatusUpdate{PUID: p, Status: Offline, At: now}}
-		g, err := r.store.GrantByPUID(ctx, p)
+		g, err := r.reg.GrantByPUID(ctx, p)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}

@@ -40,7 +40,7 @@ func (r *Router) App(ctx context.Context, id AppID) (*App, error) {
 		}
 		return c.app, nil
 	}
-	a, err := r.store.App(ctx, id)
+	a, err := r.reg.App(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -53,10 +53,17 @@ func (r *Router) App(ctx context.Context, id AppID) (*App, error) {
 	return a, nil
 }
 
+// forgetApp drops this node's cached copy of the app (Bus: AppChanged).
 func (r *Router) forgetApp(id AppID) {
 	r.cache.mu.Lock()
 	delete(r.cache.m, id)
 	r.cache.mu.Unlock()
+}
+
+// appChanged tells every node that the app's row changed, and to end its
+// channels with closeWith unless that is 0.
+func (r *Router) appChanged(ctx context.Context, id AppID, closeWith Errno) error {
+	return r.bus.Invalidate(ctx, Invalidation{Kind: AppChanged, App: id, Close: closeWith})
 }
 
 // AuthenticateApp checks an app's API key in constant time: errno 44 for
@@ -111,10 +118,11 @@ func (r *Router) RegisterApp(ctx context.Context, owner, domain, name, descripti
 	}
 	a := &App{Domain: domain, Name: name, Description: description, OwnerEmail: owner,
 		State: AppUnverified, VerificationKey: NewSecret(), CreatedAt: r.opts.Now()}
-	if err := r.store.CreateApp(ctx, a); err != nil {
+	if err := r.reg.CreateApp(ctx, a); err != nil {
 		return nil, err
 	}
-	return a, nil
+	// A node may cache the new id as unknown (a probe before it existed).
+	return a, r.appChanged(ctx, a.ID, 0)
 }
 
 // NormalizeDomain accepts host or host:port, lower-cased, without scheme,
@@ -152,7 +160,7 @@ func NormalizeDomain(d string) (string, error) {
 // MarkVerified records that the app's domain was proven (by Verify, or by
 // an admin who vouches for it).
 func (r *Router) MarkVerified(ctx context.Context, id AppID) (*App, error) {
-	return r.updateApp(ctx, id, func(a *App) error {
+	return r.updateApp(ctx, id, 0, func(a *App) error {
 		if a.State == AppUnverified {
 			a.State = AppVerified
 			a.VerifiedAt = r.opts.Now()
@@ -165,7 +173,7 @@ func (r *Router) MarkVerified(ctx context.Context, id AppID) (*App, error) {
 // it active. The key is returned once and kept only hashed and sealed.
 func (r *Router) ActivateApp(ctx context.Context, id AppID) (*App, string, error) {
 	var key string
-	a, err := r.updateApp(ctx, id, func(a *App) error {
+	a, err := r.updateApp(ctx, id, 0, func(a *App) error {
 		switch a.State {
 		case AppUnverified:
 			return fmt.Errorf("%w: the domain is not verified yet", ErrConflict)
@@ -183,23 +191,20 @@ func (r *Router) ActivateApp(ctx context.Context, id AppID) (*App, string, error
 // RotateKey replaces an active app's key; its open channels end (errno 40).
 func (r *Router) RotateKey(ctx context.Context, id AppID) (*App, string, error) {
 	var key string
-	a, err := r.updateApp(ctx, id, func(a *App) error {
+	a, err := r.updateApp(ctx, id, ErrnoBadKey, func(a *App) error {
 		if a.State != AppActive {
 			return fmt.Errorf("%w: only an active app has a key to rotate", ErrConflict)
 		}
 		key = r.setKey(a)
 		return nil
 	})
-	if err == nil {
-		r.closeAppChannels(id, ErrnoBadKey)
-	}
 	return a, key, err
 }
 
 // DeactivateApp stops an app: its key is forgotten and its channels end
 // (errno 41). Activate again to get a new key.
 func (r *Router) DeactivateApp(ctx context.Context, id AppID) (*App, error) {
-	a, err := r.updateApp(ctx, id, func(a *App) error {
+	a, err := r.updateApp(ctx, id, ErrnoAppInactive, func(a *App) error {
 		if a.State == AppUnverified {
 			return fmt.Errorf("%w: the app was never activated", ErrConflict)
 		}
@@ -207,16 +212,13 @@ func (r *Router) DeactivateApp(ctx context.Context, id AppID) (*App, error) {
 		a.KeyHash, a.KeySealed = nil, nil
 		return nil
 	})
-	if err == nil {
-		r.closeAppChannels(id, ErrnoAppInactive)
-	}
 	return a, err
 }
 
 // EnableApp puts a disabled app back to verified: its owner activates it
 // again to get a new key (an admin who enables an app never sees a key).
 func (r *Router) EnableApp(ctx context.Context, id AppID) (*App, error) {
-	return r.updateApp(ctx, id, func(a *App) error {
+	return r.updateApp(ctx, id, 0, func(a *App) error {
 		if a.State != AppDisabled {
 			return fmt.Errorf("%w: only a disabled app can be enabled", ErrConflict)
 		}
@@ -232,7 +234,7 @@ func (r *Router) DeclareApp(ctx context.Context, d DeclaredAppSpec) error {
 	if err != nil {
 		return err
 	}
-	a, err := r.store.App(ctx, d.ID)
+	a, err := r.reg.App(ctx, d.ID)
 	now := r.opts.Now()
 	exists := err == nil
 	if errors.Is(err, ErrNotFound) {
@@ -255,12 +257,14 @@ func (r *Router) DeclareApp(ctx context.Context, d DeclaredAppSpec) error {
 		a.KeyHash, a.KeySealed = HashKey(d.APIKey), r.opts.Keys.Seal(d.APIKey)
 	}
 	if exists {
-		err = r.store.UpdateApp(ctx, a)
+		err = r.reg.UpdateApp(ctx, a)
 	} else {
-		err = r.store.CreateApp(ctx, a)
+		err = r.reg.CreateApp(ctx, a)
 	}
-	r.forgetApp(d.ID)
-	return err
+	if err != nil {
+		return err
+	}
+	return r.appChanged(ctx, d.ID, 0)
 }
 
 // DeclaredAppSpec is an app declared by an admin in presence.toml.
@@ -279,17 +283,18 @@ func (r *Router) setKey(a *App) string {
 	return key
 }
 
-func (r *Router) updateApp(ctx context.Context, id AppID, change func(*App) error) (*App, error) {
-	a, err := r.store.App(ctx, id)
+// updateApp changes the app's row, then tells every node, which end the
+// app's channels with closeWith unless it is 0.
+func (r *Router) updateApp(ctx context.Context, id AppID, closeWith Errno, change func(*App) error) (*App, error) {
+	a, err := r.reg.App(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if err := change(a); err != nil {
 		return nil, err
 	}
-	if err := r.store.UpdateApp(ctx, a); err != nil {
+	if err := r.reg.UpdateApp(ctx, a); err != nil {
 		return nil, err
 	}
-	r.forgetApp(id)
-	return a, nil
+	return a, r.appChanged(ctx, id, closeWith)
 }

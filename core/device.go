@@ -54,10 +54,9 @@ func (s *Session) CreatedAt() time.Time { return s.createdAt }
 
 // userState is one user's live devices and what each app was last told.
 //
-// Never wait for a store write while holding mu: the store's answering
-// goroutine takes it to push stored notifications (NotifyThen), and a
-// write's answer comes from that same goroutine, so the two would wait
-// for each other. Reads (lockWithGrants' fallback) do not go through it.
+// Never wait for a store write while holding mu: every device request
+// and every push of the user queues behind it, and a write's commit may
+// wait for other writers' syncs. Reads (lockWithGrants' fallback) may.
 type userState struct {
 	mu       sync.Mutex // guards every field below, and the guarded fields of its sessions
 	id       string

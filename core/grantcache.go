@@ -110,7 +110,7 @@ func (r *Router) grantsOf(ctx context.Context, userID string) (*grantEntry, erro
 
 // loadGrants reads the user's grants from the store.
 func (r *Router) loadGrants(ctx context.Context, userID string) (*grantEntry, error) {
-	gs, err := r.store.UserGrants(ctx, userID)
+	gs, err := r.reg.UserGrants(ctx, userID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}

@@ -36,48 +36,36 @@ func (r *Router) Grant(ctx context.Context, who Identity, id AppID, userString s
 	if app.State != AppVerified && app.State != AppActive {
 		return nil, &Error{Errno: ErrnoAppInactive, Reason: "this app is not open for grants"}
 	}
-	if err := r.store.UpsertUser(ctx, User{ID: who.Subject, Email: who.Email, CreatedAt: r.opts.Now()}); err != nil {
+	if err := r.reg.UpsertUser(ctx, User{ID: who.Subject, Email: who.Email, CreatedAt: r.opts.Now()}); err != nil {
 		return nil, err
 	}
-	g, created, err := r.store.Grant(ctx, who.Subject, id, userString, NewPUID())
+	g, created, err := r.reg.Grant(ctx, who.Subject, id, userString, NewPUID())
 	if err != nil || !created {
 		return g, err
 	}
-	r.grants.invalidate(who.Subject) // after the store, before the live state: see grantCache
-	if u := r.lockUser(who.Subject, false); u != nil {
-		u.puids = withPUID(u.puids, id, g.PUID)
-		if p, ok := u.shown[id]; ok {
-			r.publish(id, StatusUpdate{PUID: g.PUID, Status: p.Status, Message: p.Message, At: r.opts.Now()})
-		}
-		u.mu.Unlock()
-	}
-	return g, nil
+	err = r.bus.Invalidate(ctx, Invalidation{Kind: GrantAdded, App: id, User: who.Subject, PUID: g.PUID})
+	return g, err
 }
 
 // Revoke ends a grant: the app is told a last offline for the PUID, which
 // then stops working everywhere (probes, notifications, its queue).
 // Only the grant's user may revoke it (userID must match).
 func (r *Router) Revoke(ctx context.Context, userID, puid string) error {
-	g, err := r.store.GrantByPUID(ctx, puid)
+	g, err := r.reg.GrantByPUID(ctx, puid)
 	if err != nil {
 		return err
 	}
 	if g.UserID != userID {
 		return ErrNotFound // someone else's PUID does not exist for this user
 	}
-	if err := r.store.RevokeGrant(ctx, puid); err != nil {
+	if err := r.reg.RevokeGrant(ctx, puid); err != nil {
 		return err
 	}
-	r.grants.invalidate(g.UserID) // after the store, before the live state: see grantCache
-	last := StatusUpdate{PUID: puid, Status: Offline, At: r.opts.Now()}
-	if u := r.lockUser(g.UserID, false); u != nil {
-		u.puids = withoutPUID(u.puids, g.AppID, puid)
-		r.publish(g.AppID, last)
-		u.mu.Unlock()
-	} else {
-		r.publish(g.AppID, last)
-	}
-	return nil
+	err = r.bus.Invalidate(ctx, Invalidation{Kind: GrantRevoked, App: g.AppID, User: g.UserID, PUID: puid})
+	// Every node has stopped routing to the PUID: nothing can follow the
+	// last offline.
+	r.publish(g.AppID, StatusUpdate{PUID: puid, Status: Offline, At: r.opts.Now()})
+	return err
 }
 
 // withPUID returns a copy of grants with puid added for app. The map it

@@ -15,61 +15,33 @@ func (e *ItemError) Error() string { return e.Err.Error() }
 func (e *ItemError) Unwrap() error { return e.Err }
 
 // Notify validates a batch of live notifications from app, stores it in
-// one transaction (or not at all), and only then pushes each item to the
-// connected devices of its user. It returns each item's queue size.
-// If ctx ends first, Notify returns ctx.Err(): the batch may be stored
-// or not, as with any answer that is lost.
+// one atomic, durable step (or not at all), and only then pushes each item
+// to the connected devices of its user. It returns each item's queue
+// size. It is the one call every edge makes (POST, app channel, XMPP).
+// If ctx ends first, the batch may be stored or not, as with any answer
+// that is lost.
 func (r *Router) Notify(ctx context.Context, app AppID, items []NotificationInput) ([]Notification, []int, error) {
-	type outcome struct {
-		stored []Notification
-		sizes  []int
-		err    error
-	}
-	res := make(chan outcome, 1)
-	r.NotifyThen(ctx, app, items, func(stored []Notification, sizes []int, err error) {
-		res <- outcome{stored, sizes, err}
-	})
-	select {
-	case o := <-res:
-		return o.stored, o.sizes, o.err
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	}
-}
-
-// NotifyThen is Notify that returns at once and calls done with the
-// outcome, exactly once: on the caller's goroutine when the batch is
-// refused before it is stored, else on the store's (Store.
-// AddNotificationsThen), after the items were pushed to live devices.
-// done must not block. It lets an edge write its answer on the goroutine
-// that ended the commit, instead of waking a goroutine per request to
-// write it (measured in BENCHMARKS.md, single-item POSTs).
-func (r *Router) NotifyThen(ctx context.Context, app AppID, items []NotificationInput, done func([]Notification, []int, error)) {
 	if len(items) == 0 || len(items) > MaxNotificationBatch {
-		done(nil, nil, Errorf(ErrnoInvalidField, "want 1 to %d items, got %d", MaxNotificationBatch, len(items)))
-		return
+		return nil, nil, Errorf(ErrnoInvalidField, "want 1 to %d items, got %d", MaxNotificationBatch, len(items))
 	}
 	for i, it := range items {
 		if err := CheckNotification(it); err != nil {
 			e := err.(*Error)
-			done(nil, nil, &ItemError{Index: i, Err: &Error{Errno: e.Errno, Reason: e.Reason}})
-			return
+			return nil, nil, &ItemError{Index: i, Err: &Error{Errno: e.Errno, Reason: e.Reason}}
 		}
 	}
-	r.store.AddNotificationsThen(ctx, app, items, r.opts.Now(), r.opts.NotificationDefaultTTL, r.opts.NotificationQueueSize,
-		func(stored []Notification, sizes []int, err error) {
-			if err == nil {
-				r.storedSafely(stored)
-			}
-			done(stored, sizes, err)
-		})
+	stored, sizes, err := r.queues.AddNotifications(ctx, app, items, r.opts.Now(), r.opts.NotificationDefaultTTL, r.opts.NotificationQueueSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.storedSafely(stored)
+	return stored, sizes, nil
 }
 
-// storedSafely is stored for the store's goroutine, which answers every
-// later commit too: a panic in a push is logged and ends neither that
-// goroutine nor the batch's answer. The batch is durable by then, so its
-// caller still hears that it was stored; a device that missed the push
-// gets the notification from its pending queue.
+// storedSafely is stored, with a panic in a push logged instead of
+// ending the process: the batch is durable by then, so its caller still
+// hears that it was stored, and a device that missed the push gets the
+// notification from its pending queue.
 func (r *Router) storedSafely(stored []Notification) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -144,7 +116,7 @@ func (r *Router) PendingNotifications(ctx context.Context, s *Session) ([]Notifi
 	if !maybe {
 		return nil, nil
 	}
-	ns, err := r.store.PendingNotifications(ctx, user, nil)
+	ns, err := r.queues.PendingNotifications(ctx, user, nil)
 	if err == nil && len(ns) == 0 {
 		r.pending.clear(user, gen)
 	}
@@ -154,7 +126,7 @@ func (r *Router) PendingNotifications(ctx context.Context, s *Session) ([]Notifi
 // Ack removes notifications the device has shown. Only the session's
 // user's notifications can be removed.
 func (r *Router) Ack(ctx context.Context, s *Session, ids []string) error {
-	n, err := r.store.AckNotifications(ctx, s.identity.Subject, ids)
+	n, err := r.queues.AckNotifications(ctx, s.identity.Subject, ids)
 	r.Metrics.NotificationsAcked.Add(int64(n))
 	return err
 }

@@ -60,7 +60,7 @@ func (p *pendingUsers) clear(user string, gen uint64) {
 
 // loadPending marks every user the store has notifications for.
 func (r *Router) loadPending(ctx context.Context) error {
-	users, err := r.store.UsersWithNotifications(ctx)
+	users, err := r.queues.UsersWithNotifications(ctx)
 	if err != nil {
 		return err
 	}

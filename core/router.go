@@ -27,10 +27,13 @@ type Options struct {
 // which never block. Maps are sharded so that no global lock sits on the
 // hot path.
 type Router struct {
-	store   Store
-	opts    Options
-	log     *slog.Logger
-	Metrics *Metrics
+	reg      Registry
+	queues   NotificationQueues
+	statuses StatusQueue
+	bus      Bus
+	opts     Options
+	log      *slog.Logger
+	Metrics  *Metrics
 
 	users [shardCount]userShard
 	apps  [shardCount]appShard
@@ -42,6 +45,7 @@ type Router struct {
 	pending      pendingUsers
 
 	shuttingDown atomic.Bool
+	unsubscribe  func() // from the bus, at Shutdown
 }
 
 const shardCount = 64
@@ -56,8 +60,24 @@ type appShard struct {
 	m  map[AppID]*appState
 }
 
-// NewRouter returns a router over store. Call Start before use.
-func NewRouter(store Store, opts Options) *Router {
+// Deps are the services a router is built on. Registry, Notifications
+// and Statuses are required (core/sqlite's DB is all three on one node);
+// a nil Bus is a LocalBus of this process alone.
+type Deps struct {
+	Registry      Registry
+	Notifications NotificationQueues
+	Statuses      StatusQueue
+	Bus           Bus
+}
+
+// NewRouter returns a router over deps. Call Start before use.
+func NewRouter(deps Deps, opts Options) *Router {
+	if deps.Registry == nil || deps.Notifications == nil || deps.Statuses == nil {
+		panic("core.NewRouter: Registry, Notifications and Statuses are required")
+	}
+	if deps.Bus == nil {
+		deps.Bus = NewLocalBus()
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -76,7 +96,8 @@ func NewRouter(store Store, opts Options) *Router {
 	if opts.NotificationsPerMinute <= 0 {
 		opts.NotificationsPerMinute = 6000
 	}
-	r := &Router{store: store, opts: opts, log: opts.Logger, Metrics: NewMetrics()}
+	r := &Router{reg: deps.Registry, queues: deps.Notifications, statuses: deps.Statuses, bus: deps.Bus,
+		opts: opts, log: opts.Logger, Metrics: NewMetrics()}
 	for i := range r.users {
 		r.users[i].m = make(map[string]*userState)
 	}
@@ -86,12 +107,9 @@ func NewRouter(store Store, opts Options) *Router {
 	r.cache.m = make(map[AppID]cachedApp)
 	r.grants.init()
 	r.pending.init()
+	r.unsubscribe = r.bus.Subscribe(busSubscriber{r})
 	return r
 }
-
-// Store is the store the router was built on, for edges that need reads
-// the router does not wrap.
-func (r *Router) Store() Store { return r.store }
 
 // Now is the router's clock.
 func (r *Router) Now() time.Time { return r.opts.Now() }
@@ -107,7 +125,7 @@ func (r *Router) Start(ctx context.Context) error {
 		return err
 	}
 	since := r.opts.Now().Add(-r.opts.StatusQueueTTL)
-	all, err := r.store.AllWaiting(ctx, since)
+	all, err := r.statuses.AllWaiting(ctx, since)
 	if err != nil {
 		return err
 	}
@@ -121,7 +139,7 @@ func (r *Router) Start(ctx context.Context) error {
 			}
 		}
 		a.mu.Unlock()
-		if _, err := r.store.TakeWaiting(ctx, app, since); err != nil {
+		if _, err := r.statuses.TakeWaiting(ctx, app, since); err != nil {
 			return err
 		}
 	}
@@ -146,6 +164,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		}
 		u.mu.Unlock()
 	}
+	r.unsubscribe() // what the node has not yet saved stops growing
 	var firstErr error
 	for _, a := range r.allApps() {
 		a.mu.Lock()
@@ -157,7 +176,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		if len(updates) == 0 {
 			continue
 		}
-		if err := r.store.SaveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
+		if err := r.statuses.SaveWaiting(ctx, a.id, updates); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}

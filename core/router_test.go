@@ -98,7 +98,7 @@ func newFixture(t *testing.T, grace time.Duration) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
-	r := core.NewRouter(db, core.Options{DisconnectGrace: grace, StatusQueueTTL: time.Hour, Keys: keys, Now: clk.Now})
+	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{DisconnectGrace: grace, StatusQueueTTL: time.Hour, Keys: keys, Now: clk.Now})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestWaitingQueueSurvivesRestart(t *testing.T) {
 	if err := f.router.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r2 := core.NewRouter(f.db, core.Options{Now: f.clock.Now})
+	r2 := core.NewRouter(core.Deps{Registry: f.db, Notifications: f.db, Statuses: f.db}, core.Options{Now: f.clock.Now})
 	if err := r2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestPendingNotificationsAcrossConnects(t *testing.T) {
 		t.Fatalf("a store after the set was cleared: %v", ns)
 	}
 	// A new router over the same store knows who has some (restart).
-	r2 := core.NewRouter(f.db, core.Options{Now: f.clock.Now})
+	r2 := core.NewRouter(core.Deps{Registry: f.db, Notifications: f.db, Statuses: f.db}, core.Options{Now: f.clock.Now})
 	if err := r2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestShutdownSavesWaitingAroundARevokedPUID(t *testing.T) {
 	if err := f.router.Shutdown(context.Background()); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	r2 := core.NewRouter(f.db, core.Options{Now: f.clock.Now})
+	r2 := core.NewRouter(core.Deps{Registry: f.db, Notifications: f.db, Statuses: f.db}, core.Options{Now: f.clock.Now})
 	if err := r2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ type harness struct {
 	dbPath string // the store's file
 	// inHandler counts the HTTP requests being served now.
 	inHandler *atomic.Int64
+	db        *sqlite.DB
 }
 
 func newHarness(t testing.TB, tweak func(*presence.Config)) *harness {
@@ -78,7 +79,7 @@ func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httpte
 		t.Fatal(err)
 	}
 	keys, _ := core.NewKeyring(make([]byte, 32))
-	r := core.NewRouter(db, core.Options{
+	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{
 		DisconnectGrace: cfg.Device.DisconnectGrace.Duration, StatusQueueTTL: cfg.Apps.StatusQueueTTL.Duration,
 		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration, NotificationQueueSize: cfg.Notifications.QueueSize, NotificationsPerMinute: cfg.Limits.NotificationsPerMinute, Keys: keys,
 	})
@@ -97,7 +98,7 @@ func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httpte
 	}))
 	start(srv, edge)
 	t.Cleanup(func() { srv.Close(); edge.Close(); db.Close() })
-	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge, dbPath: dbPath, inHandler: inHandler}
+	h := &harness{t: t, cfg: cfg, router: r, dev: dev, srv: srv, edge: edge, dbPath: dbPath, inHandler: inHandler, db: db}
 	h.app, h.key = h.newApp("beer.example")
 	return h
 }

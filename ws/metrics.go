@@ -10,11 +10,6 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-// commitCounter is a store that counts its group commits (core/sqlite).
-type commitCounter interface {
-	CommitStats() (commits, writes uint64)
-}
-
 // serveMetrics writes the router's counters in the Prometheus text format.
 // A handful of counters does not need the Prometheus client library.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -38,8 +33,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	// The store's group commit: writes/commits is how many writers share
 	// each commit and its WAL sync, the figure that says whether the
 	// store keeps up (BENCHMARKS.md).
-	if st, ok := s.router.Store().(commitCounter); ok {
-		commits, writes := st.CommitStats()
+	if commits, writes, ok := s.router.CommitStats(); ok {
 		metric("presence_store_commits_total", "counter", "Transactions that committed callers' writes, each made durable by one sync.", int64(commits))
 		metric("presence_store_writes_total", "counter", "Writes those transactions carried.", int64(writes))
 	}

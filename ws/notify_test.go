@@ -85,7 +85,7 @@ func testNotifyErrors(t *testing.T, frontDoor bool) {
 		})
 	}
 	// Nothing of the refused batches was stored.
-	pending, err := h.router.Store().PendingNotifications(t.Context(), "ann@example.com", nil)
+	pending, err := h.db.PendingNotifications(t.Context(), "ann@example.com", nil)
 	if err != nil || len(pending) != 0 {
 		t.Fatalf("after refused batches: %d stored (%v), want 0", len(pending), err)
 	}
@@ -138,7 +138,7 @@ func TestNotifyQueueCapDropsOldest(t *testing.T) {
 	if status != 200 || body != `{"result":"OK","queue_size":100,"results":[{"UID":"`+puid+`","queue_size":100}]}` {
 		t.Fatalf("101st: %d %s", status, body)
 	}
-	pending, _ := h.router.Store().PendingNotifications(t.Context(), "ann@example.com", nil)
+	pending, _ := h.db.PendingNotifications(t.Context(), "ann@example.com", nil)
 	if len(pending) != 100 || pending[0].Message != "1" || pending[99].Message != "100" {
 		t.Fatalf("queue holds %d, first %q last %q; want 100 from \"1\" to \"100\"", len(pending), pending[0].Message, pending[99].Message)
 	}

@@ -141,7 +141,7 @@ func TestPosts_KeepAlive(t *testing.T) {
 	if status, body, _ := readAnswer(t, br); status != 200 || !strings.Contains(body, `"queue_size":5`) {
 		t.Fatalf("POST after the hand-off: %d %s", status, body)
 	}
-	pending, err := h.router.Store().PendingNotifications(t.Context(), "ann@example.com", nil)
+	pending, err := h.db.PendingNotifications(t.Context(), "ann@example.com", nil)
 	if err != nil || len(pending) != 5 {
 		t.Fatalf("stored %d (%v), want 5", len(pending), err)
 	}

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -120,9 +121,13 @@ func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.router.Store().Ping(ctx); err != nil {
+	if err := s.router.Health(ctx); err != nil {
 		s.log.Error("health check", "err", err)
-		http.Error(w, "database not answering", http.StatusServiceUnavailable)
+		part := "router"
+		if he := (*core.HealthError)(nil); errors.As(err, &he) {
+			part = he.Part
+		}
+		http.Error(w, part+" not answering", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

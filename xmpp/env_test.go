@@ -54,7 +54,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := core.NewRouter(db, core.Options{Keys: keys, Logger: testLogger(t)})
+	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{Keys: keys, Logger: testLogger(t)})
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func openOrCreateBackend(ctx context.Context, cfg *presence.Config, log *slog.Lo
 		db.Close()
 		return nil, err
 	}
-	r := core.NewRouter(db, core.Options{
+	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{
 		DisconnectGrace:        cfg.Device.DisconnectGrace.Duration,
 		StatusQueueTTL:         cfg.Apps.StatusQueueTTL.Duration,
 		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration,

@@ -20,7 +20,12 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-var _ core.Store = (*DB)(nil)
+var (
+	_ core.Registry           = (*DB)(nil)
+	_ core.NotificationQueues = (*DB)(nil)
+	_ core.StatusQueue        = (*DB)(nil)
+	_ core.CommitCounter      = (*DB)(nil)
+)
 
 // ErrClosed is returned by every write called after Close.
 var ErrClosed = errors.New("sqlite: database closed")

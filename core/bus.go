@@ -1,0 +1,75 @@
+package core
+
+import "context"
+
+// Bus carries what every node of a deployment must hear: routed status
+// updates, to the nodes that hold channels of the app, and invalidations,
+// to the nodes that cache what changed. On one node it is a direct call
+// (LocalBus); a cluster implements it on NATS (a subject per app for
+// statuses, one invalidation subject that every node subscribes to).
+//
+// The Router publishes through its Bus and acts on what the Bus delivers
+// to it, its own messages included: a router never takes the short cut,
+// so a cluster bus can replace LocalBus without a second code path.
+//
+// Contract, for every implementation:
+//   - PublishStatus never blocks and never fails to the caller: the
+//     Router calls it holding a user's lock. Updates of one (app, PUID)
+//     are delivered in the order published. A bus that loses its link
+//     says so through Ping, and the node stops serving (PROTOCOL §10).
+//   - Invalidate returns once every node subscribed now has applied the
+//     invalidation, or, in a cluster, once it is durably on its way and
+//     will be applied within one second (PROTOCOL §10). The Router calls
+//     it after the Registry's write has returned, so a node that applies
+//     it and reads again sees the change.
+//   - A subscriber's methods are called one at a time per app for
+//     statuses; they must not block, and may publish again.
+type Bus interface {
+	// Subscribe delivers every later message to node, until the returned
+	// function is called.
+	Subscribe(node BusSubscriber) (unsubscribe func())
+	// PublishStatus routes u to every channel of app, on every node.
+	PublishStatus(app AppID, u StatusUpdate)
+	// Invalidate tells every node that something it may cache changed.
+	Invalidate(ctx context.Context, inv Invalidation) error
+	// Ping returns nil while the bus can deliver (GET /healthz).
+	Ping(ctx context.Context) error
+}
+
+// BusSubscriber is a node's receiving side of the Bus (the Router's).
+type BusSubscriber interface {
+	// DeliverStatus tells the node's channels of app an update, or keeps
+	// it in the app's waiting queue when the node holds none.
+	DeliverStatus(app AppID, u StatusUpdate)
+	// Invalidated drops what the node caches about the invalidation's
+	// subject and applies it to the live state it holds.
+	Invalidated(inv Invalidation)
+}
+
+// InvalidationKind says what changed in the Registry.
+type InvalidationKind uint8
+
+// The invalidations. A change made by the CLI, in its own process, goes
+// through a Router too, and so through the same Bus.
+const (
+	// GrantAdded: User granted App the new PUID. Nodes holding the user's
+	// devices tell the app, under the PUID, what they show it.
+	GrantAdded InvalidationKind = iota + 1
+	// GrantRevoked: PUID no longer exists. Nodes stop routing to it; the
+	// node that revoked it tells the app a last offline.
+	GrantRevoked
+	// AppChanged: App's row changed (registered, verified, activated, key
+	// rotated, deactivated, declared). Nodes read it again; when Close is
+	// set they end the app's channels with that errno (40 key rotated, 41
+	// deactivated).
+	AppChanged
+)
+
+// Invalidation is one Registry change that nodes must hear.
+type Invalidation struct {
+	Kind  InvalidationKind
+	App   AppID
+	User  string // GrantAdded, GrantRevoked
+	PUID  string // GrantAdded, GrantRevoked
+	Close Errno  // AppChanged: end the app's channels with this errno; 0 keeps them
+}

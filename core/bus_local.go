@@ -1,0 +1,65 @@
+package core
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// LocalBus is the Bus of one process: publishing is a direct call to each
+// subscriber, on the publisher's goroutine, so order and delivery are
+// those of the call itself. Several routers in one process (tests) may
+// share one LocalBus, as nodes share a cluster's bus.
+type LocalBus struct {
+	mu   sync.Mutex // guards: writes to subs
+	subs atomic.Pointer[[]BusSubscriber]
+}
+
+// NewLocalBus returns a bus with no subscriber.
+func NewLocalBus() *LocalBus {
+	b := &LocalBus{}
+	b.subs.Store(new([]BusSubscriber))
+	return b
+}
+
+// Subscribe implements Bus.
+func (b *LocalBus) Subscribe(node BusSubscriber) func() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	next := append(slices.Clone(*b.subs.Load()), node)
+	b.subs.Store(&next)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			cur := *b.subs.Load()
+			if i := slices.Index(cur, node); i >= 0 {
+				next := slices.Delete(slices.Clone(cur), i, i+1)
+				b.subs.Store(&next)
+			}
+		})
+	}
+}
+
+// PublishStatus implements Bus: each subscriber gets u before it returns.
+func (b *LocalBus) PublishStatus(app AppID, u StatusUpdate) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverStatus(app, u)
+	}
+}
+
+// Invalidate implements Bus: each subscriber has applied inv when it
+// returns.
+func (b *LocalBus) Invalidate(_ context.Context, inv Invalidation) error {
+	for _, s := range *b.subs.Load() {
+		s.Invalidated(inv)
+	}
+	return nil
+}
+
+// Ping implements Bus: a call within a process always arrives.
+func (b *LocalBus) Ping(context.Context) error { return nil }
+
+var _ Bus = (*LocalBus)(nil)

@@ -1,0 +1,40 @@
+package core
+
+// busSubscriber is the Router's receiving side of its Bus. It is a type of
+// its own so that the Router's exported methods stay those edges call.
+type busSubscriber struct{ r *Router }
+
+// DeliverStatus implements BusSubscriber: the app's channels on this node
+// get u, or, while it has none here, u waits in the app's queue.
+func (b busSubscriber) DeliverStatus(app AppID, u StatusUpdate) {
+	b.r.deliverStatus(app, u)
+}
+
+// Invalidated implements BusSubscriber.
+func (b busSubscriber) Invalidated(inv Invalidation) {
+	r := b.r
+	switch inv.Kind {
+	case GrantAdded:
+		r.grants.invalidate(inv.User) // after the registry, before the live state: see grantCache
+		if u := r.lockUser(inv.User, false); u != nil {
+			u.puids = withPUID(u.puids, inv.App, inv.PUID)
+			if p, ok := u.shown[inv.App]; ok {
+				r.publish(inv.App, StatusUpdate{PUID: inv.PUID, Status: p.Status, Message: p.Message, At: r.opts.Now()})
+			}
+			u.mu.Unlock()
+		}
+	case GrantRevoked:
+		r.grants.invalidate(inv.User) // after the registry, before the live state: see grantCache
+		if u := r.lockUser(inv.User, false); u != nil {
+			u.puids = withoutPUID(u.puids, inv.App, inv.PUID)
+			u.mu.Unlock()
+		}
+	case AppChanged:
+		r.forgetApp(inv.App)
+		if inv.Close != 0 {
+			r.closeAppChannels(inv.App, inv.Close)
+		}
+	}
+}
+
+var _ BusSubscriber = busSubscriber{}
