@@ -15,6 +15,8 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
+var _ core.Registry = (*DB)(nil)
+
 // migrateLock keys the advisory lock that Migrate holds: nodes starting
 // together apply the schema one at a time.
 const migrateLock = 0x70726573656e6365 // "presence"
