@@ -48,6 +48,9 @@ type Config struct {
 	// SessionKey signs CSRF tokens and the sign-in cookie; nil: 32 random
 	// bytes per process, so sessions end when the process restarts.
 	SessionKey []byte
+	// DevAssertions mints the /device page's assertions; set only when
+	// auth.verifier is dev (nil: the page cannot connect by itself).
+	DevAssertions AssertionMinter
 }
 
 // Server serves the web pages. It is safe for concurrent use.
@@ -56,6 +59,7 @@ type Server struct {
 	cfg      *presence.Config
 	codeFlow core.CodeFlow
 	verifier core.Verifier
+	minter   AssertionMinter // nil unless auth.verifier is dev
 	log      *slog.Logger
 
 	verifyTimeout time.Duration
@@ -77,6 +81,7 @@ func New(c Config) (*Server, error) {
 		cfg:           c.Config,
 		codeFlow:      c.CodeFlow,
 		verifier:      c.Verifier,
+		minter:        c.DevAssertions,
 		log:           c.Logger,
 		verifyTimeout: c.VerifyTimeout,
 		resolver:      c.Resolver,
@@ -135,6 +140,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	h("POST /myapps/{id}/deactivate", s.deactivateApp)
 	h("GET /me", s.mePage)
 	h("POST /me/grants/{puid}/revoke", s.revokeGrant)
+	h("GET /device", s.devicePage)
+	h("POST /device/assertion", s.deviceAssertion)
 	h("GET /admin", s.adminPage)
 	h("POST /admin/apps/{id}/disable", s.adminDisable)
 	h("POST /admin/apps/{id}/enable", s.adminEnable)
@@ -142,7 +149,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
 	// One pattern per file: GET /static/{path...} would conflict with
 	// GET /{app_id}/{page} on paths like /static/grant.
-	for _, name := range []string{"style.css", "copy.js", "favicon.svg", "presence.js"} {
+	for _, name := range []string{"style.css", "copy.js", "favicon.svg", "presence.js", "device.js", "device.css"} {
 		mux.Handle("GET /static/"+name, staticHeaders(files))
 	}
 }

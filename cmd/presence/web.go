@@ -12,15 +12,25 @@ import (
 	"github.com/presence-service/presence/xmpp"
 )
 
-// registerWeb adds the web pages: sign-in, grants, /myapps, /me, /admin.
+// registerWeb adds the web pages: sign-in, grants, /myapps, /me, /device, /admin.
 func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) error {
-	pages, err := admin.New(admin.Config{
+	ac := admin.Config{
 		Router:   s.backend.router,
 		Config:   s.cfg,
 		CodeFlow: codeFlow,
 		Verifier: verifier,
 		Logger:   s.log,
-	})
+	}
+	if s.cfg.Auth.Verifier == "dev" {
+		// The /device page gets its assertions from the server in dev
+		// mode only (docs/decisions.md).
+		secret, err := devSecret(s.cfg)
+		if err != nil {
+			return err
+		}
+		ac.DevAssertions = &core.DevVerifier{Secret: secret}
+	}
+	pages, err := admin.New(ac)
 	if err != nil {
 		return err
 	}
