@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,7 +16,7 @@ import (
 
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
-	"github.com/presence-service/presence/core/sqlite"
+	"github.com/presence-service/presence/core/memstore"
 )
 
 // env is one admin server on a real router over a real SQLite file.
@@ -39,16 +38,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	cfg.Admin.Emails = []string{"Root@Example.org"}
 	cfg.Registration.AllowPrivateDomains = true
 	cfg.XMPP.Domain = "presence.test"
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "presence.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := memstore.New()
 	keys, err := core.NewKeyring(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{Keys: keys, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r := core.NewRouter(db.Deps(), core.Options{Keys: keys, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

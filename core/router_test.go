@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/presence-service/presence/core"
-	"github.com/presence-service/presence/core/sqlite"
+	"github.com/presence-service/presence/core/memstore"
 )
 
 // clock is a test clock that only moves when told.
@@ -80,7 +80,7 @@ func (d *deviceSink) Close(e core.Errno) { d.closed <- e }
 
 type fixture struct {
 	t      *testing.T
-	db     *sqlite.DB
+	db     *memstore.Store
 	router *core.Router
 	clock  *clock
 	app    core.AppID
@@ -88,17 +88,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, grace time.Duration) *fixture {
 	t.Helper()
-	db, err := sqlite.Open(t.TempDir() + "/presence.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := memstore.New()
 	keys, err := core.NewKeyring(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
-	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{DisconnectGrace: grace, StatusQueueTTL: time.Hour, Keys: keys, Now: clk.Now})
+	r := core.NewRouter(db.Deps(), core.Options{DisconnectGrace: grace, StatusQueueTTL: time.Hour, Keys: keys, Now: clk.Now})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +285,7 @@ func TestWaitingQueueSurvivesRestart(t *testing.T) {
 	if err := f.router.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r2 := core.NewRouter(core.Deps{Registry: f.db, Notifications: f.db, Statuses: f.db}, core.Options{Now: f.clock.Now})
+	r2 := core.NewRouter(f.db.Deps(), core.Options{Now: f.clock.Now})
 	if err := r2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +434,7 @@ func TestPendingNotificationsAcrossConnects(t *testing.T) {
 		t.Fatalf("a store after the set was cleared: %v", ns)
 	}
 	// A new router over the same store knows who has some (restart).
-	r2 := core.NewRouter(core.Deps{Registry: f.db, Notifications: f.db, Statuses: f.db}, core.Options{Now: f.clock.Now})
+	r2 := core.NewRouter(f.db.Deps(), core.Options{Now: f.clock.Now})
 	if err := r2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +484,7 @@ func TestShutdownSavesWaitingAroundARevokedPUID(t *testing.T) {
 	if err := f.router.Shutdown(context.Background()); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	r2 := core.NewRouter(core.Deps{Registry: f.db, Notifications: f.db, Statuses: f.db}, core.Options{Now: f.clock.Now})
+	r2 := core.NewRouter(f.db.Deps(), core.Options{Now: f.clock.Now})
 	if err := r2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -20,7 +19,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/presence-service/presence/core"
-	"github.com/presence-service/presence/core/sqlite"
+	"github.com/presence-service/presence/core/memstore"
 	pxmpp "github.com/presence-service/presence/xmpp"
 )
 
@@ -31,7 +30,7 @@ const domain = "presence.localhost"
 // loopback port.
 type env struct {
 	t      *testing.T
-	db     *sqlite.DB
+	db     *memstore.Store
 	router *core.Router
 	srv    *pxmpp.Server
 	addr   string // host:port of the listener
@@ -46,15 +45,12 @@ type envOption func(*pxmpp.Config)
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "presence.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := memstore.New()
 	keys, err := core.NewKeyring(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{Keys: keys, Logger: testLogger(t)})
+	r := core.NewRouter(db.Deps(), core.Options{Keys: keys, Logger: testLogger(t)})
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,125 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/memstore"
+)
+
+// twoNodes is two routers on one store and one LocalBus, as two nodes of a
+// cluster share their services: what one router does, the other hears.
+func twoNodes(t *testing.T) (a, b *core.Router, app core.AppID) {
+	t.Helper()
+	store := memstore.New()
+	bus := core.NewLocalBus()
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	deps := store.Deps()
+	deps.Bus = bus
+	a = core.NewRouter(deps, core.Options{Keys: keys})
+	b = core.NewRouter(deps, core.Options{Keys: keys})
+	ctx := context.Background()
+	for _, r := range []*core.Router{a, b} {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg, err := a.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.MarkVerified(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ActivateApp(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, reg.ID
+}
+
+func TestBusCarriesStatusesBetweenRouters(t *testing.T) {
+	ctx := context.Background()
+	a, b, app := twoNodes(t)
+	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
+	g, err := a.Grant(ctx, ann, app, "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := newAppSink()
+	detach, err := b.AttachApp(ctx, app, channel, core.AttachOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer detach()
+	s, ignored, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+	if err != nil || len(ignored) != 0 {
+		t.Fatalf("connect: %v, ignored %v", err, ignored)
+	}
+	if err := a.SetStatus(s, core.Presence{Status: core.Online, Message: "here"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Online, "here")
+
+	// A revoke on the device's node ends with a last offline on the
+	// channel's node, and nothing after it for that PUID.
+	if err := a.Revoke(ctx, ann.Subject, g.PUID); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Offline, "")
+	if err := a.SetStatus(s, core.Presence{Status: core.Unavailable}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case u := <-channel.updates:
+		t.Fatalf("an update for a revoked PUID reached the app: %+v", u)
+	default:
+	}
+}
+
+func TestBusInvalidatesAppsOnEveryRouter(t *testing.T) {
+	ctx := context.Background()
+	a, b, app := twoNodes(t)
+	if _, err := b.App(ctx, app); err != nil { // b caches the app
+		t.Fatal(err)
+	}
+	channel := newAppSink()
+	if _, err := b.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.RotateKey(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-channel.closed:
+		if e != core.ErrnoBadKey {
+			t.Fatalf("channel on the other router closed with %d, want 40", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a key rotation on one router did not end the app's channel on the other")
+	}
+	if _, err := a.DeactivateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	// b's cached copy went with the invalidation: it sees the app inactive
+	// at once, not after its cache expires.
+	if _, err := b.AttachApp(ctx, app, newAppSink(), core.AttachOptions{}); core.ErrnoOf(err) != core.ErrnoAppInactive {
+		t.Fatalf("attach on the other router after deactivation: %v, want errno 41", err)
+	}
+}
+
+func TestHealthNamesTheFailingPart(t *testing.T) {
+	store := memstore.New()
+	r := core.NewRouter(store.Deps(), core.Options{})
+	if err := r.Health(context.Background()); err != nil {
+		t.Fatalf("health of an open store: %v", err)
+	}
+	store.Close()
+	err := r.Health(context.Background())
+	var he *core.HealthError
+	if !errors.As(err, &he) || he.Part != "registry" || !errors.Is(err, memstore.ErrClosed) {
+		t.Fatalf("health of a closed store: %v, want a HealthError naming the registry", err)
+	}
+}
