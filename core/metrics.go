@@ -18,6 +18,8 @@ type Metrics struct {
 	NotificationsPushed atomic.Int64
 	SlowConsumerDrops   atomic.Int64
 	FileLimitRefusals   atomic.Int64
+	KeyChecksFailed     atomic.Int64 // wrong API keys
+	KeyChecksRefused    atomic.Int64 // key checks refused with errno 29 (KeyGuard)
 
 	mu     sync.Mutex // guards: errors
 	errors map[Errno]int64

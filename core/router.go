@@ -42,6 +42,7 @@ type Router struct {
 	grants grantCache
 
 	notifyLimits sync.Map // AppID → *RateLimiter, one bucket per app for every edge
+	keyGuard     KeyGuard // failed API-key checks, for every edge (keyguard.go)
 	pending      pendingUsers
 
 	shuttingDown atomic.Bool

@@ -70,7 +70,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		s.refuseApp(c, core.Errorf(core.ErrnoBadKey, "first frame must be {\"key\": \"<api key>\"}"))
 		return
 	}
-	if _, err := s.router.AuthenticateApp(r.Context(), id, hello.Key); err != nil {
+	if _, err := s.router.AuthenticateAppFrom(r.Context(), id, hello.Key, r.RemoteAddr); err != nil {
 		s.refuseApp(c, err)
 		return
 	}
@@ -107,7 +107,7 @@ func (s *Server) refuseApp(c *websocket.Conn, err error) {
 	errno := core.ErrnoOf(err)
 	s.router.Metrics.CountError(errno)
 	c.SetWriteDeadline(time.Now().Add(writeWait))
-	c.WriteMessage(websocket.TextMessage, appendError(nil, errno, core.ReasonOf(err), 0))
+	c.WriteMessage(websocket.TextMessage, appendError(nil, errno, core.ReasonOf(err), core.RetryAfterOf(err)))
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, core.ReasonOf(err)), time.Now().Add(time.Second))
 }
 

@@ -57,13 +57,14 @@ func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request) {
 }
 
 // authBearer checks an Authorization header, "Bearer <api key>", for app
-// (errno 40 without a key; core.Router.AuthenticateApp's errors).
-func (s *Server) authBearer(ctx context.Context, app core.AppID, authorization string) (*core.App, error) {
+// from the peer at src (errno 40 without a key; core.Router.
+// AuthenticateAppFrom's errors, 29 for a source that guesses keys).
+func (s *Server) authBearer(ctx context.Context, app core.AppID, authorization, src string) (*core.App, error) {
 	key, ok := strings.CutPrefix(authorization, "Bearer ")
 	if !ok || key == "" {
 		return nil, core.Errorf(core.ErrnoBadKey, "want Authorization: Bearer <api key>")
 	}
-	return s.router.AuthenticateApp(ctx, app, key)
+	return s.router.AuthenticateAppFrom(ctx, app, key, src)
 }
 
 // notify checks, decodes and stores one POST's batch under ctx. The body
@@ -75,7 +76,7 @@ func (s *Server) notify(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
 	}
 	app := core.AppID(id)
-	if _, err := s.authBearer(ctx, app, r.Header.Get("Authorization")); err != nil {
+	if _, err := s.authBearer(ctx, app, r.Header.Get("Authorization"), r.RemoteAddr); err != nil {
 		return s.notifyFailed(err)
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
@@ -219,7 +220,9 @@ func (s *Server) notifyFailed(err error) notifyAnswer {
 		s.log.Error("notification", "err", err)
 		status = http.StatusInternalServerError
 	}
-	return notifyError(status, errno, core.ReasonOf(err), index)
+	a := notifyError(status, errno, core.ReasonOf(err), index)
+	a.retryAfter = core.RetryAfterOf(err)
+	return a
 }
 
 func notifyError(status int, errno core.Errno, reason string, index int) notifyAnswer {

@@ -128,7 +128,15 @@ func (h *handshake) run(in, out *stream.Info) error {
 	if inactive {
 		return withText(stream.NotAuthorized, "app not activated")
 	}
-	if !digestOK(h.id, secret, got.Digest) {
+	// The digest is a key check: metered like the other edges' (core.KeyGuard).
+	router, src := h.c.srv.cfg.Router, core.SourcePrefix(h.c.raw.RemoteAddr().String())
+	if err := router.AdmitKeyCheck(src, app); err != nil {
+		router.Metrics.CountError(core.ErrnoRateLimited)
+		return withText(stream.PolicyViolation, fmt.Sprintf("%s; retry after %d s", core.ReasonOf(err), core.RetryAfterOf(err)))
+	}
+	ok = digestOK(h.id, secret, got.Digest)
+	router.RecordKeyCheck(src, app, ok)
+	if !ok {
 		return withText(stream.NotAuthorized, "wrong handshake")
 	}
 	if !h.c.srv.claim(app, h.c) {
