@@ -97,6 +97,7 @@ type ConnectRequest struct {
 // hand-over does not flap. It returns the requested ids that are unknown,
 // inactive or not granted by this user.
 func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []AppID, error) {
+	defer r.Metrics.ConnectSeconds.ObserveSince(time.Now())
 	if r.shuttingDown.Load() {
 		return nil, nil, &Error{Errno: ErrnoShuttingDown}
 	}
@@ -157,6 +158,7 @@ func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []A
 // SetStatus records what the device shows: to every app of the session,
 // or only to apps (those of the session) for this one call.
 func (r *Router) SetStatus(s *Session, p Presence, apps []AppID) error {
+	defer r.Metrics.RouteSeconds.ObserveSince(time.Now())
 	if err := CheckMessage(p.Message); err != nil {
 		return err
 	}

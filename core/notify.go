@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"runtime/debug"
+	"time"
 )
 
 // ItemError says which item of a batch was refused; the whole batch was.
@@ -30,7 +31,9 @@ func (r *Router) Notify(ctx context.Context, app AppID, items []NotificationInpu
 			return nil, nil, &ItemError{Index: i, Err: &Error{Errno: e.Errno, Reason: e.Reason}}
 		}
 	}
+	start := time.Now()
 	stored, sizes, err := r.queues.AddNotifications(ctx, app, items, r.opts.Now(), r.opts.NotificationDefaultTTL, r.opts.NotificationQueueSize)
+	r.Metrics.CommitSeconds.ObserveSince(start)
 	if err != nil {
 		return nil, nil, err
 	}

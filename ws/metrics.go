@@ -1,41 +1,111 @@
 package ws
 
 import (
-	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
-	"strings"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/presence-service/presence/core"
 )
 
-// serveMetrics writes the router's counters in the Prometheus text format.
-// A handful of counters does not need the Prometheus client library.
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	m := s.router.Metrics
-	node := s.cfg.NodeName()
-	var b strings.Builder
-	metric := func(name, kind, help string, v int64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s{node=%q} %d\n", name, help, name, kind, name, node, v)
+// metricsHandler serves /metrics with the Prometheus client: the Go
+// runtime's (go_*) and the process's (process_*: memory, open files, CPU)
+// collectors, and the router's counters, gauges and latency histograms,
+// read from core.Metrics at each scrape. Each presence_* series carries
+// the node's name as the label node.
+func (s *Server) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&routerCollector{s: s},
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogErrorLog{s}})
+}
+
+// slogErrorLog sends the exporter's own errors (a collector that failed)
+// to the server's log.
+type slogErrorLog struct{ s *Server }
+
+func (l slogErrorLog) Println(v ...any) { l.s.log.Error("metrics", "err", v) }
+
+// routerCollector turns core.Metrics into Prometheus series at scrape
+// time: the router keeps plain atomics on its hot paths, and a scrape
+// reads each once.
+type routerCollector struct{ s *Server }
+
+type metricDesc struct {
+	desc *prometheus.Desc
+	kind prometheus.ValueType
+	read func(m *core.Metrics) float64
+}
+
+func desc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"node"}, nil)
+}
+
+var (
+	routerMetrics = []metricDesc{
+		{desc("presence_devices_connected", "Device sessions connected now."), prometheus.GaugeValue, func(m *core.Metrics) float64 { return float64(m.DevicesConnected.Load()) }},
+		{desc("presence_app_channels", "App channels (WebSocket and XMPP) connected now."), prometheus.GaugeValue, func(m *core.Metrics) float64 { return float64(m.AppChannels.Load()) }},
+		{desc("presence_connects_total", "Device connects accepted."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.Connects.Load()) }},
+		{desc("presence_status_requests_total", "Status requests from devices."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.StatusUpdates.Load()) }},
+		{desc("presence_updates_published_total", "Status updates told to apps (sent or queued)."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.UpdatesPublished.Load()) }},
+		{desc("presence_notifications_stored_total", "Live notifications stored."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.NotificationsStored.Load()) }},
+		{desc("presence_notifications_pushed_total", "Live notifications pushed to devices."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.NotificationsPushed.Load()) }},
+		{desc("presence_notifications_acked_total", "Live notifications acked by devices."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.NotificationsAcked.Load()) }},
+		{desc("presence_slow_consumer_drops_total", "Devices dropped because they read too slowly."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.SlowConsumerDrops.Load()) }},
+		{desc("presence_goroutines", "Goroutines now (an idle device holds none)."), prometheus.GaugeValue, func(*core.Metrics) float64 { return float64(runtime.NumGoroutine()) }},
+		{desc("presence_file_limit_refusals_total", "Connections refused at the open-file limit."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.FileLimitRefusals.Load()) }},
+		{desc("presence_api_key_failures_total", "API keys checked and found wrong (POST, app WebSocket, XMPP handshake)."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.KeyChecksFailed.Load()) }},
+		{desc("presence_api_key_checks_refused_total", "API-key checks refused with errno 29: the source or the app had too many wrong keys."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.KeyChecksRefused.Load()) }},
 	}
-	metric("presence_devices_connected", "gauge", "Device sessions connected now.", m.DevicesConnected.Load())
-	metric("presence_app_channels", "gauge", "App channels (WebSocket and XMPP) connected now.", m.AppChannels.Load())
-	metric("presence_connects_total", "counter", "Device connects accepted.", m.Connects.Load())
-	metric("presence_status_requests_total", "counter", "Status requests from devices.", m.StatusUpdates.Load())
-	metric("presence_updates_published_total", "counter", "Status updates told to apps (sent or queued).", m.UpdatesPublished.Load())
-	metric("presence_notifications_stored_total", "counter", "Live notifications stored.", m.NotificationsStored.Load())
-	metric("presence_notifications_pushed_total", "counter", "Live notifications pushed to devices.", m.NotificationsPushed.Load())
-	metric("presence_notifications_acked_total", "counter", "Live notifications acked by devices.", m.NotificationsAcked.Load())
-	metric("presence_slow_consumer_drops_total", "counter", "Devices dropped because they read too slowly.", m.SlowConsumerDrops.Load())
-	metric("presence_goroutines", "gauge", "Goroutines now (an idle device holds none).", int64(runtime.NumGoroutine()))
-	metric("presence_file_limit_refusals_total", "counter", "Connections refused at the open-file limit.", m.FileLimitRefusals.Load())
+	routerHistograms = []struct {
+		desc *prometheus.Desc
+		of   func(m *core.Metrics) *core.Histogram
+	}{
+		{desc("presence_connect_seconds", "A device connect in the router: grants, replacing an older session, telling apps."), func(m *core.Metrics) *core.Histogram { return m.ConnectSeconds }},
+		{desc("presence_status_route_seconds", "A device's status update routed to its apps' channels."), func(m *core.Metrics) *core.Histogram { return m.RouteSeconds }},
+		{desc("presence_notification_commit_seconds", "A notification batch, from the router's call to its durable commit."), func(m *core.Metrics) *core.Histogram { return m.CommitSeconds }},
+	}
 	// The store's group commit: writes/commits is how many writers share
 	// each commit and its WAL sync, the figure that says whether the
 	// store keeps up (BENCHMARKS.md).
-	if commits, writes, ok := s.router.CommitStats(); ok {
-		metric("presence_store_commits_total", "counter", "Transactions that committed callers' writes, each made durable by one sync.", int64(commits))
-		metric("presence_store_writes_total", "counter", "Writes those transactions carried.", int64(writes))
+	storeCommits = desc("presence_store_commits_total", "Transactions that committed callers' writes, each made durable by one sync.")
+	storeWrites  = desc("presence_store_writes_total", "Writes those transactions carried.")
+	errorsDesc   = prometheus.NewDesc("presence_errors_total", "Errors answered, by errno.", []string{"node", "errno"}, nil)
+)
+
+func (c *routerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range routerMetrics {
+		ch <- d.desc
+	}
+	for _, h := range routerHistograms {
+		ch <- h.desc
+	}
+	ch <- storeCommits
+	ch <- storeWrites
+	ch <- errorsDesc
+}
+
+func (c *routerCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.s.router.Metrics
+	node := c.s.cfg.NodeName()
+	for _, d := range routerMetrics {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.read(m), node)
+	}
+	for _, h := range routerHistograms {
+		count, sum, buckets := h.of(m).Snapshot()
+		ch <- prometheus.MustNewConstHistogram(h.desc, count, sum, buckets, node)
+	}
+	if commits, writes, ok := c.s.router.CommitStats(); ok {
+		ch <- prometheus.MustNewConstMetric(storeCommits, prometheus.CounterValue, float64(commits), node)
+		ch <- prometheus.MustNewConstMetric(storeWrites, prometheus.CounterValue, float64(writes), node)
 	}
 	errs := m.Errors()
 	codes := make([]core.Errno, 0, len(errs))
@@ -43,10 +113,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		codes = append(codes, e)
 	}
 	slices.Sort(codes)
-	b.WriteString("# HELP presence_errors_total Errors answered, by errno.\n# TYPE presence_errors_total counter\n")
 	for _, e := range codes {
-		fmt.Fprintf(&b, "presence_errors_total{node=%q,errno=\"%d\"} %d\n", node, int(e), errs[e])
+		ch <- prometheus.MustNewConstMetric(errorsDesc, prometheus.CounterValue, float64(errs[e]), node, strconv.Itoa(int(e)))
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Write([]byte(b.String()))
 }

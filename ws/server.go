@@ -99,7 +99,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{app_id}", s.serveApp)
 	mux.HandleFunc("POST /{app_id}/notification", s.serveNotify)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	mux.Handle("GET /metrics", s.metricsHandler())
 }
 
 // Wait blocks until every connection has ended or ctx is done. Call it
