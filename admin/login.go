@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"strings"
 	"time"
@@ -84,17 +83,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	seeOther(w, r, next)
 }
 
-// checkEmail accepts one plain address, lower-cased.
+// checkEmail accepts one plain address, lower-cased (core.NormalizeEmail,
+// which the CLI uses too).
 func checkEmail(v string) (string, bool) {
-	v = strings.ToLower(strings.TrimSpace(v))
-	if v == "" || len(v) > 254 {
-		return "", false
-	}
-	a, err := mail.ParseAddress(v)
-	if err != nil || a.Address != v || a.Name != "" || !strings.Contains(v, "@") {
-		return "", false
-	}
-	return v, true
+	v, err := core.NormalizeEmail(v)
+	return v, err == nil
 }
 
 // oidcState is kept in a short-lived HttpOnly cookie between /login and

@@ -56,7 +56,7 @@ func TestMyAppsRegister(t *testing.T) {
 	wantBody(t, r, "domain: want a host name", `value="Kept name"`)
 	r = b.postForm("/myapps", "/myapps", url.Values{"domain": {"ok.example"}, "name": {""}})
 	wantStatus(t, r, http.StatusBadRequest)
-	wantBody(t, r, "name: 1 to 100 characters")
+	wantBody(t, r, "name must be 1 to 100 characters")
 	wantStatus(t, b.post("/myapps", url.Values{"domain": {"ok.example"}, "name": {"x"}}), http.StatusForbidden)
 }
 

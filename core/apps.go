@@ -108,10 +108,10 @@ func (r *Router) RegisterApp(ctx context.Context, owner, domain, name, descripti
 	}
 	name, description = strings.TrimSpace(name), strings.TrimSpace(description)
 	if name == "" || utf8.RuneCountInString(name) > 100 {
-		return nil, Errorf(ErrnoInvalidField, "name: 1 to 100 characters")
+		return nil, Errorf(ErrnoInvalidField, "name must be 1 to 100 characters")
 	}
 	if utf8.RuneCountInString(description) > 2000 {
-		return nil, Errorf(ErrnoInvalidField, "description: at most 2000 characters")
+		return nil, Errorf(ErrnoInvalidField, "description must be at most 2000 characters")
 	}
 	if owner == "" {
 		return nil, Errorf(ErrnoInvalidField, "owner email: missing")

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,6 +29,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelpShown
+			}
 			return nil, err
 		}
 		args = fs.Args()
@@ -44,6 +49,10 @@ func runApps(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprintln(stdout, appsUsage)
+		return nil
+	}
 	var c common
 	fs := newFlags("apps "+sub, stderr, &c)
 	var domain, name, email, description, owner string
@@ -66,6 +75,13 @@ func runApps(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if sub == "add" {
+		// Checked before the database is opened: a mistake on the
+		// command line is said as such, in the words of the flags.
+		if err := checkAddFlags(pos, domain, name, &email); err != nil {
+			return err
+		}
+	}
 	cfg, err := c.load()
 	if err != nil {
 		return err
@@ -81,16 +97,13 @@ func runApps(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return listApps(ctx, b, owner, c.json, stdout)
 	}
 	if sub == "add" {
-		if len(pos) != 0 {
-			return fmt.Errorf("apps add takes no arguments, got %q", pos)
-		}
 		a, err := r.RegisterApp(ctx, email, domain, name, description)
 		if err != nil {
-			return err
+			return cliError(err, 0)
 		}
 		if verified {
 			if a, err = r.MarkVerified(ctx, a.ID); err != nil {
-				return err
+				return cliError(err, a.ID)
 			}
 		}
 		if c.json {
@@ -108,7 +121,7 @@ func runApps(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	n, err := strconv.ParseInt(pos[0], 10, 64)
 	if err != nil {
-		return fmt.Errorf("app id %q: not a number", pos[0])
+		return fmt.Errorf("app id %q is not a number", pos[0])
 	}
 	id := core.AppID(n)
 	var key string
@@ -122,7 +135,7 @@ func runApps(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		a, err = r.DeactivateApp(ctx, id)
 	}
 	if err != nil {
-		return fmt.Errorf("app %d: %w", id, err)
+		return cliError(err, id)
 	}
 	if c.json {
 		out := map[string]any{"app_id": a.ID, "state": a.State}
@@ -164,4 +177,58 @@ func listApps(ctx context.Context, b *backend, owner string, asJSON bool, stdout
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Domain, a.Name, a.OwnerEmail)
 	}
 	return tw.Flush()
+}
+
+// checkAddFlags says what apps add is missing, in the words of its flags,
+// and normalizes the owner email as the sign-in page does.
+func checkAddFlags(pos []string, domain, name string, email *string) error {
+	if len(pos) != 0 {
+		return fmt.Errorf("apps add takes no arguments, got %q (want --domain D --name N --email E)", pos)
+	}
+	var missing []string
+	for _, f := range []struct{ flag, v string }{{"--domain", domain}, {"--name", name}, {"--email", *email}} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("apps add needs %s (the app's domain, its name and its owner's email)", strings.Join(missing, ", "))
+	}
+	e, err := core.NormalizeEmail(*email)
+	if err != nil {
+		return fmt.Errorf("--email %q: %s", *email, core.ReasonOf(err))
+	}
+	*email = e
+	return nil
+}
+
+// cliError words a refusal for the person at the terminal: what is wrong
+// in the terms of the command (no app 999; name must be 1 to 100
+// characters), not the layers it passed through. An error that is not a
+// refusal (the database failed) is kept whole: an operator needs it.
+func cliError(err error, id core.AppID) error {
+	var e *core.Error
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		return fmt.Errorf("no app %d", id)
+	case errors.Is(err, core.ErrConflict):
+		// "conflict: <why>": the why is the message.
+		why := strings.TrimPrefix(err.Error(), core.ErrConflict.Error()+": ")
+		return fmt.Errorf("app %d: %s", id, why)
+	case errors.As(err, &e) && e.Errno != core.ErrnoInternal:
+		if id != 0 {
+			return fmt.Errorf("app %d: %s", id, core.ReasonOf(err))
+		}
+		return errors.New(core.ReasonOf(err))
+	}
+	return err
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
 }

@@ -43,6 +43,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, usage)
 		return flag.ErrHelp
 	}
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil // asked for: the flag package printed the usage
+	}
+	return err
+}
+
+// errHelpShown is a command's -h: its usage was printed, nothing failed.
+var errHelpShown = errors.New("help shown")
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
@@ -55,7 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runToken(ctx, rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
-	case "help", "-h", "--help":
+	}
+	if isHelp(cmd) {
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
@@ -69,11 +81,15 @@ type common struct {
 	json   bool
 }
 
+// newFlags is a command's flag set: -config, and --json for the commands
+// that print a result (serve prints only its log).
 func newFlags(name string, stderr io.Writer, c *common) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.config, "config", "", "presence.toml to read over the embedded default")
-	fs.BoolVar(&c.json, "json", false, "print one JSON object")
+	if name != "serve" {
+		fs.BoolVar(&c.json, "json", false, "print one JSON object")
+	}
 	return fs
 }
 
@@ -87,7 +103,7 @@ func printJSON(w io.Writer, v any) error {
 func runVersion(args []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlags("version", stderr, &c)
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	if c.json {
