@@ -127,6 +127,9 @@ func (s *Server) checkRedirect(app *core.App, raw string) (*url.URL, error) {
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && s.cfg.Server.Dev:
+	case u.Scheme == "http" && loopbackHost(u.Hostname()):
+		// Never leaves the machine (RFC 8252 §7.3 allows the same for
+		// OAuth); the host must still be the app's own, below.
 	case u.Scheme == "http":
 		return nil, bad("it must use https")
 	default:
@@ -169,4 +172,14 @@ func withParam(u *url.URL, name, value string) string {
 		v.RawQuery += "&" + add
 	}
 	return v.String()
+}
+
+// loopbackHost reports whether host is a loopback IP address or
+// "localhost": an http return address there is as private as https.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
