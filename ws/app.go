@@ -18,12 +18,15 @@ const keyWait = 10 * time.Second
 
 // appChannel is one WebSocket of an app. Status updates wait in a
 // coalescing outbox (newest per PUID); a writer goroutine turns whatever
-// is pending into one JSON array.
+// is pending into one JSON array. It is the only goroutine that writes
+// frames: the reader hands it answers through extra, the goroutines that
+// wait for a notification batch's commit through answers.
 type appChannel struct {
-	ws     *websocket.Conn
-	outbox *core.StatusOutbox
-	extra  chan []byte     // probe answers, written between arrays
-	closed chan core.Errno // router asked to close; buffered 1
+	ws      *websocket.Conn
+	outbox  *core.StatusOutbox
+	extra   chan []byte     // answers of the reader, written between arrays
+	answers *appAnswers     // answers of notification batches
+	closed  chan core.Errno // router asked to close; buffered 1
 }
 
 func parseAppID(r *http.Request) (core.AppID, bool) {
@@ -55,7 +58,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	s.conns.Add(1)
 	defer s.conns.Done()
 	defer c.Close()
-	c.SetReadLimit(int64(s.cfg.Limits.MaxFrameBytes) * 16) // probes list many UIDs
+	c.SetReadLimit(appChannelReadLimit)
 
 	// The key comes first.
 	c.SetReadDeadline(time.Now().Add(keyWait))
@@ -79,7 +82,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	// first, an update routed in between went to the app's other
 	// channels only.) What the attach queues waits in the outbox until
 	// the writer starts, after the answer.
-	ch := &appChannel{ws: c, outbox: core.NewStatusOutbox(), extra: make(chan []byte, 16), closed: make(chan core.Errno, 1)}
+	ch := &appChannel{ws: c, outbox: core.NewStatusOutbox(), extra: make(chan []byte, 16), answers: newAppAnswers(), closed: make(chan core.Errno, 1)}
 	detach, err := s.router.AttachApp(r.Context(), id, ch, core.AttachOptions{})
 	if err != nil {
 		s.refuseApp(c, err)
@@ -99,6 +102,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	ch.write(readerDone, s.cfg.Device.IdleTimeout.Duration)
 	c.Close()
 	<-readerDone
+	ch.answers.batch.Wait() // no batch outlives its channel's handler: shutdown waits for it
 	detach()
 	s.router.Requeue(id, ch.outbox.Take(nil)) // what the app never got waits for its next channel
 }
@@ -111,25 +115,48 @@ func (s *Server) refuseApp(c *websocket.Conn, err error) {
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, core.ReasonOf(err)), time.Now().Add(time.Second))
 }
 
-// write is the channel's only writer: arrays of pending updates, probe
-// answers, pings, and the close frame.
+// write is the channel's only writer: arrays of pending updates, the
+// reader's answers, notification answers, pings, and the close frame.
+// Asked to close, it admits no new batch, writes the answers of the
+// batches in flight (for up to writeWait: they are stored, and the app
+// should hear so), then the close frame.
 func (ch *appChannel) write(readerDone <-chan struct{}, idle time.Duration) {
 	ping := time.NewTicker(idle / 2)
 	defer ping.Stop()
 	var buf []byte
 	var pending []core.StatusUpdate
+	var answers []appAnswer
+	closed := ch.closed
+	var closeErrno core.Errno
+	var drained <-chan time.Time // set once asked to close
 	for {
+		if drained != nil && ch.answers.idle() {
+			ch.writeClose(closeErrno)
+			return
+		}
 		select {
 		case <-readerDone:
 			return
-		case errno := <-ch.closed:
-			ch.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, errno.DefaultReason()), time.Now().Add(time.Second))
+		case closeErrno = <-closed:
+			ch.answers.close(closeErrno)
+			closed, drained = nil, time.After(writeWait)
+		case <-drained:
+			ch.writeClose(closeErrno)
 			return
 		case frame := <-ch.extra:
 			ch.ws.SetWriteDeadline(time.Now().Add(writeWait))
 			if ch.ws.WriteMessage(websocket.TextMessage, frame) != nil {
 				return
 			}
+		case <-ch.answers.ready:
+			answers = ch.answers.take(answers)
+			for _, a := range answers {
+				ch.ws.SetWriteDeadline(time.Now().Add(writeWait))
+				if ch.ws.WriteMessage(websocket.TextMessage, a.frame) != nil {
+					return
+				}
+			}
+			ch.answers.written(answers)
 		case <-ch.outbox.Ready():
 			pending = ch.outbox.Take(pending[:0])
 			if len(pending) == 0 {
@@ -155,7 +182,20 @@ func (ch *appChannel) write(readerDone <-chan struct{}, idle time.Duration) {
 	}
 }
 
-// readApp handles what the app sends: probes.
+// writeClose ends the channel as the router asked: 1001 (going away) when
+// the server shuts down, as for devices; 1008 (policy) for a key that is
+// no longer good.
+func (ch *appChannel) writeClose(errno core.Errno) {
+	code := websocket.ClosePolicyViolation
+	if errno == core.ErrnoShuttingDown {
+		code = websocket.CloseGoingAway
+	}
+	ch.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, errno.DefaultReason()), time.Now().Add(time.Second))
+}
+
+// readApp handles what the app sends: probes and notification batches.
+// It never waits for the store: a batch's answer is queued by the
+// goroutine that waits for its commit.
 func (s *Server) readApp(id core.AppID, ch *appChannel) {
 	idle := s.cfg.Device.IdleTimeout.Duration
 	c := ch.ws
@@ -167,17 +207,20 @@ func (s *Server) readApp(id core.AppID, ch *appChannel) {
 			return
 		}
 		c.SetReadDeadline(time.Now().Add(idle))
-		var req struct {
-			Type string   `json:"type"`
-			UIDs []string `json:"UIDs"`
-		}
 		var answer []byte
-		if err := json.Unmarshal(data, &req); err != nil {
+		req, err := decodeAppFrame(data)
+		switch {
+		case err != nil:
 			answer = appendError(nil, core.ErrnoNotObject, "frame is not a JSON object of the app channel", 0)
-		} else if req.Type != "probe" {
+		case req.kind == "notification":
+			answer = s.notifyOnChannel(id, ch, req, len(data))
+		case req.kind == "probe":
+			answer = s.probe(id, req.uids)
+		default:
 			answer = appendError(nil, core.ErrnoUnknownType, "unknown type: the app channel takes probe", 0)
-		} else {
-			answer = s.probe(id, req.UIDs)
+		}
+		if answer == nil {
+			continue
 		}
 		select {
 		case ch.extra <- answer:

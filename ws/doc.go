@@ -2,7 +2,8 @@
 // AppServices:
 //
 //   - GET /presence: the device channel (PROTOCOL §2);
-//   - GET /{app_id}: the app status channel (§3);
+//   - GET /{app_id}: the app channel (§3): status arrays out, probes and
+//     notification batches in (app_notify.go);
 //   - POST /{app_id}/notification: live notifications from apps (§4);
 //   - GET /healthz and GET /metrics (§9).
 //
