@@ -112,6 +112,10 @@ func BenchmarkAddNotificationSingle(b *testing.B) {
 func runAdds(b *testing.B, db *sqlite.DB, app core.AppID, callers, batch int, puid func(n uint64, i int) string) {
 	ctx := context.Background()
 	b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
+	if callers == 1 {
+		serialAdds(b, db, app, puid)
+		return
+	}
 	var next atomic.Uint64
 	commits0, written0 := db.CommitStats()
 	cpu0 := usageNow()
@@ -284,4 +288,28 @@ func fillQueues(b *testing.B, db *sqlite.DB, app core.AppID, puids []string, cre
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkAddNotificationSingleLatency is one caller storing one item
+// at a time: the round trip of a lone POST's write, commit and sync.
+func BenchmarkAddNotificationSingleLatency(b *testing.B) {
+	db := MustOpenDB(b)
+	app, puids := benchGrants(b, db, 200)
+	runAdds(b, db, app, 1, 1, inTurn(puids))
+}
+
+// serialAdds is runAdds with one caller, one item per call.
+func serialAdds(b *testing.B, db *sqlite.DB, app core.AppID, puid func(n uint64, i int) string) {
+	ctx := context.Background()
+	commits0, written0 := db.CommitStats()
+	cpu0 := usageNow()
+	b.ResetTimer()
+	for n := uint64(0); b.Loop(); n++ {
+		items := []core.NotificationInput{{PUID: puid(n, 0), Message: "Fred mentioned you in #beer", Action: "https://beerchat.example/r/beer"}}
+		if _, _, err := db.AddNotifications(ctx, app, items, time.Now(), 0, 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportItems(b, db, b.N, cpu0, commits0, written0)
 }

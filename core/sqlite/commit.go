@@ -123,13 +123,11 @@ func (t *writeTx) getP(query string, args []any, dest ...any) error {
 // (An AddNotifications job has no fn: run stores its add alone.)
 // What fn returns decides only its own savepoint. The caller learns the
 // outcome on res (buffered: the committer never waits for a caller that
-// gave up), or, if done is set instead, from done, called on the
-// committer's or the answering goroutine (answerLoop).
+// gave up).
 type job struct {
-	ctx  context.Context
-	fn   func(tx *writeTx) error
-	res  chan error
-	done func(error) // must not block: the next answers wait on it
+	ctx context.Context
+	fn  func(tx *writeTx) error
+	res chan error
 
 	// add, if set, is the same write as fn, an AddNotifications batch,
 	// in a form the committer can merge with others (addGroup).
@@ -138,10 +136,6 @@ type job struct {
 
 // answer gives the job its outcome.
 func (j *job) answer(err error) {
-	if j.done != nil {
-		j.done(err)
-		return
-	}
 	j.res <- err
 }
 

@@ -37,9 +37,7 @@ const (
 // returned all the same), and each item's queue size after the batch.
 //
 // The write shares its commit with concurrent writers (group commit) and
-// returns only once that commit is durable. The router uses the form that
-// does not wait (AddNotificationsThen, core.Store); this one is for
-// callers that may block (tests, benchmarks, tools).
+// returns only once that commit is durable (core.NotificationQueues).
 func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]core.Notification, []int, error) {
 	add, err := newAdd(ctx, app, items, now, defaultTTL, queueSize)
 	if err != nil {
@@ -50,31 +48,6 @@ func (db *DB) AddNotifications(ctx context.Context, app core.AppID, items []core
 		return nil, nil, addError(app, err)
 	}
 	return add.a.ns, add.a.sizes, nil
-}
-
-// AddNotificationsThen is AddNotifications that returns at once and
-// gives the outcome to done: on the goroutine that ends the commit's
-// sync, or on the caller's if the batch is refused before it is queued.
-// done must not block: the answers of the rest of the commit wait on it.
-// A job still queued when ctx ends is skipped (done hears ctx.Err());
-// once queued, done is called whatever ctx does.
-func (db *DB) AddNotificationsThen(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int,
-	done func([]core.Notification, []int, error)) {
-	add, err := newAdd(ctx, app, items, now, defaultTTL, queueSize)
-	if err != nil {
-		done(nil, nil, err)
-		return
-	}
-	add.j.done = func(err error) {
-		if err != nil {
-			done(nil, nil, addError(app, err))
-			return
-		}
-		done(add.a.ns, add.a.sizes, nil)
-	}
-	if err := db.enqueue(&add.j); err != nil {
-		add.j.done(err)
-	}
 }
 
 // pendingAdd is one AddNotifications batch on its way to the committer:
