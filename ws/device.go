@@ -3,16 +3,13 @@ package ws
 import (
 	"context"
 	"errors"
-	"io"
 	"math"
 	"net"
-	"net/http"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/ws/internal/netpoll"
 )
 
 // deviceOutbox bounds the frames queued for one device; a device that lets
@@ -22,138 +19,112 @@ const deviceOutbox = 256
 // verifyTimeout bounds one assertion check.
 const verifyTimeout = 10 * time.Second
 
-// device is one device channel: the socket, its session once connected,
-// and what the sweeper needs to bound it.
+// transport is a device's connection as the device protocol uses it: the
+// epoll one (ws/internal/netpoll) or a goroutine per connection
+// (gorillaConn). Sends never wait for the peer.
+type transport interface {
+	// Reply queues an answer, written at once if the socket takes it.
+	Reply(payload []byte) bool
+	// Push queues a frame the server sends on its own.
+	Push(payload []byte) bool
+	// Close queues last (nil: none) and a close frame; later sends fail.
+	Close(code int, reason string, last []byte)
+	// Ping queues a WebSocket ping.
+	Ping()
+	// LastRead is when bytes last came from the device.
+	LastRead() time.Time
+	// End ends the connection now, without a close frame.
+	End()
+}
+
+// Close codes (RFC 6455 §7.4.1) the device protocol sends.
+const (
+	closeNormal        = 1000
+	closeGoingAway     = 1001
+	closePolicy        = 1008
+	closeTryAgainLater = 1013
+)
+
+// device is the device protocol (PROTOCOL §2) on one connection: it turns
+// messages into router calls and router events into frames, whatever the
+// transport. Messages come one at a time (the transport's contract), so
+// errors needs no lock.
 type device struct {
 	srv   *Server
-	conn  conn
-	fd    int             // -1 when read by a goroutine (TLS, or no epoll)
-	shard int             // of s.live
-	raw   syscall.RawConn // for reads that never wait
+	t     transport
+	shard int // of s.live
 
-	rmu     sync.Mutex  // guards the reader's state below; one reader at a time
-	again   atomic.Bool // a reader found rmu taken: read once more before leaving
-	partial []byte      // the start of a frame not yet complete
-	held    bool        // partial starts with whole frames the collector left for a reader
-	msg     []byte      // a fragmented message being put together
-	errors  int         // consecutive
+	errors  int // consecutive
 	limiter *core.RateLimiter
 
 	session  atomic.Pointer[core.Session]
-	lastSeen atomic.Int64 // unix nanos of the last bytes received
 	lastPing atomic.Int64 // unix nanos of the last ping sent
 	expired  atomic.Bool  // errno -3 sent
-	gone     atomic.Bool  // end has run
-	ended    sync.Once
+	gone     atomic.Bool  // the connection has ended
 }
 
-var (
-	errWouldBlock = errors.New("would block")
-	errEOF        = errors.New("eof")
-	errNoPoller   = errors.New("no epoll here")
-)
+func (s *Server) newDevice(t transport) *device {
+	d := &device{srv: s, t: t, shard: int(s.nextShard.Add(1)) % len(s.live.shards)}
+	d.lastPing.Store(time.Now().UnixNano())
+	return d
+}
 
-// readBufSize holds any frame within limits.max_frame_bytes, and then some.
-func (s *Server) readBufSize() int { return s.cfg.Limits.MaxFrameBytes + 14 + 1024 }
-
-func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
-	if s.router.ShuttingDown() {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	nc, early, ok := upgrade(w, r)
-	if !ok {
-		return
-	}
-	s.startDevice(nc, early)
+// track counts d among the live connections (for the sweeper, and for
+// Wait) until Closed.
+func (s *Server) track(d *device) {
+	s.conns.Add(1)
+	s.live.add(d)
 }
 
 // acceptDevice answers a device's upgrade that the front door read, and
-// starts the device.
+// serves it through the epoll transport; early is what the client sent
+// after its request.
 func (s *Server) acceptDevice(nc net.Conn, key, early []byte) {
-	if writeAccept(nc, key) {
-		s.startDevice(nc, early)
+	if !netpoll.WriteAccept(nc, key) {
+		return
 	}
+	c := s.poller.NewConn(nc)
+	if c == nil {
+		nc.Close()
+		return
+	}
+	d := s.newDevice(c)
+	s.track(d)
+	c.Serve(d, early)
 }
 
-// startDevice runs a device channel on an upgraded connection; early is
-// what the client sent after its request.
-func (s *Server) startDevice(nc net.Conn, early []byte) {
-	s.conns.Add(1)
-	fd, raw := -1, syscall.RawConn(nil)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		fd, raw = rawFD(tc)
+// Message handles one whole message from the device (netpoll.Handler):
+// a text frame is one request. With inline it answers only requests
+// that never wait, and reports false for the others.
+func (d *device) Message(text bool, payload []byte, inline bool) bool {
+	if !text {
+		d.answerError(core.Errorf(core.ErrnoNotObject, "frame is not a JSON object: binary frame"))
+		return true
 	}
-	d := &device{srv: s, fd: -1, shard: int(s.nextShard.Add(1)) % len(s.live.shards)}
-	d.conn = conn{nc: nc, raw: raw, maxQueue: deviceOutbox, onEnd: d.end}
-	d.conn.onSlow = func() {
-		s.router.Metrics.SlowConsumerDrops.Add(1)
-		d.fail(core.ErrnoSlowConsumer, "")
-	}
-	now := time.Now().UnixNano()
-	d.lastSeen.Store(now)
-	d.lastPing.Store(now)
-	s.live.add(d)
-	d.partial = early
-	if len(early) > 0 {
-		d.rmu.Lock()
-		d.consume(nil, false)
-		d.rmu.Unlock()
-	}
-	// Park the socket in epoll: from here, no goroutine waits on it. The
-	// handler returns, and net/http forgets the hijacked connection.
-	if fd >= 0 && s.poller != nil {
-		d.fd, d.raw = fd, raw // before add: the poller may hand d to a reader at once
-		if s.poller.add(fd, d) {
-			return
-		}
-		d.fd, d.raw = -1, nil
-	}
-	d.readLoop()
+	return d.handle(payload, inline)
 }
 
-// end releases the connection once: out of epoll, socket closed, the
-// router told. Any goroutine may call it; it never waits for the reader.
-func (d *device) end() {
-	d.ended.Do(func() {
-		if d.fd >= 0 {
-			d.srv.poller.remove(d.fd, d)
-		}
-		if d.conn.sentClose() {
-			go lingerClose(d.conn.nc)
-		} else {
-			d.conn.nc.Close()
-		}
-		d.srv.live.remove(d)
-		d.gone.Store(true)
-		if s := d.session.Load(); s != nil {
-			d.srv.router.Disconnect(s)
-		}
-		d.srv.conns.Done()
-	})
+// QueueFull drops a device that reads too slowly (netpoll.Handler).
+func (d *device) QueueFull() {
+	d.srv.router.Metrics.SlowConsumerDrops.Add(1)
+	d.fail(core.ErrnoSlowConsumer, "")
 }
 
-// lingerTime bounds how long a connection the server closed first
-// waits for its peer to close too.
-const lingerTime = 2 * time.Second
-
-// lingerClose ends a connection whose close frame is out: it sends FIN,
-// then reads and drops what the peer still sends until the peer closes
-// too, or for lingerTime. Closing at once with bytes unread would send a
-// reset instead, and the peer's TCP would throw away whatever it had not
-// read yet: the errno that said why, and the close frame.
-func lingerClose(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok && tc.CloseWrite() == nil {
-		tc.SetReadDeadline(time.Now().Add(lingerTime))
-		io.Copy(io.Discard, tc)
+// Closed tells the router that the connection has ended
+// (netpoll.Handler).
+func (d *device) Closed() {
+	d.srv.live.remove(d)
+	d.gone.Store(true)
+	if s := d.session.Load(); s != nil {
+		d.srv.router.Disconnect(s)
 	}
-	nc.Close()
+	d.srv.conns.Done()
 }
 
-// handle answers one request frame. On the collector it answers only
-// requests that never wait, and reports false for the others: the frame
-// is then left for a reader, which decodes it again.
-func (d *device) handle(data []byte, onCollector bool) (handled bool) {
+// handle answers one request. With inline it answers only requests that
+// never wait, and reports false for the others: the transport then gives
+// the request again where it may wait, and it is decoded again.
+func (d *device) handle(data []byte, inline bool) (handled bool) {
 	var session string
 	if s := d.session.Load(); s != nil {
 		session = s.ID()
@@ -166,7 +137,7 @@ func (d *device) handle(data []byte, onCollector bool) (handled bool) {
 		d.answerError(err)
 		return true
 	}
-	if onCollector && !neverWaits(req.Type) {
+	if inline && !neverWaits(req.Type) {
 		return false
 	}
 	var answer []byte
@@ -189,11 +160,7 @@ func (d *device) handle(data []byte, onCollector bool) (handled bool) {
 		return true
 	}
 	d.errors = 0
-	if &answer[0] == &resultTrue[0] {
-		d.conn.sendFrame(resultTrueFrame, true) // handlers return resultTrue itself: the most frequent answer, framed once
-	} else {
-		d.conn.send(answer, true)
-	}
+	d.t.Reply(answer)
 	if req.Type == "connect" {
 		d.pushPending()
 	}
@@ -205,10 +172,7 @@ func (d *device) handle(data []byte, onCollector bool) (handled bool) {
 // commit, visibility on a grant lookup.
 func neverWaits(typ string) bool { return typ == "status" || typ == "ping" }
 
-var (
-	resultTrue      = []byte(`{"result":true}`)
-	resultTrueFrame = encodeFrame(opText, resultTrue)
-)
+var resultTrue = []byte(`{"result":true}`)
 
 // requireSession checks that the request quotes this socket's session.
 func (d *device) requireSession(req *request) error {
@@ -365,7 +329,7 @@ func (d *device) answerError(err error) {
 	var rl *rateLimited
 	if errors.As(err, &rl) {
 		d.srv.router.Metrics.CountError(core.ErrnoRateLimited)
-		d.conn.send(appendError(nil, core.ErrnoRateLimited, core.ErrnoRateLimited.DefaultReason(), rl.retryAfter), true)
+		d.t.Reply(appendError(nil, core.ErrnoRateLimited, core.ErrnoRateLimited.DefaultReason(), rl.retryAfter))
 		d.countError()
 		return
 	}
@@ -378,7 +342,7 @@ func (d *device) answerError(err error) {
 		d.fail(errno, core.ReasonOf(err))
 		return
 	}
-	d.conn.send(appendError(nil, errno, core.ReasonOf(err), 0), true)
+	d.t.Reply(appendError(nil, errno, core.ReasonOf(err), 0))
 	d.countError()
 }
 
@@ -395,7 +359,7 @@ func (d *device) fail(errno core.Errno, reason string) {
 	if reason == "" {
 		reason = errno.DefaultReason()
 	}
-	d.conn.close(closeCode(errno), reason, appendError(nil, errno, reason, 0))
+	d.t.Close(closeCode(errno), reason, appendError(nil, errno, reason, 0))
 }
 
 func closeCode(errno core.Errno) int {
@@ -413,7 +377,7 @@ func closeCode(errno core.Errno) int {
 // SendNotifications implements core.DeviceSink.
 func (d *device) SendNotifications(ns []core.Notification) {
 	for _, n := range ns {
-		if !d.conn.send(appendNotification(nil, n), false) {
+		if !d.t.Push(appendNotification(nil, n)) {
 			return
 		}
 	}

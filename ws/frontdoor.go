@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/presence-service/presence/ws/internal/netpoll"
 )
 
 // headTimeout bounds how long a new connection may take to send its
@@ -25,13 +27,12 @@ func headWait() time.Duration { return time.Duration(headTimeout.Load()) }
 // other connection is handed to net/http, which serves the returned
 // listener, with the bytes already read put back in front.
 //
-// A device connect is the busiest thing a node does when devices come
-// back after a restart or a network outage, and net/http's share of one
-// (its connection goroutine, 4 KiB buffers, the header map, the request,
-// routing, the hijack) was a fifth of the server's CPU per connect.
+// This is the one place a device upgrade is answered by this package
+// (netpoll.WriteAccept); net/http's are gorilla's (serveDevice).
 // Anything unusual about a device's request (a query, a body, folded or
-// repeated headers) goes to net/http too, so the answers stay net/http's.
-// Do not use it for TLS listeners: it needs to read the request.
+// repeated headers) goes to net/http, so the answers stay net/http's.
+// Without epoll every connection goes to net/http. Do not use it for TLS
+// listeners: it needs to read the request.
 //
 // The connections it hands to net/http get TCP keep-alive (Go's defaults,
 // as net.Listen gives them). Devices need none: the server's WebSocket
@@ -101,7 +102,7 @@ func (fd *frontDoor) sniff(c net.Conn) {
 		n += m
 		head := buf[:n]
 		if end := bytes.Index(head, []byte("\r\n\r\n")); end >= 0 {
-			if key, ok := deviceUpgrade(head[:end+2]); ok && !fd.s.router.ShuttingDown() {
+			if key, ok := deviceUpgrade(head[:end+2]); ok && fd.s.poller != nil && !fd.s.router.ShuttingDown() {
 				var k [24]byte // validKey: 24 characters; buf goes back to the pool
 				copy(k[:], key)
 				early := append([]byte(nil), head[end+4:]...)
@@ -189,7 +190,7 @@ func deviceUpgrade(head []byte) (key []byte, ok bool) {
 	if !plain {
 		return nil, false
 	}
-	if !host || !upgrade || !connection || !version || key == nil || !validKey(key) {
+	if !host || !upgrade || !connection || !version || key == nil || !netpoll.ValidKey(key) {
 		return nil, false
 	}
 	return key, true

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-service/presence/ws/internal/netpoll"
 )
 
 const goodHead = "GET /presence HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -76,7 +78,7 @@ func BenchmarkDeviceHandshake(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		key, ok := deviceUpgrade(head)
-		if !ok || !writeAccept(c, key) {
+		if !ok || !netpoll.WriteAccept(c, key) {
 			b.Fatal("refused")
 		}
 	}

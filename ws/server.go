@@ -13,6 +13,7 @@ import (
 
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/ws/internal/netpoll"
 )
 
 // Config wires the edge to the router.
@@ -29,12 +30,12 @@ type Server struct {
 	verifier core.Verifier
 	cfg      *presence.Config
 	log      *slog.Logger
-	upgrader websocket.Upgrader // app channels; devices speak frame.go
+	upgrader websocket.Upgrader // app channels
 
-	poller    *poller     // nil: every device has a reading goroutine
-	live      liveDevices // open device channels, for the sweeper
+	poller    *netpoll.Poller // nil: every device is a gorillaConn
+	live      liveDevices     // open device channels, for the sweeper
 	nextShard atomic.Uint32
-	bufs      sync.Pool // read buffers, lent to a device while it reads
+	bufs      sync.Pool // the front door's buffers for request heads
 	stop      chan struct{}
 	stopOnce  sync.Once
 
@@ -67,13 +68,14 @@ func New(c Config) *Server {
 		stop: make(chan struct{}),
 	}
 	if c.Config.Server.TLSCert == "" { // TLS sockets cannot be read without the TLS layer
-		if p, err := newPoller(s.log); err == nil {
+		opts := netpoll.Options{MaxMessage: c.Config.Limits.MaxFrameBytes, MaxQueue: deviceOutbox}
+		if p, err := netpoll.NewPoller(s.log, opts); err == nil {
 			s.poller = p
 		} else {
 			s.log.Warn("no epoll: each device gets a reading goroutine", "err", err)
 		}
 	}
-	s.bufs.New = func() any { b := make([]byte, s.readBufSize()); return &b }
+	s.bufs.New = func() any { b := make([]byte, c.Config.Limits.MaxFrameBytes+1024); return &b }
 	go s.sweep(s.stop)
 	return s
 }
@@ -83,12 +85,12 @@ func (s *Server) Close() {
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.poller != nil {
-			s.poller.close()
+			s.poller.Close()
 		}
 	})
 }
 
-// getBuf lends a read buffer; the pool holds pointers so that giving one
+// getBuf lends a buffer for a request head and the bytes after it; the pool holds pointers so that giving one
 // back allocates nothing.
 func (s *Server) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
 func (s *Server) putBuf(b *[]byte) { s.bufs.Put(b) }

@@ -44,7 +44,6 @@ func (s *Server) sweep(stop <-chan struct{}) {
 	every = max(every, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	ping := encodeFrame(opPing, nil)
 	var batch []*device
 	for {
 		select {
@@ -61,14 +60,14 @@ func (s *Server) sweep(stop <-chan struct{}) {
 			}
 			sh.mu.Unlock()
 			for _, d := range batch {
-				quiet := now.Sub(time.Unix(0, d.lastSeen.Load()))
+				quiet := now.Sub(d.t.LastRead())
 				switch {
 				case quiet >= idle:
-					d.end() // answered nothing, not even our pings
+					d.t.End() // answered nothing, not even our pings
 					continue
 				case quiet >= idle/2 && now.Sub(time.Unix(0, d.lastPing.Load())) >= idle/2:
 					d.lastPing.Store(now.UnixNano())
-					d.conn.sendFrame(ping, false)
+					d.t.Ping()
 				}
 				if sess := d.session.Load(); sess != nil && now.Sub(sess.CreatedAt()) >= maxSession && !d.expired.Swap(true) {
 					d.Close(core.ErrnoSessionTooOld)

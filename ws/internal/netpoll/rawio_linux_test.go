@@ -1,4 +1,6 @@
-package ws
+//go:build linux
+
+package netpoll
 
 import (
 	"net"
@@ -31,8 +33,11 @@ func BenchmarkRawWriteRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	_, raw := rawFD(c.(*net.TCPConn))
-	frame := encodeFrame(opText, resultTrue)
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := encodeFrame(opText, []byte(`{"result":true}`))
 	buf := make([]byte, 64)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,14 +1,9 @@
-package ws
+package netpoll
 
 import (
 	"encoding/binary"
 	"errors"
 )
-
-// The device channel speaks RFC 6455 itself rather than through gorilla:
-// an idle device then costs no goroutine and no buffer, because its
-// socket is parked in epoll and read only when bytes arrive (poller.go).
-// gorilla's reader blocks a goroutine per connection by design.
 
 // WebSocket opcodes (RFC 6455 §5.2).
 const (
@@ -20,14 +15,11 @@ const (
 	opPong         = 0xA
 )
 
-// Close codes (RFC 6455 §7.4.1) the device channel sends.
+// Close codes (RFC 6455 §7.4.1) a Conn sends on its own.
 const (
 	closeNormal        = 1000
-	closeGoingAway     = 1001
 	closeProtocolError = 1002
-	closePolicy        = 1008
 	closeTooBig        = 1009
-	closeTryAgainLater = 1013
 )
 
 // frame is one parsed client frame; payload is unmasked in place and
@@ -94,7 +86,7 @@ func parseFrame(b []byte, maxPayload int) (f frame, n int, err error) {
 		return f, 0, &protocolError{closeProtocolError, "control frame too long"}
 	}
 	if length > uint64(maxPayload) {
-		return f, 0, &protocolError{closeTooBig, "frame larger than limits.max_frame_bytes"}
+		return f, 0, &protocolError{closeTooBig, "frame too large"}
 	}
 	if len(b) < n+4 {
 		return f, 0, errIncomplete
@@ -114,7 +106,7 @@ func parseFrame(b []byte, maxPayload int) (f frame, n int, err error) {
 
 // markUnmasked zeroes the masking key of f, the frame parseFrame just
 // read from b[:n]. parseFrame unmasks the payload in place, so a frame
-// kept to be parsed again (one the collector holds for a reader) must
+// kept to be parsed again (one left for a goroutine that may wait) must
 // not be unmasked twice: with a zero key it parses as it now is.
 func markUnmasked(b []byte, n int, f frame) {
 	start := n - len(f.payload)
