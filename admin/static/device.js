@@ -3,10 +3,10 @@
 // user's grants as switches (visibility), turns input and page visibility
 // into online / away / offline with the user's thresholds, and shows live
 // notifications as pop-ups (and system notifications when allowed).
-// Settings live in localStorage; the device id lives in sessionStorage, so
-// a reload is the same device (apps see no flap) while two tabs are two
-// devices (they would replace each other otherwise). Text from the server
-// is only ever set with textContent.
+// Settings live in localStorage, shared by the browser's tabs; the device
+// id lives in sessionStorage, so a reload is the same device (apps see no
+// flap) while two tabs are two devices (they would replace each other
+// otherwise). Text from the server is only ever set with textContent.
 import { PresenceClient } from './presence.js';
 
 const root = document.getElementById('device');
@@ -148,6 +148,20 @@ for (const f of Object.values(fields)) {
   f.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(readSettings, 400); });
   f.addEventListener('change', () => { clearTimeout(typing); readSettings(); });
 }
+
+// Another tab of this browser changed the settings: they are this
+// browser's, so this tab follows (visibility, thresholds, messages).
+window.addEventListener('storage', (e) => {
+  if (e.key !== SETTINGS) return;
+  Object.assign(settings, readJSON(e.newValue));
+  for (const [k, f] of Object.entries(fields)) {
+    if (document.activeElement !== f) f.value = settings[k];
+  }
+  const before = visibleIds().join();
+  for (const sw of switches) sw.checked = !settings.off.includes(Number(sw.dataset.appId));
+  if (visibleIds().join() !== before) client.setVisibility(visibleIds());
+  evaluate();
+});
 
 const perm = $('notify-permission');
 function showPermission() {

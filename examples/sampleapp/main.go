@@ -179,7 +179,7 @@ func (a *app) routes() http.Handler {
 }
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
 	page.Execute(w, map[string]any{"AppID": a.cfg.AppID, "Flash": r.URL.Query().Get("flash")})
 }
 

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBrowserDevicePages walks headless chromium through /device (two
+// tabs of one user) and this app's page with admin/browsertest/device.mjs
+// (playwright-core), restarting the real server in the middle. It runs
+// only with PRESENCE_BROWSER=1; then a missing chromium or node_modules
+// fails the test rather than skipping it. Install both with
+// admin/browsertest/install.sh. Screenshots go to PRESENCE_SCREENSHOTS
+// (default: a new temporary folder, named in the log).
+func TestBrowserDevicePages(t *testing.T) {
+	if os.Getenv("PRESENCE_BROWSER") != "1" {
+		t.Skip("set PRESENCE_BROWSER=1 to drive chromium (install with admin/browsertest/install.sh)")
+	}
+	chromium := os.Getenv("PRESENCE_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("PRESENCE_BROWSER=1 but no chromium at %s (run admin/browsertest/install.sh): %v", chromium, err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("PRESENCE_BROWSER=1 but no node: %v", err)
+	}
+	dir, _ := filepath.Abs("../../admin/browsertest")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		t.Fatalf("PRESENCE_BROWSER=1 but playwright-core is not installed (run admin/browsertest/install.sh): %v", err)
+	}
+	out := os.Getenv("PRESENCE_SCREENSHOTS")
+	if out == "" {
+		if out, err = os.MkdirTemp("", "presence-device-screenshots-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := newServer(t)
+	appAddr := freeAddr(t)
+	id, key := s.registerApp(appAddr)
+	s.start()
+	a, appURL := startApp(t, s, appAddr, id, key, false)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "device.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BASE_URL=http://"+s.HTTP, "APP_URL="+appURL, "OUT_DIR="+out, "CHROMIUM="+chromium)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		last         map[string]any
+		restartedAt  = -1 // the app's event count when the server went down
+		backAt       = -1
+		restartTaken time.Duration
+	)
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		var msg map[string]any
+		if err := json.Unmarshal(lines.Bytes(), &msg); err != nil {
+			t.Errorf("device.mjs printed %q", lines.Text())
+			continue
+		}
+		switch msg["step"] {
+		case "restart":
+			snap, _ := a.snapshot()
+			restartedAt = len(snap.Events)
+			began := time.Now()
+			s.stop()
+			s.start()
+			restartTaken = time.Since(began)
+			stdin.Write([]byte("restarted\n"))
+		case "back":
+			snap, _ := a.snapshot()
+			backAt = len(snap.Events)
+		default:
+			last = msg
+		}
+	}
+	if err := cmd.Wait(); err != nil || last["ok"] != true {
+		t.Fatalf("device.mjs: %v, said %v\nstderr:\n%s", err, last, stderr.String())
+	}
+	t.Logf("device.mjs:\n%s", stderr.String())
+	if restartedAt < 0 || backAt < 0 {
+		t.Fatal("device.mjs never asked for the restart")
+	}
+
+	// What the app saw while the server restarted: the channel dropped and
+	// came back, ann's status was said again, and never offline.
+	snap, _ := a.snapshot()
+	var during []string
+	for _, e := range snap.Events[restartedAt:backAt] {
+		during = append(during, e.Kind+": "+e.Text)
+		if e.Kind == "status" && strings.Contains(e.Text, " is offline") {
+			t.Errorf("the app saw %q during the restart (the disconnect grace should cover it)", e.Text)
+		}
+	}
+	t.Logf("the server restarted in %s; the app saw:\n  %s", restartTaken.Round(time.Millisecond), strings.Join(during, "\n  "))
+	t.Logf("screenshots in %s", out)
+}
