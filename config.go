@@ -77,11 +77,18 @@ type AppsConfig struct {
 	StatusQueueTTL Duration `toml:"status_queue_ttl"`
 }
 
+// MaxNotificationWindow bounds notifications.window: a device's outbox
+// (256 frames in ws) must hold a whole window and the answers to the
+// requests it has in flight, so that a device is never dropped for the
+// size of its own backlog.
+const MaxNotificationWindow = 200
+
 // NotificationsConfig is [notifications].
 type NotificationsConfig struct {
 	DefaultTTL Duration `toml:"default_ttl"`
 	QueueSize  int      `toml:"queue_size"`
 	MaxAge     Duration `toml:"max_age"`
+	Window     int      `toml:"window"`
 }
 
 // LimitsConfig is [limits].
@@ -241,6 +248,9 @@ func (c *Config) Validate() error {
 		if v <= 0 {
 			bad(k, "must be positive")
 		}
+	}
+	if w := c.Notifications.Window; w < 1 || w > MaxNotificationWindow {
+		bad("notifications.window", "must be within 1 and %d", MaxNotificationWindow)
 	}
 	for i, a := range c.App {
 		if a.ID <= 0 || a.Name == "" || a.Domain == "" || a.Email == "" || len(a.APIKey) < 32 {

@@ -33,6 +33,9 @@ type Session struct {
 	gone       bool        // socket ended; waiting out the grace
 	replaced   bool        // a newer session took over; it owns the presence now
 	graceTimer *time.Timer // runs while gone
+	flow       flowState   // notifications pushed and not yet acked (flow.go)
+
+	fillMu sync.Mutex // held by the one fill of this session's window at a time (flow.go)
 }
 
 type devicePresence struct {

@@ -16,6 +16,7 @@ type Options struct {
 	NotificationDefaultTTL time.Duration    // notifications.default_ttl
 	NotificationQueueSize  int              // notifications.queue_size
 	NotificationsPerMinute int              // limits.notifications_per_minute, per app
+	NotificationWindow     int              // notifications.window: pushed and unacked, per session
 	Keys                   *Keyring         // seals API keys; required to activate apps
 	Now                    func() time.Time // nil: time.Now
 	Logger                 *slog.Logger     // nil: slog.Default()
@@ -96,6 +97,9 @@ func NewRouter(deps Deps, opts Options) *Router {
 	}
 	if opts.NotificationsPerMinute <= 0 {
 		opts.NotificationsPerMinute = 6000
+	}
+	if opts.NotificationWindow <= 0 {
+		opts.NotificationWindow = 100
 	}
 	r := &Router{reg: deps.Registry, queues: deps.Notifications, statuses: deps.Statuses, bus: deps.Bus,
 		opts: opts, log: opts.Logger, Metrics: NewMetrics()}

@@ -78,6 +78,20 @@ func (d *deviceSink) SendNotifications(ns []core.Notification) {
 }
 func (d *deviceSink) Close(e core.Errno) { d.closed <- e }
 
+// drain returns what the device was pushed so far. The router pushes
+// before its call returns, so nothing is in flight once a call has.
+func (d *deviceSink) drain() []core.Notification {
+	var out []core.Notification
+	for {
+		select {
+		case n := <-d.notes:
+			out = append(out, n)
+		default:
+			return out
+		}
+	}
+}
+
 type fixture struct {
 	t      *testing.T
 	db     *memstore.Store
@@ -408,29 +422,36 @@ func TestPendingNotificationsAcrossConnects(t *testing.T) {
 	f := newFixture(t, 0)
 	puid := f.grant("ann@example.com", f.app)
 	ctx := context.Background()
-	first, _ := f.connect("ann@example.com", "phone", f.app)
-	if ns, err := f.router.PendingNotifications(ctx, first); err != nil || len(ns) != 0 {
-		t.Fatalf("nothing stored yet: %v %v", ns, err)
+	pending := func(s *core.Session, sink *deviceSink) []core.Notification {
+		t.Helper()
+		if err := f.router.PushPending(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		return sink.drain()
+	}
+	first, firstSink := f.connect("ann@example.com", "phone", f.app)
+	if ns := pending(first, firstSink); len(ns) != 0 {
+		t.Fatalf("nothing stored yet: %v", ns)
 	}
 	stored, _, err := f.router.Notify(ctx, f.app, []core.NotificationInput{{PUID: puid, Message: "hi"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := f.connect("ann@example.com", "laptop", f.app)
-	ns, err := f.router.PendingNotifications(ctx, again)
-	if err != nil || len(ns) != 1 || ns[0].ID != stored[0].ID {
-		t.Fatalf("after a store: %v %v, want the one stored", ns, err)
+	again, againSink := f.connect("ann@example.com", "laptop", f.app)
+	ns := pending(again, againSink)
+	if len(ns) != 1 || ns[0].ID != stored[0].ID {
+		t.Fatalf("after a store: %v, want the one stored", ns)
 	}
 	if err := f.router.Ack(ctx, again, []string{ns[0].ID}); err != nil {
 		t.Fatal(err)
 	}
-	third, _ := f.connect("ann@example.com", "tablet", f.app)
-	if ns, _ := f.router.PendingNotifications(ctx, third); len(ns) != 0 {
+	third, thirdSink := f.connect("ann@example.com", "tablet", f.app)
+	if ns := pending(third, thirdSink); len(ns) != 0 {
 		t.Fatalf("after the ack: %v", ns)
 	}
 	f.router.Notify(ctx, f.app, []core.NotificationInput{{PUID: puid, Message: "again"}})
-	fourth, _ := f.connect("ann@example.com", "watch", f.app)
-	if ns, _ := f.router.PendingNotifications(ctx, fourth); len(ns) != 1 || ns[0].Message != "again" {
+	fourth, fourthSink := f.connect("ann@example.com", "watch", f.app)
+	if ns := pending(fourth, fourthSink); len(ns) != 1 || ns[0].Message != "again" {
 		t.Fatalf("a store after the set was cleared: %v", ns)
 	}
 	// A new router over the same store knows who has some (restart).
@@ -438,11 +459,15 @@ func TestPendingNotificationsAcrossConnects(t *testing.T) {
 	if err := r2.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := r2.Connect(ctx, core.ConnectRequest{Identity: core.Identity{Subject: "ann@example.com"}, DeviceID: "d", Sink: newDeviceSink()})
+	sink := newDeviceSink()
+	s, _, err := r2.Connect(ctx, core.ConnectRequest{Identity: core.Identity{Subject: "ann@example.com"}, DeviceID: "d", Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ns, _ := r2.PendingNotifications(ctx, s); len(ns) != 1 {
+	if err := r2.PushPending(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if ns := sink.drain(); len(ns) != 1 {
 		t.Fatalf("after a restart: %v", ns)
 	}
 }

@@ -313,14 +313,12 @@ type rateLimited struct{ retryAfter int }
 
 func (e *rateLimited) Error() string { return "rate limited" }
 
-// pushPending sends what was queued for the user before this connect.
+// pushPending sends the first window of what was queued for the user
+// before this connect; the rest follows as the device acks (core/flow.go).
 func (d *device) pushPending() {
-	ns, err := d.srv.router.PendingNotifications(context.Background(), d.session.Load())
-	if err != nil {
+	if err := d.srv.router.PushPending(context.Background(), d.session.Load()); err != nil {
 		d.srv.log.Error("pending notifications", "err", err)
-		return
 	}
-	d.SendNotifications(ns)
 }
 
 // answerError answers a failed request; a negative errno, or too many

@@ -81,7 +81,7 @@ func startHarness(t testing.TB, tweak func(*presence.Config), start func(*httpte
 	keys, _ := core.NewKeyring(make([]byte, 32))
 	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{
 		DisconnectGrace: cfg.Device.DisconnectGrace.Duration, StatusQueueTTL: cfg.Apps.StatusQueueTTL.Duration,
-		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration, NotificationQueueSize: cfg.Notifications.QueueSize, NotificationsPerMinute: cfg.Limits.NotificationsPerMinute, Keys: keys,
+		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration, NotificationQueueSize: cfg.Notifications.QueueSize, NotificationWindow: cfg.Notifications.Window, NotificationsPerMinute: cfg.Limits.NotificationsPerMinute, Keys: keys,
 	})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)

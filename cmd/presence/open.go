@@ -64,6 +64,7 @@ func openOrCreateBackend(ctx context.Context, cfg *presence.Config, log *slog.Lo
 		StatusQueueTTL:         cfg.Apps.StatusQueueTTL.Duration,
 		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration,
 		NotificationQueueSize:  cfg.Notifications.QueueSize,
+		NotificationWindow:     cfg.Notifications.Window,
 		NotificationsPerMinute: cfg.Limits.NotificationsPerMinute,
 		Keys:                   keys,
 		Logger:                 log,
