@@ -192,7 +192,6 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer tx.close()
 	db.syncs = newSyncPipe()
 	go db.syncLoop()
-	go db.answerLoop()
 	defer db.syncs.stop()
 	batch := make([]*job, 0, maxJobsPerCommit)
 	idle := time.NewTimer(time.Hour)
@@ -350,7 +349,6 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		db.commits.Add(1)
 		db.written.Add(uint64(ran))
 	}
-	db.kickCheckpointer()
 	db.syncs.lastCommit = time.Since(began) // without the wait below
 	db.syncs.await()                        // one sync in flight at a time (syncPipe)
 	db.syncs.hand(committed{jobs: slices.Clone(batch), errs: errs})

@@ -52,11 +52,6 @@ type DB struct {
 	jobs   chan *job     // to the committer; closed by Close
 	done   chan struct{} // closed when the committer has answered its last job
 
-	cdb      *sqlx.DB      // the checkpointer's connection (checkpoint.go)
-	ckptKick chan struct{} // the committer committed (buffered, 1)
-	ckptStop chan struct{} // closed by Close
-	ckptDone chan struct{} // closed when the checkpointer has stopped
-
 	queues *queueIndex // the notification queues (queues.go)
 	wal    *walSyncer  // fdatasync of the WAL (walsync.go), syncLoop's alone
 	syncs  *syncPipe   // from the committer to syncLoop
@@ -83,15 +78,12 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	db := &DB{
-		Now:      time.Now,
-		path:     path,
-		jobs:     make(chan *job, 1024),
-		queues:   newQueueIndex(),
-		wal:      &walSyncer{path: path + "-wal"},
-		done:     make(chan struct{}),
-		ckptKick: make(chan struct{}, 1),
-		ckptStop: make(chan struct{}),
-		ckptDone: make(chan struct{}),
+		Now:    time.Now,
+		path:   path,
+		jobs:   make(chan *job, 1024),
+		queues: newQueueIndex(),
+		wal:    &walSyncer{path: path + "-wal"},
+		done:   make(chan struct{}),
 	}
 
 	var err error
@@ -111,14 +103,9 @@ func Open(path string) (*DB, error) {
 	db.wdb.SetConnMaxLifetime(0)
 	db.wdb.SetConnMaxIdleTime(0)
 	// The committer holds the one writer connection for its whole life.
+	// Its commits checkpoint the WAL as SQLite does by default, once it
+	// passes 1000 pages (wal_autocheckpoint).
 	conn, err := db.wdb.Connx(context.Background())
-	if err == nil {
-		// Not a DSN setting: the driver has none for it.
-		_, err = conn.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, walBackstop))
-		if err != nil {
-			conn.Close()
-		}
-	}
 	if err == nil {
 		// Before anything reads the tables: a damaged file is refused
 		// whole, not served half.
@@ -136,31 +123,17 @@ func Open(path string) (*DB, error) {
 	}
 
 	db.rdb, err = sqlx.Open("sqlite3", dsn(path, url.Values{"_query_only": {"true"}}))
-	if err == nil {
-		// Its synchronous=FULL makes its checkpoints sync the WAL before
-		// copying and the database file after.
-		delete(writer, "_cache_size")
-		writer.Set("_synchronous", "FULL")
-		db.cdb, err = sqlx.Open("sqlite3", dsn(path, writer))
-		if err != nil {
-			db.rdb.Close()
-		}
-	}
 	if err != nil {
 		conn.Close()
 		db.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db.cdb.SetMaxOpenConns(1)
-	db.cdb.SetMaxIdleConns(1)
-	db.cdb.SetConnMaxIdleTime(0)
 	n := max(4, runtime.GOMAXPROCS(0))
 	db.rdb.SetMaxOpenConns(n)
 	db.rdb.SetMaxIdleConns(n)
 	db.rdb.SetConnMaxIdleTime(0)
 
 	go db.commitLoop(conn)
-	go db.checkpointLoop(db.cdb, db.ckptKick, db.ckptStop, db.ckptDone)
 
 	err = db.Migrate(context.Background())
 	if err == nil {
@@ -204,9 +177,7 @@ func (db *DB) Close() error {
 	db.mu.Unlock()
 
 	<-db.done
-	close(db.ckptStop)
-	<-db.ckptDone
-	return errors.Join(db.cdb.Close(), db.rdb.Close(), db.wdb.Close())
+	return errors.Join(db.rdb.Close(), db.wdb.Close())
 }
 
 // Ping checks what GET /healthz claims (PROTOCOL §9): that the file

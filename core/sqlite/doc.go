@@ -12,7 +12,7 @@
 // one fsync instead of taking turns at it. The AddNotifications batches of
 // one commit go further and share statements (addGroup): checked one by
 // one, written with one INSERT per 100 rows; if that fails, they run one
-// by one. Checkpoints run beside the committer on their own connection.
+// by one. The writer's commits checkpoint the WAL (wal_autocheckpoint).
 //
 // The notifications table is a log with no index but its seq: the
 // committer keeps, in memory, which rows make up each PUID's queue

@@ -22,12 +22,12 @@ func TestPragmas(t *testing.T) {
 	defer db.Close()
 
 	var mode string
-	var sync, fk, busy int
+	var sync, fk, busy, autockpt int
 	err = db.write(ctx, func(tx *writeTx) error {
 		for _, p := range []struct {
 			pragma string
 			dest   any
-		}{{"journal_mode", &mode}, {"synchronous", &sync}, {"foreign_keys", &fk}, {"busy_timeout", &busy}} {
+		}{{"journal_mode", &mode}, {"synchronous", &sync}, {"foreign_keys", &fk}, {"busy_timeout", &busy}, {"wal_autocheckpoint", &autockpt}} {
 			if err := tx.Get(p.dest, `PRAGMA `+p.pragma); err != nil {
 				return err
 			}
@@ -39,8 +39,10 @@ func TestPragmas(t *testing.T) {
 	}
 	// synchronous 1 is NORMAL: the committer syncs the WAL itself
 	// (TestCommit_SyncsWAL).
-	if mode != "wal" || sync != 1 || fk != 1 || busy != int(busyTimeout.Milliseconds()) {
-		t.Fatalf("writer: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d", mode, sync, fk, busy)
+	// wal_autocheckpoint 1000 is SQLite's default: the writer's commits
+	// checkpoint (docs/decisions.md, "SQLite").
+	if mode != "wal" || sync != 1 || fk != 1 || busy != int(busyTimeout.Milliseconds()) || autockpt != 1000 {
+		t.Fatalf("writer: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d wal_autocheckpoint=%d", mode, sync, fk, busy, autockpt)
 	}
 
 	var ro int

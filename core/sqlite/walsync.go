@@ -11,24 +11,18 @@ import (
 // The writer connection runs with synchronous=NORMAL, and each commit is
 // made durable by fdatasync(2) of the WAL file (walSyncer) before anyone
 // is answered; the sync runs on its own goroutine (syncLoop) while the
-// committer runs the next transaction's statements.
-//
-// Why: the SQLite that go-sqlite3 compiles in is built without
-// HAVE_FDATASYNC, so under synchronous=FULL every commit ended in fsync(2),
-// which also writes the WAL's inode (its mtime changes at every write) and
-// so waits for a journal commit of the file system. Measured on this
-// machine's ext4: COMMIT took about 3 ms, 70 % of the committer's time in
-// presence-bench's single-item notify run. fdatasync skips the inode when
-// only data changed (the WAL is rewritten in place once it has grown).
+// committer runs the next transaction's statements. Why not SQLite's
+// synchronous=FULL: the go-sqlite3 build lacks HAVE_FDATASYNC, so FULL
+// ends each commit in fsync(2), which also journals the WAL's inode, and
+// holds the committer for it (docs/decisions.md, "SQLite").
 //
 // The guarantee is FULL's: in WAL mode a transaction is durable once its
 // frames, commit frame included, are on disk, and fdatasync puts every
 // byte written to the file so far there, whoever wrote it (the page cache
 // is the inode's). NORMAL keeps SQLite's own ordering where it matters:
 // the WAL is synced before each checkpoint copies from it, and the
-// database file after. A process crash loses nothing either way (the
-// page cache survives it; crash_test.go); a power loss now loses only
-// writes that no caller was told had succeeded.
+// database file after. No caller hears "ok" for a write a power loss
+// could undo (crash_test.go).
 type walSyncer struct {
 	path string
 	f    *os.File
@@ -78,42 +72,17 @@ type committed struct {
 }
 
 // syncPipe hands commits from the committer to syncLoop, one at a time:
-// while the last commit is synced, the jobs of the next queue up, and the
-// committer waits for that sync before it takes them (commitLoop).
-// (Running the next transaction's statements during the sync, and waiting
-// only before its COMMIT, left the jobs that arrived meanwhile for the
-// commit after: measured with presence-bench notify, single POSTs were
-// 12 % fewer, with groups of 14 instead of 19.) Measured (go test -bench 'AddNotification(SingleFullQueues|Batch100Parallel)$'
-// -benchtime 30000x, two runs each, busy machine): syncing inside the
-// committer gave 73-88k items/s in batches and 16-34k single items/s;
-// one sync in flight 85-116k and 25-38k. Letting several syncs queue
-// instead made groups small and nearly doubled the pages written per
-// single item (0.36 → 0.66): one in flight keeps groups as large as a
-// sync is long.
-//
-// That wait is for commits shorter than a sync. A commit of several
-// batches of 100 takes longer than the sync before it (milliseconds
-// against about half of one), and there the committer runs it during
-// that sync and waits only before handing it over: syncs then follow
-// each other with no commit between them. The committer compares its
-// last commit with the last sync to choose. Measured, interleaved
-// presence-bench notify (-spawn -only presence, 7 rounds each): batches
-// of 100 stored 90.6-100.6k items/s against 85.7-94.8k, 6 rounds of 7
-// ahead; single POSTs did not move (14.3-16.7k against 14.2-15.5k).
-//
-// The answers are given by one more goroutine (answerLoop), in commit
-// order: an answer may be an HTTP response written to a socket
-// (job.done), and a group of them took as long as the sync itself.
-// Measured with presence-bench notify, single POSTs, in an execution
-// trace: answering on the syncing goroutine kept it busy 2.4 s of 3 s
-// (fdatasync 1.4 s, the answers' writes 0.7 s), and the committer waited
-// for it 46 % of the time.
+// at most one sync is in flight. While it runs, the next callers queue
+// and join the next commit together (commitLoop), so a group is as large
+// as a sync is long. A commit that outlasts a sync (several batches of
+// 100) is instead run during the sync, and waits only before it is
+// handed over; the committer compares its last commit with the last sync
+// to choose (commitsOutlastSyncs).
 type syncPipe struct {
 	in       chan committed
-	synced   chan struct{}  // a token per sync done
-	answers  chan committed // synced commits, for answerLoop
-	done     chan struct{}  // answerLoop has answered the last
-	inflight bool           // the committer's: a commit handed, its token not taken
+	synced   chan struct{} // a token per sync done
+	done     chan struct{} // syncLoop has answered the last commit
+	inflight bool          // the committer's: a commit handed, its token not taken
 
 	lastSync   atomic.Int64  // syncLoop's: how long the last sync took, ns
 	lastCommit time.Duration // the committer's: how long its last commit took
@@ -126,10 +95,7 @@ func (p *syncPipe) commitsOutlastSyncs() bool {
 }
 
 func newSyncPipe() *syncPipe {
-	return &syncPipe{
-		in: make(chan committed, 1), synced: make(chan struct{}, 1),
-		answers: make(chan committed, 64), done: make(chan struct{}),
-	}
+	return &syncPipe{in: make(chan committed, 1), synced: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // hand gives a commit's answers to syncLoop.
@@ -147,43 +113,31 @@ func (p *syncPipe) await() {
 	}
 }
 
-// stop lets syncLoop and answerLoop answer the last commit and end.
+// stop lets syncLoop answer the last commit and end.
 func (p *syncPipe) stop() {
 	close(p.in)
 	<-p.done
 }
 
-// syncLoop syncs the WAL after each commit handed to it, then has its
-// jobs answered: their own error, or the sync's. Committed but not
-// durable, a write fails: no one hears "ok" for what a power loss could
-// undo. (The queue index keeps such writes: it holds what the database
-// holds.)
+// syncLoop syncs the WAL after each commit handed to it, then answers its
+// jobs, in commit order: their own error, or the sync's. Committed but
+// not durable, a write fails: no one hears "ok" for what a power loss
+// could undo. (The queue index keeps such writes: it holds what the
+// database holds.) Answers are sends on buffered channels: they never
+// wait.
 func (db *DB) syncLoop() {
 	p := db.syncs
-	defer close(p.answers)
+	defer close(p.done)
 	defer db.wal.close()
 	for c := range p.in {
 		began := time.Now()
 		err := db.wal.sync()
 		p.lastSync.Store(int64(time.Since(began)))
 		p.synced <- struct{}{} // the committer may go on
-		if err != nil {
-			for i, e := range c.errs {
-				if e == nil {
-					c.errs[i] = err
-				}
-			}
-		}
-		p.answers <- c
-	}
-}
-
-// answerLoop gives the synced commits' jobs their answers, in order.
-func (db *DB) answerLoop() {
-	p := db.syncs
-	defer close(p.done)
-	for c := range p.answers {
 		for i, j := range c.jobs {
+			if c.errs[i] == nil {
+				c.errs[i] = err
+			}
 			j.answer(c.errs[i])
 		}
 	}
