@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/ws/internal/netpoll"
@@ -15,6 +16,11 @@ import (
 // deviceOutbox bounds the frames queued for one device; a device that lets
 // more pile up is dropped (errno -6); its notifications stay queued.
 const deviceOutbox = 256
+
+// maxAckIDs bounds the ids of one ack (PROTOCOL §2): 100 ids of the
+// store's 34 characters make an ack of about 3.8 KB, within the default
+// limits.max_frame_bytes of 4096, and match notifications.window.
+const maxAckIDs = 100
 
 // verifyTimeout bounds one assertion check.
 const verifyTimeout = 10 * time.Second
@@ -41,6 +47,7 @@ type transport interface {
 const (
 	closeNormal        = 1000
 	closeGoingAway     = 1001
+	closeInvalidData   = 1007
 	closePolicy        = 1008
 	closeTryAgainLater = 1013
 )
@@ -99,6 +106,10 @@ func (s *Server) acceptDevice(nc net.Conn, key, early []byte) {
 func (d *device) Message(text bool, payload []byte, inline bool) bool {
 	if !text {
 		d.answerError(core.Errorf(core.ErrnoNotObject, "frame is not a JSON object: binary frame"))
+		return true
+	}
+	if !utf8.Valid(payload) {
+		d.t.Close(closeInvalidData, "text frame is not valid UTF-8", nil) // RFC 6455 §8.1
 		return true
 	}
 	return d.handle(payload, inline)
@@ -291,8 +302,8 @@ func (d *device) ack(req *request) ([]byte, error) {
 	if len(req.IDs) == 0 {
 		return nil, core.Errorf(core.ErrnoInvalidField, "ids: want a non-empty array of notification ids")
 	}
-	if len(req.IDs) > 1000 {
-		return nil, core.Errorf(core.ErrnoInvalidField, "ids: at most 1000 a request")
+	if len(req.IDs) > maxAckIDs {
+		return nil, core.Errorf(core.ErrnoInvalidField, "ids: at most %d a request", maxAckIDs)
 	}
 	if err := d.srv.router.Ack(context.Background(), d.session.Load(), req.IDs); err != nil {
 		return nil, err
@@ -328,8 +339,7 @@ func (d *device) answerError(err error) {
 	if errors.As(err, &rl) {
 		d.srv.router.Metrics.CountError(core.ErrnoRateLimited)
 		d.t.Reply(appendError(nil, core.ErrnoRateLimited, core.ErrnoRateLimited.DefaultReason(), rl.retryAfter))
-		d.countError()
-		return
+		return // not counted toward -5: a device that obeys retry_after is never dropped for it (PROTOCOL §2)
 	}
 	errno := core.ErrnoOf(err)
 	if errno == core.ErrnoInternal {
