@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -30,11 +29,7 @@ type appChannel struct {
 }
 
 func parseAppID(r *http.Request) (core.AppID, bool) {
-	id, err := strconv.ParseInt(r.PathValue("app_id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, false
-	}
-	return core.AppID(id), true
+	return core.ParseAppID(r.PathValue("app_id"))
 }
 
 func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {

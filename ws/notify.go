@@ -71,11 +71,10 @@ func (s *Server) authBearer(ctx context.Context, app core.AppID, authorization, 
 // is read only once the key has passed: an unknown caller does not get
 // to make the server read 512 KiB.
 func (s *Server) notify(ctx context.Context, w http.ResponseWriter, r *http.Request) notifyAnswer {
-	id, err := strconv.ParseInt(r.PathValue("app_id"), 10, 64)
-	if err != nil || id <= 0 {
+	app, ok := core.ParseAppID(r.PathValue("app_id"))
+	if !ok {
 		return notifyError(http.StatusNotFound, core.ErrnoUnknownUID, "unknown app", -1)
 	}
-	app := core.AppID(id)
 	if _, err := s.authBearer(ctx, app, r.Header.Get("Authorization"), r.RemoteAddr); err != nil {
 		return s.notifyFailed(err)
 	}
