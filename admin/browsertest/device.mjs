@@ -5,12 +5,14 @@
 // app off and on, going idle (away, then offline) and coming back, typing
 // a status. The server restarts: both tabs come back by themselves and the
 // app never shows her offline. The app sends a notification; Accept opens
-// its action, which the app hears of.
+// its action, which the app hears of. One that expired while no tab was
+// open is listed as missed, and the accepted one does not come back.
 //
 // It talks to examples/sampleapp/browser_test.go on stdout (one JSON
 // object a line) and stdin: {"step":"restart"} asks for a server restart,
 // answered by a line "restarted"; {"step":"back"} says both tabs are back;
-// the last line is {"ok":true,…}.
+// {"step":"expire"} asks for a notification with a 5 s ttl, answered by
+// "posted"; the last line is {"ok":true,…}.
 //
 // Environment: BASE_URL (Presence), APP_URL (the sample app), OUT_DIR,
 // CHROMIUM (default /usr/bin/chromium).
@@ -170,8 +172,25 @@ try {
   await app.screenshot({ path: join(out, '04-sample-app.png'), fullPage: true });
   await action.close();
 
+  // --- missed: a notification that expired while no device was there ---
+  await dev1.close();
+  await dev2.close();
+  say({ step: 'expire' }); // the test sends one with a 5 s ttl
+  const posted = await lines.next();
+  check(!posted.done && posted.value.trim() === 'posted', 'the test sent the notification');
+  await app.waitForTimeout(5500); // its ttl, so that it arrives expired
+  const dev3 = watch(await ctx.newPage(), 'dev3');
+  await dev3.goto(base + '/device');
+  // Sign-ins do not outlive a server restart (admin/doc.go): sign in again.
+  await dev3.fill('input[name=email]', 'ann@example.com');
+  await dev3.click('button[type=submit]');
+  await dev3.waitForURL(base + '/device');
+  await dev3.locator('#missed li', { hasText: 'Lunch at noon?' }).waitFor();
+  check(await dev3.locator('#toasts li').count() === 0, 'the accepted notification is not pushed again, the expired one is not a pop-up');
+  await dev3.screenshot({ path: join(out, '05-device-missed.png'), fullPage: true });
+
   check(problems.length === 0, 'page errors: ' + problems.join('; '));
-  say({ ok: true, screenshots: 4 });
+  say({ ok: true, screenshots: 5 });
 } catch (e) {
   for (const [i, p] of ctx.pages().entries()) {
     try { await p.screenshot({ path: join(out, `failed-${i}.png`), fullPage: true }); } catch (_) { /* closed */ }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +42,9 @@ func TestBrowserDevicePages(t *testing.T) {
 		t.Fatalf("PRESENCE_BROWSER=1 but playwright-core is not installed (run admin/browsertest/install.sh): %v", err)
 	}
 	out := os.Getenv("PRESENCE_SCREENSHOTS")
-	if out == "" {
+	if out != "" {
+		out = filepath.Join(out, "device") // admin's browser test empties PRESENCE_SCREENSHOTS
+	} else {
 		if out, err = os.MkdirTemp("", "presence-device-screenshots-"); err != nil {
 			t.Fatal(err)
 		}
@@ -86,6 +90,9 @@ func TestBrowserDevicePages(t *testing.T) {
 			s.start()
 			restartTaken = time.Since(began)
 			stdin.Write([]byte("restarted\n"))
+		case "expire":
+			postNotification(t, s, id, key, puidOf(t, a, "ann"), "Lunch at noon?", 5)
+			stdin.Write([]byte("posted\n"))
 		case "back":
 			snap, _ := a.snapshot()
 			backAt = len(snap.Events)
@@ -113,4 +120,32 @@ func TestBrowserDevicePages(t *testing.T) {
 	}
 	t.Logf("the server restarted in %s; the app saw:\n  %s", restartTaken.Round(time.Millisecond), strings.Join(during, "\n  "))
 	t.Logf("screenshots in %s", out)
+}
+
+func puidOf(t *testing.T, a *app, name string) string {
+	t.Helper()
+	snap, _ := a.snapshot()
+	for _, u := range snap.Users {
+		if u.Name == name {
+			return u.PUID
+		}
+	}
+	t.Fatalf("the app has no user %s", name)
+	return ""
+}
+
+// postNotification sends one notification as the app's server would.
+func postNotification(t *testing.T, s *server, app int64, key, puid, msg string, ttl int) {
+	t.Helper()
+	body, _ := json.Marshal([]map[string]any{{"UID": puid, "message": msg, "action": "https://example.org/lunch", "ttl": ttl}})
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://%s/%d/notification", s.HTTP, app), bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST notification: %s", resp.Status)
+	}
 }
