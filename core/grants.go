@@ -61,6 +61,9 @@ func (r *Router) Revoke(ctx context.Context, userID, puid string) error {
 	if err := r.reg.RevokeGrant(ctx, puid); err != nil {
 		return err
 	}
+	if err := r.queues.DeletePUIDNotifications(ctx, puid); err != nil {
+		return err
+	}
 	err = r.bus.Invalidate(ctx, Invalidation{Kind: GrantRevoked, App: g.AppID, User: g.UserID, PUID: puid})
 	// Every node has stopped routing to the PUID: nothing can follow the
 	// last offline.

@@ -39,12 +39,19 @@ import (
 //     notification; the Router reads it once at start.
 //   - PurgeNotifications deletes notifications created before the time
 //     and returns how many.
+//   - DeletePUIDNotifications deletes everything still queued under a
+//     PUID whose grant was revoked; the Router calls it right after
+//     Registry.RevokeGrant. A store that holds the registry too (core/
+//     sqlite, memstore) empties the queue inside RevokeGrant and finds
+//     nothing left; a cluster's queues, beside a PostgreSQL registry, do
+//     the work here. It is idempotent.
 type NotificationQueues interface {
 	AddNotifications(ctx context.Context, app AppID, items []NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]Notification, []int, error)
 	PendingNotifications(ctx context.Context, userID string, apps []AppID) ([]Notification, error)
 	AckNotifications(ctx context.Context, userID string, ids []string) (int, error)
 	UsersWithNotifications(ctx context.Context) ([]string, error)
 	PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error)
+	DeletePUIDNotifications(ctx context.Context, puid string) error
 }
 
 // StatusQueue keeps the status updates that wait for an app while none of

@@ -17,8 +17,11 @@ import "context"
 //     writes across goroutines; in a cluster, across nodes).
 //   - Grant is atomic: two concurrent calls for the same (user, app,
 //     userstring) end with one PUID, and both callers get it.
-//   - RevokeGrant deletes the grant, its waiting status update and its
-//     queued notifications together, or nothing.
+//   - RevokeGrant deletes the grant. A registry that holds the queues too
+//     (core/sqlite, memstore) deletes the PUID's waiting status update and
+//     queued notifications in the same step; the Router then calls
+//     NotificationQueues.DeletePUIDNotifications, which empties the
+//     queues that live elsewhere (a cluster's).
 type Registry interface {
 	// CreateApp inserts a, assigning a.ID when it is zero.
 	CreateApp(ctx context.Context, a *App) error
@@ -40,7 +43,8 @@ type Registry interface {
 	GrantByPUID(ctx context.Context, puid string) (*Grant, error)
 	// UserGrants lists the user's grants by app, then creation time.
 	UserGrants(ctx context.Context, userID string) ([]*Grant, error)
-	// RevokeGrant deletes the grant and everything queued under its PUID.
+	// RevokeGrant deletes the grant (and, see above, what is queued under
+	// its PUID where the registry holds the queues).
 	RevokeGrant(ctx context.Context, puid string) error
 
 	// Ping returns nil while the registry answers (GET /healthz); its

@@ -186,3 +186,18 @@ func (s *Store) PurgeNotifications(_ context.Context, createdBefore time.Time) (
 	}
 	return deleted, nil
 }
+
+// DeletePUIDNotifications implements core.NotificationQueues. RevokeGrant
+// has emptied a revoked PUID's queue already; this empties any queue.
+func (s *Store) DeletePUIDNotifications(_ context.Context, puid string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocked(); err != nil {
+		return err
+	}
+	for _, it := range s.queues[puid] {
+		delete(s.ids, it.n.ID)
+	}
+	delete(s.queues, puid)
+	return nil
+}

@@ -248,6 +248,7 @@ func testRevokeGrant(t *testing.T, d core.Deps) {
 	must(t, d.Statuses.SaveWaiting(ctx, f.app, []core.StatusUpdate{{PUID: f.puid, Status: core.Online, At: now}}))
 
 	must(t, d.Registry.RevokeGrant(ctx, f.puid))
+	must(t, d.Notifications.DeletePUIDNotifications(ctx, f.puid)) // as the Router follows a revoke
 	_, err = d.Registry.GrantByPUID(ctx, f.puid)
 	wantErr(t, "GrantByPUID after RevokeGrant", err, core.ErrNotFound)
 	if ns, _ := d.Notifications.PendingNotifications(ctx, "ann", nil); len(ns) != 0 {
@@ -257,6 +258,7 @@ func testRevokeGrant(t *testing.T, d core.Deps) {
 		t.Fatalf("%d waiting updates outlived their grant", len(us))
 	}
 	wantErr(t, "RevokeGrant of a revoked PUID", d.Registry.RevokeGrant(ctx, f.puid), core.ErrNotFound)
+	must(t, d.Notifications.DeletePUIDNotifications(ctx, f.puid)) // idempotent
 	_, _, err = d.Notifications.AddNotifications(ctx, f.app, []core.NotificationInput{{PUID: f.puid, Message: "hi"}}, now, time.Minute, 100)
 	if core.ErrnoOf(err) != core.ErrnoUnknownUID {
 		t.Fatalf("AddNotifications to a revoked PUID: %v, want errno 44", err)
