@@ -1,9 +1,11 @@
 // Package admin serves the web pages of Presence: sign-in, the grant page
 // an app sends its users to (PROTOCOL.md §6), the developer portal under
-// /myapps (§5), the user's grants under /me, and the operator pages under
-// /admin. Pages are server-rendered from embedded html/template files; the
-// only script is static/copy.js (copy buttons), so the Content-Security-
-// Policy allows no inline script or style.
+// /myapps (§5), the user's grants under /me, /device (the browser as a
+// device, §2), and the operator pages under /admin. Pages are
+// server-rendered from embedded html/template files; the scripts are static
+// files (copy.js for copy buttons; presence.js, the device library, and
+// device.js, which drives /device with it), so the Content-Security-Policy
+// allows no inline script or style.
 //
 // Wiring (cmd/presence):
 //

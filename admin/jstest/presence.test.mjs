@@ -368,3 +368,30 @@ test('a positive errno on a request is reported and does not reconnect', async (
   assert.equal(t.client.state, 'connected');
   assert.deepEqual(t.events.find(e => e[0] === 'error')[1], { errno: 3, reason: 'message: 141 characters, at most 140', request: 'status' });
 });
+
+test('a socket that never opens, or a connect never answered, counts as lost', async () => {
+  const t = setup();
+  t.client.start();
+  await flush();
+  await t.c.advance(14999);
+  assert.equal(t.client.state, 'connecting');
+  await t.c.advance(1); // the socket never opened
+  assert.equal(t.client.state, 'disconnected');
+  assert.equal(t.socks.all[0].closedWith, 1000);
+  await t.c.advance(500);
+  const ws = t.socks.last();
+  ws.accept(); // opens, sends connect, and the server says nothing
+  assert.equal(ws.take()[0].type, 'connect');
+  await t.c.advance(15000);
+  assert.equal(t.client.state, 'disconnected');
+  assert.equal(t.socks.all.length, 2);
+});
+
+test('the ids remembered for de-duplication are bounded', async () => {
+  const t = setup({ seenLimit: 3 });
+  const { ws } = await connect(t);
+  for (const id of ['a', 'b', 'c', 'd']) ws.push({ type: 'notification', id, message: id });
+  assert.equal(t.client.seen.size, 3);
+  ws.push({ type: 'notification', id: 'd', message: 'd' });
+  assert.equal(t.events.filter(e => e[0] === 'notification').length, 4, 'the newest are still remembered');
+});

@@ -25,6 +25,9 @@
 //     and reconnects; negative errnos and closes reconnect.
 //   - Notifications are handed out once per id; ack() batches ids into
 //     frames of at most 100 (the contract's limit per ack frame).
+//   - A socket that does not reach `connected` within connectTimeout, or
+//     a server silent for pingAfter that then ignores a ping for
+//     pingTimeout, counts as lost.
 //   - errno 29 holds status and visibility for retry_after seconds; the
 //     newest values are sent when it ends (presence is state).
 //   - Everything that depends on the world (WebSocket, timers, random,
@@ -37,6 +40,7 @@ const DEFAULTS = {
   maxDelay: 20000, // ms, cap of the backoff
   pingAfter: 25000, // ms of server silence before an app-level ping
   pingTimeout: 10000, // ms to wait for any frame after that ping
+  connectTimeout: 15000, // ms from opening a socket to the connect answer
   ackDelay: 50, // ms during which acks are gathered into one frame
   seenLimit: 2000, // notification ids remembered for de-duplication
 };
@@ -74,7 +78,7 @@ export class PresenceClient {
     this.attempt = 0;
     this.assertion = opts.assertion || null;
     this.refreshAssertion = !this.assertion;
-    this.timers = { reconnect: null, silence: null, ack: null, hold: null };
+    this.timers = { reconnect: null, connect: null, silence: null, ack: null, hold: null };
     this.heldUntil = 0; // errno 29: no status or visibility before this (ms, this.now())
     this.dirty = { status: false, visibility: false }; // to send when the hold ends
     this.acks = []; // ids waiting to be sent
@@ -146,7 +150,7 @@ export class PresenceClient {
   ack(...ids) {
     for (const id of ids.flat()) {
       if (this.seen.get(id) === true) continue;
-      this.seen.set(id, true);
+      this.remember(id, true);
       this.acks.push(id);
     }
     if (this.acks.length && this.timers.ack === null) {
@@ -189,6 +193,10 @@ export class PresenceClient {
     }
     this.ws = ws;
     this.pending = [];
+    // A socket that never opens (a dead network drops SYNs for minutes)
+    // or a server that never answers connect counts as lost.
+    this.clear('connect');
+    this.timers.connect = this.setTimeout(() => { this.timers.connect = null; this.lost(0, 0); }, this.opts.connectTimeout);
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.send({ type: 'connect', assertion: this.assertion, application_ids: this.applicationIds, device_id: this.deviceId });
@@ -222,6 +230,7 @@ export class PresenceClient {
   lost(code, errno, delay) {
     this.dropSocket(1000);
     this.clear('silence');
+    this.clear('connect');
     if (this.state === 'closed') return;
     if (delay === undefined) delay = backoffDelay(this.attempt, this.opts.minDelay, this.opts.maxDelay, this.random);
     this.attempt++;
@@ -265,6 +274,7 @@ export class PresenceClient {
   }
 
   connected(m) {
+    this.clear('connect');
     this.sessionId = m.session_id;
     this.attempt = 0;
     this.setState('connected', { sessionId: m.session_id, ignored: m.ignored_application_ids || [] });
@@ -285,10 +295,17 @@ export class PresenceClient {
       }
       return;
     }
-    this.seen.set(n.id, false);
-    if (this.seen.size > this.opts.seenLimit) this.seen.delete(this.seen.keys().next().value);
+    this.remember(n.id, false);
     const exp = Date.parse(n.expires_at);
     this.emit('notification', { ...n, missed: !isNaN(exp) && exp <= this.now() });
+  }
+
+  // remember records a notification id as shown (false) or acked (true),
+  // forgetting the oldest past seenLimit.
+  remember(id, acked) {
+    this.seen.delete(id); // re-insert: newest last
+    this.seen.set(id, acked);
+    if (this.seen.size > this.opts.seenLimit) this.seen.delete(this.seen.keys().next().value);
   }
 
   // --- sending state, acks and pings ---
