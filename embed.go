@@ -9,7 +9,7 @@ var Schema string
 
 // SchemaVersion is recorded in schema_migrations when Schema is applied.
 // Bump it with every change to schema.sql.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // DefaultConfig is presence.toml, the documented default configuration.
 //

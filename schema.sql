@@ -57,19 +57,18 @@ CREATE TABLE IF NOT EXISTS waiting_status (
     PRIMARY KEY (app_id, puid)
 ) WITHOUT ROWID;
 
--- Live notifications, one FIFO per PUID, removed only when a device acks
--- (or the queue's cap drops them, or they outlive notifications.max_age).
+-- Live notifications, one FIFO per PUID, removed when a device acks, when
+-- the queue's cap drops its oldest (in the write that adds past it), or
+-- when they outlive notifications.max_age.
 --
 -- The table is a log: rows go in at the end (seq is assigned by the
--- committer, always past every row and tombstone) and it has no other
--- index. Which rows make up which PUID's queue is kept in memory by the
--- committer (core/sqlite's queueIndex), loaded from this table at start:
--- every index on (puid, ...) cost each notification a B-tree insert and
--- delete at a random page, which in the WAL is a 4 KiB page written per
--- item (measured: 2.9 pages written and 83 CPU-µs per single item with
--- full queues, see `git log -- schema.sql`). No foreign keys either:
--- deleting a grant would scan this table for children; RevokeGrant
--- deletes the queue itself.
+-- committer, past every row) and it has no other index. Which rows make
+-- up which PUID's queue is kept in memory by the committer (core/sqlite's
+-- queueIndex), loaded from this table at start: an index on (puid, seq)
+-- costs each item a B-tree insert and delete at a random page
+-- (docs/decisions.md, "SQLite"). No foreign keys either: deleting a grant
+-- would scan this table for children; RevokeGrant deletes the queue
+-- itself.
 CREATE TABLE IF NOT EXISTS notifications (
     seq        INTEGER PRIMARY KEY,    -- insertion order; the id carries it (acks find the row by it)
     id         TEXT NOT NULL,          -- seq in 12 hex digits + 128 random bits
@@ -80,17 +79,4 @@ CREATE TABLE IF NOT EXISTS notifications (
     action     TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
-);
-
--- Rows of notifications that a full queue dropped, not yet deleted: a row
--- per write that dropped any, keyed by the write's first seq, its dropped
--- seqs a JSON array. The drop is durable the moment its row commits (one
--- insert at the end of a small table per write, not one per item), and
--- the rows themselves are deleted later, a few thousand at a time, oldest
--- write first (core/sqlite's collectGarbage), where they share pages,
--- instead of one random page each in the hot path.
-CREATE TABLE IF NOT EXISTS notification_tombstones (
-    seq   INTEGER PRIMARY KEY,  -- the first seq of the write that dropped them
-    seqs  TEXT NOT NULL,        -- JSON array of the dropped rows' seqs
-    count INTEGER NOT NULL      -- its length
 );

@@ -182,9 +182,7 @@ func (db *DB) enqueue(j *job) error {
 
 // commitLoop is the committer: the only goroutine that uses the writer
 // connection. It runs until Close closes jobs, answering every job it
-// took, then gives the connection back. While no job is waiting it
-// deletes the rows that full queues dropped (collectGarbage), a chunk
-// per transaction.
+// took, then gives the connection back.
 func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
 	defer conn.Close()
@@ -194,26 +192,8 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 	go db.syncLoop()
 	defer db.syncs.stop()
 	batch := make([]*job, 0, maxJobsPerCommit)
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
 	for {
-		var (
-			j  *job
-			ok bool
-		)
-		if tx.queues.tombstones.pending() > 0 {
-			idle.Reset(time.Duration(gcIdleDelay.Load()))
-			select {
-			case j, ok = <-db.jobs:
-				idle.Stop()
-			case <-idle.C:
-				db.syncs.await()
-				db.commit(tx, nil) // garbage only
-				continue
-			}
-		} else {
-			j, ok = <-db.jobs
-		}
+		j, ok := <-db.jobs
 		if !ok {
 			return
 		}
@@ -290,7 +270,6 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	// fails, the transaction rolls back. Not so once the group has
 	// written: its rows must survive the job's failure.
 	savepoints := live > 1 || ran > 0
-	loneFailed := false
 	for i, j := range batch {
 		if errs[i] != nil || merged[i] {
 			continue
@@ -303,7 +282,6 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		}
 		if errs[i] = run(j, tx); errs[i] != nil {
 			if !savepoints {
-				loneFailed = true
 				break // the ROLLBACK below undoes it
 			}
 			if _, err := tx.execP(`ROLLBACK TO job`); err != nil {
@@ -322,17 +300,8 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 			}
 		}
 	}
-	// Garbage is collected alongside the jobs when it piles up, and on
-	// its own when there are none (commitLoop).
-	collected := 0
-	if !loneFailed && (len(batch) == 0 || tx.queues.tombstones.pending() >= gcChunk) {
-		if collected, err = collectGarbage(tx, gcChunk); err != nil {
-			fail(err)
-			return
-		}
-	}
 	end := `COMMIT`
-	if ran == 0 && collected == 0 {
+	if ran == 0 {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
 	if _, err := tx.execP(end); err != nil {

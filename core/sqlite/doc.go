@@ -17,22 +17,21 @@
 // The notifications table is a log with no index but its seq: the
 // committer keeps, in memory, which rows make up each PUID's queue
 // (queueIndex, loaded from the table at open), and readers find a user's
-// items through it by seq. A full queue's dropped items get a tombstone
-// (one row per write for all it dropped); their rows are deleted later,
-// in bulk, when the committer is idle or the tombstones pile up
-// (collectGarbage). Measured: a single-item write
-// into full queues went from 83 CPU-µs and 2.9 pages written to 20 µs and
-// 0.3 pages (BenchmarkAddNotificationSingleFullQueues).
+// items through it by seq. A full queue's oldest items are deleted, by
+// seq, in the write that drops them.
 //
 // The database runs in WAL mode, and when a write method returns nil its
 // data is on disk, so a 200 from the notification endpoint means durable:
-// each commit's callers are answered only after an fdatasync(2) of the WAL,
-// which a goroutine beside the committer runs while the committer goes on
-// with the next transaction (walsync.go; synchronous=NORMAL otherwise, as
-// SQLite's FULL would fsync the inode too). Foreign keys are on (not on notifications, whose queue
-// RevokeGrant deletes itself): revoking a grant deletes its waiting status
-// and its notifications. Times are stored as Unix nanoseconds (UTC);
-// a zero time.Time is stored as NULL or 0 and read back as zero.
+// each commit's callers are answered only after an fdatasync(2) of the
+// WAL, which a goroutine beside the committer runs while the committer
+// goes on with the next transaction (walsync.go; synchronous=NORMAL
+// otherwise). Checkpoints are SQLite's own (wal_autocheckpoint). Foreign
+// keys are on (not on notifications, whose queue RevokeGrant deletes
+// itself): revoking a grant deletes its waiting status and its
+// notifications. Times are stored as Unix nanoseconds (UTC); a zero
+// time.Time is stored as NULL or 0 and read back as zero. Why each
+// mechanism beyond plain SQL is here, with its measurement:
+// docs/decisions.md, "SQLite".
 //
 // Errors: a missing row is an error for which errors.Is(err,
 // core.ErrNotFound) holds; a duplicate key is core.ErrConflict. A bad item

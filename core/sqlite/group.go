@@ -48,8 +48,8 @@ func (p *queuePlan) trimTo(limit int, dropped []int64) []int64 {
 // storeAdds writes the AddNotifications batches adds as one write: each
 // batch is checked (every PUID a grant of its app) and a bad one gets its
 // *core.ItemError in errs and no row; the rows of the others go in with
-// one INSERT per 100, in order, and the items that overfill a queue get a
-// tombstone. The sizes each batch reports are those it would have seen had
+// one INSERT per 100, in order, and the rows of the items that overfill a
+// queue are deleted by primary key. The sizes each batch reports are those it would have seen had
 // the batches run one after the other; so are the rows kept, since a queue
 // only ever loses its oldest.
 //
@@ -114,7 +114,7 @@ func storeAdds(tx *writeTx, adds []*addJob) (errs []error, err error) {
 	if err := insertRows(tx, adds, errs, x.nextSeq); err != nil {
 		return nil, err
 	}
-	if err := addTombstones(tx, x.nextSeq, dropped); err != nil {
+	if err := deleteSeqs(tx, dropped); err != nil {
 		return nil, err
 	}
 
@@ -128,9 +128,6 @@ func storeAdds(tx *writeTx, adds []*addJob) (errs []error, err error) {
 		x.setSeqs(p.q, seqs)
 	}
 	x.mu.Unlock()
-	if len(dropped) > 0 {
-		x.tombstones.add(tombstoneRow{Seq: x.nextSeq, Count: len(dropped)})
-	}
 	x.nextSeq = seq
 	for i, a := range adds {
 		if errs[i] == nil {

@@ -10,7 +10,12 @@ func upgrade(tx *writeTx, from int) error {
 		}
 	}
 	if from == 2 {
-		if _, err := tx.Exec(upgradeTombstonesV3); err != nil {
+		if _, err := tx.Exec(dropTombstonesV2); err != nil {
+			return err
+		}
+	}
+	if from == 3 {
+		if _, err := tx.Exec(dropTombstonesV3); err != nil {
 			return err
 		}
 	}
@@ -44,18 +49,18 @@ DROP TABLE notifications;
 ALTER TABLE notifications_v2 RENAME TO notifications;
 `
 
-// upgradeTombstonesV3 turns version 2's tombstones (a row per dropped
-// item) into version 3's (a row per write, schema.sql): all of them become
-// one row, keyed by the highest of them, which is below every seq still to
-// be handed out.
-const upgradeTombstonesV3 = `
-CREATE TABLE notification_tombstones_v3 (
-    seq   INTEGER PRIMARY KEY,
-    seqs  TEXT NOT NULL,
-    count INTEGER NOT NULL
-);
-INSERT INTO notification_tombstones_v3 (seq, seqs, count)
-    SELECT MAX(seq), json_group_array(seq), COUNT(*) FROM notification_tombstones HAVING COUNT(*) > 0;
+// dropTombstonesV2 and dropTombstonesV3 delete the rows that full queues
+// had dropped (versions 2 and 3 marked them with tombstones, a row per
+// item in version 2, a row per write in version 3, and deleted them
+// later), and the tombstones with them: version 4 deletes a dropped row
+// in the write that drops it.
+const (
+	dropTombstonesV2 = `
+DELETE FROM notifications WHERE seq IN (SELECT seq FROM notification_tombstones);
 DROP TABLE notification_tombstones;
-ALTER TABLE notification_tombstones_v3 RENAME TO notification_tombstones;
 `
+	dropTombstonesV3 = `
+DELETE FROM notifications WHERE seq IN (SELECT j.value FROM notification_tombstones t, json_each(t.seqs) j);
+DROP TABLE notification_tombstones;
+`
+)

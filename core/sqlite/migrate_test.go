@@ -59,15 +59,21 @@ func TestMigrate_FromVersion1(t *testing.T) {
 	}
 }
 
-// TestMigrate_FromVersion2: a database written by version 2
-// (testdata/schema_v2.sql, as released), with items that a full queue
+// TestMigrate_FromVersion2 and 3: a database written by version 2 or 3
+// (testdata/schema_v<v>.sql, as released), with items that a full queue
 // dropped but that were not collected yet, opens with the same queue: the
-// dropped items stay dropped, their rows are collected later, and new
-// seqs go past every old one.
+// dropped rows are deleted with their tombstones.
 func TestMigrate_FromVersion2(t *testing.T) {
-	noIdleCollection(t)
+	testMigrateTombstones(t, 2, `INSERT INTO notification_tombstones VALUES (1), (2), (8)`)
+}
+
+func TestMigrate_FromVersion3(t *testing.T) {
+	testMigrateTombstones(t, 3, `INSERT INTO notification_tombstones VALUES (1, '[1]', 1), (8, '[2,8]', 2)`)
+}
+
+func testMigrateTombstones(t *testing.T, v int, tombstones string) {
 	ctx := context.Background()
-	path := writeOldVersion(t, 2, append(aliceGrant(),
+	path := writeOldVersion(t, v, append(aliceGrant(),
 		`INSERT INTO notifications (seq, id, app_id, puid, user_id, message, action, created_at, expires_at) VALUES
 			(1, '000000000001AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm1', '', 1, 9e18),
 			(2, '000000000002AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm2', '', 1, 9e18),
@@ -75,7 +81,7 @@ func TestMigrate_FromVersion2(t *testing.T) {
 			(4, '000000000004AAAAAAAAAAAAAAAAAAAAAA', 7, 'p-alice', 'alice', 'm4', '', 1, 9e18)`,
 		// m1 and m2 were dropped; the tombstone of seq 8 outlived a row
 		// that a revoked grant took.
-		`INSERT INTO notification_tombstones VALUES (1), (2), (8)`,
+		tombstones,
 	)...)
 
 	db, err := Open(path)
@@ -87,24 +93,23 @@ func TestMigrate_FromVersion2(t *testing.T) {
 	if err := db.rdb.Get(&version, `SELECT MAX(version) FROM schema_migrations`); err != nil || version != presence.SchemaVersion {
 		t.Fatalf("version %d, %v; want %d", version, err, presence.SchemaVersion)
 	}
+	var rows []string
+	if err := db.rdb.Select(&rows, `SELECT message FROM notifications ORDER BY seq`); err != nil || fmt.Sprint(rows) != "[m3 m4]" {
+		t.Fatalf("rows after the upgrade: %v, %v; want [m3 m4]", rows, err)
+	}
 	pend, err := db.PendingNotifications(ctx, "alice", nil)
 	if err != nil || len(pend) != 2 || pend[0].Message != "m3" || pend[1].Message != "m4" {
 		t.Fatalf("pending after the upgrade: %+v, %v; want m3 m4", pend, err)
 	}
 	checkIndex(t, db, "upgraded")
 	ns, sizes, err := db.AddNotifications(ctx, 7, []core.NotificationInput{{PUID: "p-alice", Message: "m9"}}, time.Now(), 0, 2)
-	if err != nil || ns[0].ID[:12] != "000000000009" || sizes[0] != 2 {
-		t.Fatalf("next item: %+v, %v, %v; want seq 9, past the old tombstones, in a queue of 2", ns, sizes, err)
+	if err != nil || ns[0].ID[:12] != "000000000005" || sizes[0] != 2 {
+		t.Fatalf("next item: %+v, %v, %v; want seq 5 in a queue of 2", ns, sizes, err)
+	}
+	if err := db.rdb.Select(&rows, `SELECT message FROM notifications ORDER BY seq`); err != nil || fmt.Sprint(rows) != "[m4 m9]" {
+		t.Fatalf("rows after the cap: %v, %v; want [m4 m9]", rows, err)
 	}
 	checkIndex(t, db, "m3 dropped")
-	if n, err := db.PurgeNotifications(ctx, time.Unix(0, 0)); err != nil || n != 0 {
-		t.Fatalf("purge (collects every tombstone first) = %d, %v", n, err)
-	}
-	var rows []string
-	if err := db.rdb.Select(&rows, `SELECT message FROM notifications ORDER BY seq`); err != nil || fmt.Sprint(rows) != "[m4 m9]" {
-		t.Fatalf("rows after collection: %v, %v; want [m4 m9]", rows, err)
-	}
-	checkIndex(t, db, "collected")
 }
 
 // writeOldVersion writes a database as version v of the schema left it

@@ -31,7 +31,7 @@ const (
 //
 // Each PUID's queue keeps the newest queueSize items (DefaultQueueSize
 // when queueSize <= 0); the oldest are dropped in the same transaction
-// (a tombstone; their rows are deleted later, collectGarbage).
+// (their rows deleted by primary key).
 // It returns one Notification per item, in order (ID, times and UserID
 // filled in; an item that its own batch pushed out of a full queue is
 // returned all the same), and each item's queue size after the batch.
@@ -283,22 +283,9 @@ func deleteSeqs(tx *writeTx, seqs []int64) error {
 
 // PurgeNotifications deletes the notifications created before the time,
 // acked or not (notifications' maximum age), and returns how many went.
-// The rows full queues dropped go first, all of them, so that the count
-// is of live items and no tombstone outlives its row.
 func (db *DB) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
 	var deleted int
-	err := db.write(ctx, func(tx *writeTx) (err error) {
-		defer func() {
-			if err != nil {
-				// Rolled back: the tombstones counted as collected are not.
-				tx.queues.stale = true
-			}
-		}()
-		for tx.queues.tombstones.pending() > 0 {
-			if _, err := collectGarbage(tx, gcChunk); err != nil {
-				return err
-			}
-		}
+	err := db.write(ctx, func(tx *writeTx) error {
 		var gone []seqOf
 		rows, err := tx.c.QueryContext(context.Background(),
 			`DELETE FROM notifications WHERE created_at < ? RETURNING seq, puid`, nanos(createdBefore))

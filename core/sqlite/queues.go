@@ -27,8 +27,7 @@ const maxIdleGrants = 1 << 16
 //     seq alone;
 //   - for some PUIDs with none, just their grant, so that a write need
 //     not read grants every time;
-//   - the next seq to hand out, and how many tombstones wait for
-//     collectGarbage.
+//   - the next seq to hand out.
 //
 // Only the committer changes it, and only once a write's statements have
 // all succeeded: a job rolled back to its savepoint leaves nothing behind.
@@ -48,10 +47,9 @@ type queueIndex struct {
 	users  map[string][]*queue // the non-empty queues, by user
 
 	// The committer's alone.
-	idle        int          // entries of queues with no items
-	nextSeq     int64        // past every row and tombstone row
-	tombstones  tombstoneLog // notification_tombstones, for collectGarbage
-	stale       bool         // load before the next write
+	idle        int   // entries of queues with no items
+	nextSeq     int64 // past every row
+	stale       bool  // load before the next write
 	dataVersion int64
 	versionSeen bool
 
@@ -93,12 +91,11 @@ func (x *queueIndex) prepare(tx *writeTx) error {
 		return nil
 	}
 	var tables int
-	if err := tx.getP(`SELECT (SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'notifications')
-		+ (SELECT COUNT(*) FROM pragma_table_info('notification_tombstones') WHERE name = 'seqs')`, nil, &tables); err != nil {
+	if err := tx.getP(`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'notifications'`, nil, &tables); err != nil {
 		return err
 	}
-	if tables < 2 {
-		return nil // stays stale: Migrate creates them, or gives them their present shape
+	if tables == 0 {
+		return nil // stays stale: Migrate creates it (and loads the index after)
 	}
 	return x.load(tx)
 }
@@ -113,7 +110,7 @@ func (x *queueIndex) load(tx *writeTx) error {
 	users := make(map[string][]*queue)
 	rows, err := tx.c.QueryContext(context.Background(), `SELECT n.seq, n.puid, g.app_id, g.user_id
 		FROM notifications n JOIN grants g ON g.puid = n.puid
-		WHERE n.seq NOT IN (`+droppedSeqs+`) ORDER BY n.seq`)
+		ORDER BY n.seq`)
 	if err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
@@ -138,20 +135,14 @@ func (x *queueIndex) load(tx *writeTx) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
-	var tombstoneRows []tombstoneRow
-	if err := tx.Select(&tombstoneRows, `SELECT seq, count FROM notification_tombstones ORDER BY seq`); err != nil {
-		return fmt.Errorf("sqlite: load queues: %w", err)
-	}
 	var next int64
-	if err := tx.getP(`SELECT MAX(COALESCE((SELECT MAX(seq) FROM notifications), 0),
-		COALESCE((SELECT MAX(seq) FROM notification_tombstones), 0)) + 1`, nil, &next); err != nil {
+	if err := tx.getP(`SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications`, nil, &next); err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
 	x.mu.Lock()
 	x.queues, x.users = queues, users
 	x.mu.Unlock()
 	x.idle, x.nextSeq, x.stale = 0, next, false
-	x.tombstones = newTombstoneLog(tombstoneRows)
 	return nil
 }
 

@@ -63,9 +63,10 @@ func indexState(t *testing.T, db *DB) (queues map[string][]int64, grantReads, lo
 	return queues, grantReads, loads, prepares
 }
 
-// checkIndex fails unless the queue index is the tables' truth: every
-// row without a tombstone in its PUID's queue, in seq order, and nothing
-// else; the users with items; the tombstone count.
+// checkIndex fails unless the queue index is the table's truth: every
+// row whose grant exists in its PUID's queue, in seq order, and nothing
+// else (a dropped row is deleted by the write that drops it); and the
+// users with items.
 func checkIndex(t *testing.T, db *DB, step string) {
 	t.Helper()
 	got, _, _, _ := indexState(t, db)
@@ -74,8 +75,7 @@ func checkIndex(t *testing.T, db *DB, step string) {
 		PUID string `db:"puid"`
 	}
 	if err := db.rdb.Select(&rows, `SELECT seq, puid FROM notifications
-		WHERE seq NOT IN (`+droppedSeqs+`)
-		AND puid IN (SELECT puid FROM grants) ORDER BY seq`); err != nil {
+		WHERE puid IN (SELECT puid FROM grants) ORDER BY seq`); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]int64{}
@@ -87,31 +87,13 @@ func checkIndex(t *testing.T, db *DB, step string) {
 	}
 	var users []string
 	if err := db.rdb.Select(&users, `SELECT DISTINCT user_id FROM notifications
-		WHERE seq NOT IN (`+droppedSeqs+`)
-		AND puid IN (SELECT puid FROM grants) ORDER BY user_id`); err != nil {
+		WHERE puid IN (SELECT puid FROM grants) ORDER BY user_id`); err != nil {
 		t.Fatal(err)
 	}
 	have, _ := db.UsersWithNotifications(context.Background())
 	slices.Sort(have)
 	if fmt.Sprint(have) != fmt.Sprint(users) {
 		t.Fatalf("%s: users with items %v, the table %v", step, have, users)
-	}
-	var tombstones int
-	if err := db.rdb.Get(&tombstones, `SELECT COUNT(*) FROM (`+droppedSeqs+`)`); err != nil {
-		t.Fatal(err)
-	}
-	var counted int
-	if err := db.rdb.Get(&counted, `SELECT COALESCE(SUM(count), 0) FROM notification_tombstones`); err != nil || counted != tombstones {
-		t.Fatalf("%s: tombstone rows count %d seqs and hold %d (%v)", step, counted, tombstones, err)
-	}
-	err := db.write(context.Background(), func(tx *writeTx) error {
-		if got := tx.queues.tombstones.pending(); got != tombstones {
-			return fmt.Errorf("index counts %d tombstones, the table holds %d", got, tombstones)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", step, err)
 	}
 }
 
@@ -128,19 +110,11 @@ func add(t *testing.T, db *DB, app core.AppID, queueSize int, puids ...string) (
 	return ns, sizes
 }
 
-// noIdleCollection keeps the committer from collecting garbage on its
-// own during the test, so that tombstones stay where the test put them.
-func noIdleCollection(t *testing.T) {
-	old := gcIdleDelay.Swap(int64(time.Hour))
-	t.Cleanup(func() { gcIdleDelay.Store(old) })
-}
-
 // TestQueueIndex_StaysRight runs every write that changes a queue and
 // checks after each that the index is the tables' truth, that the sizes
 // AddNotifications reports are right, and that a reopened database loads
 // the same index.
 func TestQueueIndex_StaysRight(t *testing.T) {
-	noIdleCollection(t)
 	ctx := context.Background()
 	db, app, p := openQueues(t, "alice", "bob", "carol")
 	a, b, c := p["alice"], p["bob"], p["carol"]
@@ -162,7 +136,7 @@ func TestQueueIndex_StaysRight(t *testing.T) {
 	}
 
 	// Ack: bob's one item, and an id of alice's that the cap already
-	// dropped (its row waits for collection: nothing to ack), and one of
+	// dropped (its row is gone: nothing to ack), and one of
 	// another user (ignored).
 	n, err := db.AckNotifications(ctx, "bob", []string{ns[2].ID, ns[0].ID})
 	if err != nil || n != 1 {
@@ -223,7 +197,7 @@ func TestQueueIndex_StaysRight(t *testing.T) {
 		t.Fatalf("new grant's queue: %v", sizes)
 	}
 
-	// Purge: everything created before now goes, dropped rows first.
+	// Purge: everything created before now goes.
 	if n, err := db.PurgeNotifications(ctx, time.Now().Add(time.Hour)); err != nil || n != 4+1 {
 		t.Fatalf("purge = %d, %v; want the 5 live items (alice's 4, carol's 1)", n, err)
 	}
@@ -240,7 +214,7 @@ func TestQueueIndex_Hits(t *testing.T) {
 	db, app, p := openQueues(t, "alice", "bob")
 	add(t, db, app, 100, p["alice"], p["bob"])
 	add(t, db, app, 100, p["alice"]) // the INSERTs of 1 and 2 rows are prepared
-	for range 2 {                    // the tombstone INSERT too
+	for range 2 {                    // the DELETE of dropped rows too
 		add(t, db, app, 3, p["alice"])
 		add(t, db, app, 100, p["alice"], p["bob"])
 	}
@@ -345,8 +319,6 @@ func TestQueries_UsePrimaryKey(t *testing.T) {
 			FROM notifications WHERE seq IN (?, ?) AND user_id = ? ORDER BY seq`,
 		`SELECT seq, id, puid, user_id FROM notifications WHERE seq IN (?, ?)`,
 		`DELETE FROM notifications WHERE seq IN (?, ?)`,
-		`DELETE FROM notifications WHERE seq IN
-			(SELECT j.value FROM notification_tombstones t, json_each(t.seqs) j WHERE t.seq <= ?)`,
 	} {
 		args := []any{1, 2, "alice"}
 		rows, err := db.rdb.Query(`EXPLAIN QUERY PLAN `+q, args[:strings.Count(q, "?")]...)
