@@ -181,10 +181,12 @@ try {
   await app.waitForTimeout(5500); // its ttl, so that it arrives expired
   const dev3 = watch(await ctx.newPage(), 'dev3');
   await dev3.goto(base + '/device');
-  // Sign-ins do not outlive a server restart (admin/doc.go): sign in again.
-  await dev3.fill('input[name=email]', 'ann@example.com');
-  await dev3.click('button[type=submit]');
-  await dev3.waitForURL(base + '/device');
+  if (dev3.url().startsWith(base + '/login')) {
+    // The sign-in did not outlive the server restart: sign in again.
+    await dev3.fill('input[name=email]', 'ann@example.com');
+    await dev3.click('button[type=submit]');
+    await dev3.waitForURL(base + '/device');
+  }
   await dev3.locator('#missed li', { hasText: 'Lunch at noon?' }).waitFor();
   check(await dev3.locator('#toasts li').count() === 0, 'the accepted notification is not pushed again, the expired one is not a pop-up');
   await dev3.screenshot({ path: join(out, '05-device-missed.png'), fullPage: true });
