@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -61,6 +62,12 @@ type AttachOptions struct {
 	// Initial sends the status of every PUID that is not offline first
 	// (the XMPP component's initial presence).
 	Initial bool
+	// KeyHash is the hash of the key the channel authenticated with
+	// (App.KeyHash as it read then). When set, AttachApp refuses the
+	// channel if the app's key changed or the app stopped since: a key
+	// rotation or deactivation that races with an attach either ends the
+	// channel (it was registered in time) or is seen by this check.
+	KeyHash []byte
 }
 
 // AttachApp registers a channel of an active app. Before any live update
@@ -86,9 +93,11 @@ func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts Att
 		}
 	}
 	oldest := r.opts.Now().Add(-r.opts.StatusQueueTTL)
+	var fromQueue []StatusUpdate
 	for _, u := range sortedUpdates(a.waiting) {
 		if !u.At.Before(oldest) {
 			sink.SendStatus(u)
+			fromQueue = append(fromQueue, u)
 		}
 	}
 	clear(a.waiting)
@@ -96,14 +105,30 @@ func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts Att
 	a.mu.Unlock()
 	r.Metrics.AppChannels.Add(1)
 	var once sync.Once
-	return func() {
+	detach = func() {
 		once.Do(func() {
 			a.mu.Lock()
 			delete(a.sinks, sink)
 			a.mu.Unlock()
 			r.Metrics.AppChannels.Add(-1)
 		})
-	}, nil
+	}
+	if opts.KeyHash != nil {
+		// Registered first, checked second: an invalidation forgets the
+		// cached app before it ends the app's channels.
+		now, err := r.App(ctx, id)
+		if err == nil && !now.Active() {
+			err = &Error{Errno: ErrnoAppInactive}
+		} else if err == nil && !bytes.Equal(now.KeyHash, opts.KeyHash) {
+			err = &Error{Errno: ErrnoBadKey, Reason: "the app's key was changed"}
+		}
+		if err != nil {
+			detach()
+			r.Requeue(id, fromQueue)
+			return nil, err
+		}
+	}
+	return detach, nil
 }
 
 // Requeue gives back updates that a channel had queued but not written

@@ -68,7 +68,8 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		s.refuseApp(c, core.Errorf(core.ErrnoBadKey, "first frame must be {\"key\": \"<api key>\"}"))
 		return
 	}
-	if _, err := s.router.AuthenticateAppFrom(r.Context(), id, hello.Key, r.RemoteAddr); err != nil {
+	app, err := s.router.AuthenticateAppFrom(r.Context(), id, hello.Key, r.RemoteAddr)
+	if err != nil {
 		s.refuseApp(c, err)
 		return
 	}
@@ -78,7 +79,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	// channels only.) What the attach queues waits in the outbox until
 	// the writer starts, after the answer.
 	ch := &appChannel{ws: c, outbox: core.NewStatusOutbox(), extra: make(chan []byte, 16), answers: newAppAnswers(), closed: make(chan core.Errno, 1)}
-	detach, err := s.router.AttachApp(r.Context(), id, ch, core.AttachOptions{})
+	detach, err := s.router.AttachApp(r.Context(), id, ch, core.AttachOptions{KeyHash: app.KeyHash})
 	if err != nil {
 		s.refuseApp(c, err)
 		return

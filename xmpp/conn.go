@@ -29,8 +29,9 @@ type conn struct {
 	log  *slog.Logger
 
 	// Set by the negotiator before Serve, read-only afterwards.
-	app  core.AppID
-	addr jid.JID // <app_id>.<domain>
+	app     core.AppID
+	addr    jid.JID // <app_id>.<domain>
+	keyHash []byte  // of the key the handshake proved; a rotation since refuses the attach
 
 	session *xmpp.Session      // set before the writer starts
 	outbox  *core.StatusOutbox // router → writer, coalescing per PUID
@@ -137,7 +138,7 @@ func (c *conn) run() {
 	c.g.onViolation = c.endStream
 	log := c.log.With("app", int64(c.app))
 
-	detach, err := c.srv.cfg.Router.AttachApp(context.Background(), c.app, c, core.AttachOptions{Initial: true})
+	detach, err := c.srv.cfg.Router.AttachApp(context.Background(), c.app, c, core.AttachOptions{Initial: true, KeyHash: c.keyHash})
 	if err != nil {
 		log.Warn("component refused after handshake", "err", err)
 		c.endStream(closeError(core.ErrnoOf(err)))

@@ -101,7 +101,7 @@ func (h *handshake) run(in, out *stream.Info) error {
 		return withText(stream.HostUnknown, fmt.Sprintf("no component %q here: want <app_id>.%s", to, h.c.srv.dom))
 	}
 
-	_, secret, err := h.c.srv.cfg.Router.AppSecret(context.Background(), app)
+	a, secret, err := h.c.srv.cfg.Router.AppSecret(context.Background(), app)
 	var inactive bool
 	switch {
 	case errors.Is(err, core.ErrNotFound) || core.ErrnoOf(err) == core.ErrnoUnknownUID:
@@ -142,7 +142,7 @@ func (h *handshake) run(in, out *stream.Info) error {
 	if !h.c.srv.claim(app, h.c) {
 		return withText(stream.Conflict, "this component is already connected")
 	}
-	h.c.app, h.c.addr = app, addr
+	h.c.app, h.c.addr, h.c.keyHash = app, addr, a.KeyHash
 	if _, err := io.WriteString(h.w, "<handshake/>"); err != nil {
 		return err
 	}
