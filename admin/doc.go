@@ -22,14 +22,15 @@
 // registered one pattern per file for the same reason. An app_id that is
 // not a positive decimal number without leading zeros is 404.
 //
-// Sessions. Server-side, in memory: the cookie (presence_session, HttpOnly,
-// SameSite=Lax, Secure when server.tls_cert is set or server.public_url is
-// https) holds a random 256-bit id. Sign-out really ends the session. A
-// session lasts 12 h from sign-in. Sessions and the HMAC key (random per
-// process unless Config.SessionKey is set) die when the process restarts,
-// and each node has its own: people sign in again. At most 100 000
-// sessions are kept; past that the oldest go (dev sign-in is free, so the
-// map must not grow without bound). Every sign-in gets a new id.
+// Sessions. A signed cookie (presence_session, HttpOnly, SameSite=Lax,
+// Secure when server.tls_cert is set or server.public_url is https): a
+// random 256-bit id, who signed in and when it ends, under an HMAC with
+// Config.SessionKey, which presence serve keeps in the data folder
+// (session_key): a restart signs nobody out. A session lasts 12 h from
+// sign-in; every sign-in gets a new id. Sign-out really ends the session,
+// a copied cookie with it: the id is refused until its expiry, and
+// recorded in Config.SignedOutFile (signed_out in the data folder) so
+// that a restart does not bring it back.
 //
 // CSRF. Every form carries csrf_token; every POST checks it before
 // anything else (403 when missing or wrong). Signed in, the token is

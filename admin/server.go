@@ -45,9 +45,14 @@ type Config struct {
 	Resolver Resolver
 	// SessionTTL is how long a sign-in lasts (0: 12 h).
 	SessionTTL time.Duration
-	// SessionKey signs CSRF tokens and the sign-in cookie; nil: 32 random
+	// SessionKey signs CSRF tokens and the session cookies; nil: 32 random
 	// bytes per process, so sessions end when the process restarts.
+	// presence serve keeps it in the data folder (session_key).
 	SessionKey []byte
+	// SignedOutFile keeps the ids of signed-out sessions until they
+	// expire, so that a restart does not bring a signed-out cookie back;
+	// "": in memory only.
+	SignedOutFile string
 	// DevAssertions mints the /device page's assertions; set only when
 	// auth.verifier is dev (nil: the page cannot connect by itself).
 	DevAssertions AssertionMinter
@@ -106,7 +111,10 @@ func New(c Config) (*Server, error) {
 	if ttl <= 0 {
 		ttl = 12 * time.Hour
 	}
-	s.sessions = newSessionStore(ttl, c.Router.Now)
+	var err error
+	if s.sessions, err = newSessionStore(ttl, c.Router.Now, s.key, c.SignedOutFile); err != nil {
+		return nil, err
+	}
 	pub, err := url.Parse(c.Config.Server.PublicURL)
 	if err != nil || pub.Host == "" {
 		return nil, fmt.Errorf("admin: server.public_url %q: want an http(s) URL", c.Config.Server.PublicURL)

@@ -1,9 +1,16 @@
 package admin
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -11,17 +18,20 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-// Sessions live in memory, keyed by a random 256-bit id that is the
-// cookie's value. Server side rather than a signed cookie so that sign-out
-// really ends a session (a copied cookie dies with it). The cost: sessions
-// end when the process restarts, and each node has its own; people sign
-// in again.
+// Sessions are signed cookies: the cookie holds the session (an id, who
+// signed in, when it ends) and an HMAC under the session key, which the
+// server keeps in its data folder (Config.SessionKey). Nothing else needs
+// to survive a restart, so a restart or another node does not sign
+// anyone out. Sign-out must still really end a session, a copied cookie
+// with it: signed-out ids are kept until their session would have
+// expired, in memory and, when Config.SignedOutFile is set, in that file,
+// read back at start.
 
 const sessionCookie = "presence_session"
 
-// maxSessions bounds memory: in dev mode anyone can sign in as anyone, so
-// the map must not grow without limit. Past it, the oldest sessions go.
-const maxSessions = 100_000
+// maxSignedOut bounds the signed-out ids kept (in dev mode anyone can
+// sign in and out as anyone); past it the ones nearest their expiry go.
+const maxSignedOut = 100_000
 
 // session is one signed-in browser. Fields are set at sign-in and never
 // change, so a *session may be read without a lock.
@@ -36,16 +46,35 @@ type session struct {
 // Email is what the pages show.
 func (s *session) Email() string { return s.Owner }
 
-type sessionStore struct {
-	ttl time.Duration
-	now func() time.Time
-
-	mu sync.Mutex // guards: m
-	m  map[string]*session
+// sessionClaims is a session as the cookie carries it.
+type sessionClaims struct {
+	ID      string `json:"i"`
+	Subject string `json:"s"`
+	Email   string `json:"e"`
+	Owner   string `json:"o"`
+	Created int64  `json:"c"`
+	Expires int64  `json:"x"`
 }
 
-func newSessionStore(ttl time.Duration, now func() time.Time) *sessionStore {
-	return &sessionStore{ttl: ttl, now: now, m: make(map[string]*session)}
+type sessionStore struct {
+	ttl  time.Duration
+	now  func() time.Time
+	key  []byte
+	file string // the signed-out list's file; "" keeps it in memory only
+
+	mu        sync.Mutex       // guards: signedOut
+	signedOut map[string]int64 // session id → its expiry, Unix seconds
+}
+
+func newSessionStore(ttl time.Duration, now func() time.Time, key []byte, file string) (*sessionStore, error) {
+	st := &sessionStore{ttl: ttl, now: now, key: key, file: file, signedOut: make(map[string]int64)}
+	if file == "" {
+		return st, nil
+	}
+	if err := st.loadSignedOut(); err != nil {
+		return nil, fmt.Errorf("admin: signed-out sessions %s: %w", file, err)
+	}
+	return st, nil
 }
 
 func randomToken() string {
@@ -56,65 +85,124 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for who.
-func (st *sessionStore) create(who core.Identity) *session {
+// create starts a session for who and returns it with its cookie value.
+func (st *sessionStore) create(who core.Identity) (*session, string) {
 	now := st.now()
 	owner := strings.ToLower(strings.TrimSpace(who.Email))
 	if owner == "" {
 		owner = who.Subject
 	}
 	s := &session{id: randomToken(), Who: who, Owner: owner, Created: now, Expires: now.Add(st.ttl)}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.m) >= maxSessions {
-		st.pruneLocked(now)
-	}
-	st.m[s.id] = s
-	return s
+	payload, _ := json.Marshal(sessionClaims{ID: s.id, Subject: who.Subject, Email: who.Email, Owner: owner,
+		Created: now.Unix(), Expires: s.Expires.Unix()})
+	body := base64.RawURLEncoding.EncodeToString(payload)
+	return s, body + "." + st.sign(body)
 }
 
-// pruneLocked drops expired sessions, then the oldest tenth if still full.
-func (st *sessionStore) pruneLocked(now time.Time) {
-	for id, s := range st.m {
-		if !now.Before(s.Expires) {
-			delete(st.m, id)
+func (st *sessionStore) sign(body string) string {
+	m := hmac.New(sha256.New, st.key)
+	m.Write([]byte("session\x00"))
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// get returns the session a cookie value carries, or nil when its
+// signature is wrong, it has expired or it was signed out.
+func (st *sessionStore) get(value string) *session {
+	body, mac, ok := strings.Cut(value, ".")
+	if !ok || len(value) > 4096 || !hmac.Equal([]byte(mac), []byte(st.sign(body))) {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		return nil
+	}
+	var c sessionClaims
+	if json.Unmarshal(payload, &c) != nil || c.ID == "" {
+		return nil
+	}
+	expires := time.Unix(c.Expires, 0)
+	if !st.now().Before(expires) {
+		return nil
+	}
+	st.mu.Lock()
+	_, out := st.signedOut[c.ID]
+	st.mu.Unlock()
+	if out {
+		return nil
+	}
+	return &session{id: c.ID, Who: core.Identity{Subject: c.Subject, Email: c.Email}, Owner: c.Owner,
+		Created: time.Unix(c.Created, 0), Expires: expires}
+}
+
+// remove signs a session out for good: its id is refused until the
+// session would have expired, across restarts when there is a file.
+func (st *sessionStore) remove(s *session) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.signedOut) >= maxSignedOut {
+		st.pruneLocked()
+	}
+	st.signedOut[s.id] = s.Expires.Unix()
+	if st.file == "" {
+		return nil
+	}
+	f, err := os.OpenFile(st.file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err == nil {
+		_, err = fmt.Fprintf(f, "%s %d\n", s.id, s.Expires.Unix())
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
 	}
-	if len(st.m) < maxSessions {
+	return err
+}
+
+// pruneLocked drops the ids whose sessions have expired, then, if still
+// full, the tenth nearest their expiry.
+func (st *sessionStore) pruneLocked() {
+	now := st.now().Unix()
+	for id, exp := range st.signedOut {
+		if exp <= now {
+			delete(st.signedOut, id)
+		}
+	}
+	if len(st.signedOut) < maxSignedOut {
 		return
 	}
-	cut := now
-	for _, s := range st.m {
-		if s.Created.Before(cut) {
-			cut = s.Created
-		}
-	}
-	cut = cut.Add(now.Sub(cut) / 10)
-	for id, s := range st.m {
-		if !s.Created.After(cut) {
-			delete(st.m, id)
+	cut := now + int64(st.ttl.Seconds())/10
+	for id, exp := range st.signedOut {
+		if exp <= cut {
+			delete(st.signedOut, id)
 		}
 	}
 }
 
-func (st *sessionStore) get(id string) *session {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s := st.m[id]
-	if s == nil {
+// loadSignedOut reads the file's unexpired ids and writes it back with
+// only those, so that it does not grow across restarts.
+func (st *sessionStore) loadSignedOut() error {
+	data, err := os.ReadFile(st.file)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if !st.now().Before(s.Expires) {
-		delete(st.m, id)
-		return nil
+	if err != nil {
+		return err
 	}
-	return s
-}
-
-func (st *sessionStore) remove(id string) {
-	st.mu.Lock()
-	delete(st.m, id)
-	st.mu.Unlock()
+	now := st.now().Unix()
+	var kept strings.Builder
+	for line := range strings.Lines(string(data)) {
+		id, exp, ok := strings.Cut(strings.TrimSpace(line), " ")
+		n, err := strconv.ParseInt(exp, 10, 64)
+		if !ok || err != nil || n <= now {
+			continue
+		}
+		st.signedOut[id] = n
+		fmt.Fprintf(&kept, "%s %d\n", id, n)
+	}
+	tmp := st.file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(kept.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, st.file)
 }
 
 // sessionOf returns the request's session, or nil.
@@ -130,20 +218,28 @@ func (s *Server) sessionOf(r *http.Request) *session {
 // every sign-in: no session fixation).
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, who core.Identity) *session {
 	if old := s.sessionOf(r); old != nil {
-		s.sessions.remove(old.id)
+		s.endSession(old)
 	}
-	sess := s.sessions.create(who)
+	sess, value := s.sessions.create(who)
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: sess.id, Path: "/",
+		Name: sessionCookie, Value: value, Path: "/",
 		Expires: sess.Expires, MaxAge: int(s.sessions.ttl.Seconds()),
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
 	})
 	return sess
 }
 
+// endSession signs sess out; a failure to record it on disk is logged
+// (the sign-out still holds until the process restarts).
+func (s *Server) endSession(sess *session) {
+	if err := s.sessions.remove(sess); err != nil {
+		s.log.Error("admin: recording a sign-out", "file", s.sessions.file, "err", err)
+	}
+}
+
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	if old := s.sessionOf(r); old != nil {
-		s.sessions.remove(old.id)
+		s.endSession(old)
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,

@@ -6,20 +6,37 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 
 	"github.com/presence-service/presence/admin"
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/xmpp"
 )
 
+// sessionKeyFile and signedOutFile, in the data folder, keep the pages'
+// sign-ins across restarts: the key that signs session cookies, and the
+// sessions signed out before they expired.
+const (
+	sessionKeyFile = "session_key"
+	signedOutFile  = "signed_out"
+)
+
 // registerWeb adds the web pages: sign-in, grants, /myapps, /me, /device, /admin.
 func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) error {
+	// The session key lives in the data folder, like the dev secret, so
+	// that a restart signs nobody out (docs/decisions.md, Web).
+	sessionKey, err := core.LoadOrCreateSecret(filepath.Join(s.cfg.DataDir(), sessionKeyFile), 32)
+	if err != nil {
+		return err
+	}
 	ac := admin.Config{
-		Router:   s.backend.router,
-		Config:   s.cfg,
-		CodeFlow: codeFlow,
-		Verifier: verifier,
-		Logger:   s.log,
+		Router:        s.backend.router,
+		Config:        s.cfg,
+		CodeFlow:      codeFlow,
+		Verifier:      verifier,
+		Logger:        s.log,
+		SessionKey:    sessionKey,
+		SignedOutFile: filepath.Join(s.cfg.DataDir(), signedOutFile),
 	}
 	if s.cfg.Auth.Verifier == "dev" {
 		// The /device page gets its assertions from the server in dev
