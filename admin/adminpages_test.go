@@ -33,7 +33,7 @@ func TestAdminPages(t *testing.T) {
 	root.login("root@example.org") // admin.emails says Root@Example.org
 	r = root.get("/admin")
 	wantStatus(t, r, http.StatusOK)
-	wantBody(t, r, "Beer chat", "dev@example.org", "devices connected", "app channels connected", `class="state active"`, disable)
+	wantBody(t, r, "Beer chat", "dev@<wbr>example.<wbr>org", "devices connected", "app channels connected", `class="state active"`, disable)
 
 	sink := newFakeApp()
 	if _, err := e.router.AttachApp(ctx, app.ID, sink, core.AttachOptions{}); err != nil {

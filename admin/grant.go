@@ -18,7 +18,8 @@ type grantData struct {
 	App      *core.App
 	Redirect string
 	ID       string
-	Action   string // the form's target, /{app_id}
+	Action   string      // the form's target, /{app_id}
+	Already  *core.Grant // the user allowed this app with this userstring before; nil if not
 }
 
 // grantPage serves GET /{app_id}/{page}; only page "grant" exists.
@@ -40,7 +41,25 @@ func (s *Server) grantPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, http.StatusOK, "grant", page{Title: "Allow " + app.Name + "?", User: sess, Data: grantData{
 		App: app, Redirect: q.Get("redirect"), ID: q.Get("id"), Action: "/" + r.PathValue("app_id"),
+		Already: s.existingGrant(r, sess, app.ID, q.Get("id")),
 	}})
+}
+
+// existingGrant is the user's grant of app as userString, if there is
+// one: the page then says that allowing again changes nothing. A failed
+// lookup only loses that sentence.
+func (s *Server) existingGrant(r *http.Request, sess *session, app core.AppID, userString string) *core.Grant {
+	grants, err := s.router.UserGrants(r.Context(), sess.Who.Subject)
+	if err != nil {
+		s.log.Warn("admin: grants of the user", "err", err)
+		return nil
+	}
+	for _, g := range grants {
+		if g.AppID == app && g.UserString == userString {
+			return g
+		}
+	}
+	return nil
 }
 
 // grantSubmit serves POST /{app_id}: allow or deny.

@@ -46,7 +46,7 @@ func TestMeAndRevoke(t *testing.T) {
 
 	puid := b.grantVia(app, "Alice")
 	r = b.get("/me")
-	wantBody(t, r, "Beer chat", "beerchat.example", "<strong>Alice</strong>", "/me/grants/"+puid+"/revoke", `App connected now">no<`)
+	wantBody(t, r, "Beer chat", "beerchat.<wbr>example", "<strong>Alice</strong>", "/me/grants/"+puid+"/revoke", `data-label="Connected">no<`)
 
 	// The app is connected and sees Alice online.
 	sink := newFakeApp()
@@ -67,7 +67,7 @@ func TestMeAndRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, sink, func(u []core.StatusUpdate) bool { return len(u) > 0 && u[len(u)-1].Status == core.Online })
-	wantBody(t, b.get("/me"), `App connected now">yes<`)
+	wantBody(t, b.get("/me"), `data-label="Connected">yes<`)
 
 	// Another user cannot revoke Alice's grant, and learns nothing.
 	mallory := e.browser()

@@ -12,7 +12,7 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-var keyRE = regexp.MustCompile(`id="api-key" readonly rows="8">([A-Za-z0-9_-]+)</textarea>`)
+var keyRE = regexp.MustCompile(`id="api-key" readonly value="([A-Za-z0-9_-]+)"`)
 
 // register posts the register form and returns the new app's id.
 func (b *browser) register(domain, name string) core.AppID {

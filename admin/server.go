@@ -204,8 +204,27 @@ type page struct {
 	Data    any
 }
 
+// breakable escapes a domain or an email and lets it break after its
+// dots and its @ (<wbr>), so that a narrow column wraps it between labels
+// rather than in the middle of one.
+func breakable(v string) template.HTML {
+	var b strings.Builder
+	for len(v) > 0 {
+		i := strings.IndexAny(v, ".@")
+		if i < 0 {
+			b.WriteString(template.HTMLEscapeString(v))
+			break
+		}
+		b.WriteString(template.HTMLEscapeString(v[:i+1]))
+		b.WriteString("<wbr>")
+		v = v[i+1:]
+	}
+	return template.HTML(b.String()) // #nosec G203: every piece is escaped above
+}
+
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
+		"breakable": breakable,
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"

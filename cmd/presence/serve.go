@@ -112,11 +112,12 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 	mux := http.NewServeMux()
 	s.edge = ws.New(ws.Config{Router: b.router, Verifier: verifier, Config: cfg, Logger: log})
 	s.edge.Register(mux)
-	if err := registerWeb(mux, s, codeFlow, verifier); err != nil {
+	handler, err := registerWeb(mux, s, codeFlow, verifier)
+	if err != nil {
 		return nil, err
 	}
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -21,13 +21,15 @@ const (
 	signedOutFile  = "signed_out"
 )
 
-// registerWeb adds the web pages: sign-in, grants, /myapps, /me, /device, /admin.
-func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) error {
+// registerWeb adds the web pages: sign-in, grants, /myapps, /me, /device,
+// /admin. It returns the server's handler: mux, with the site's 404 page
+// for page loads that nothing serves.
+func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) (http.Handler, error) {
 	// The session key lives in the data folder, like the dev secret, so
 	// that a restart signs nobody out (docs/decisions.md, Web).
 	sessionKey, err := core.LoadOrCreateSecret(filepath.Join(s.cfg.DataDir(), sessionKeyFile), 32)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ac := admin.Config{
 		Router:        s.backend.router,
@@ -43,16 +45,16 @@ func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier
 		// mode only (docs/decisions.md).
 		secret, err := devSecret(s.cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ac.DevAssertions = &core.DevVerifier{Secret: secret}
 	}
 	pages, err := admin.New(ac)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pages.Register(mux)
-	return nil
+	return pages.NotFoundPage(mux), nil
 }
 
 // startXMPP starts the XEP-0114 listener when xmpp.listen is set; it
