@@ -27,6 +27,19 @@ func TestSampleApp(t *testing.T) {
 			a, appURL := startApp(t, s, appAddr, id, key, mode.json)
 			waitFor(t, a, "its channel connected", func(sn snapshot) bool { return strings.HasPrefix(sn.Channel, "connected") })
 
+			// A form posted from another site is refused.
+			forged, _ := http.NewRequest("POST", appURL+"/notify", strings.NewReader("puid=x&message=spam"))
+			forged.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			forged.Header.Set("Origin", "https://evil.example")
+			refused, err := http.DefaultClient.Do(forged)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused.Body.Close()
+			if refused.StatusCode != http.StatusForbidden {
+				t.Fatalf("cross-site POST /notify: %s, want 403", refused.Status)
+			}
+
 			// Ann asks the app to see her presence: the app sends her to
 			// Presence's grant page, which sends her back with a PUID.
 			noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
