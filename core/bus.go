@@ -22,8 +22,9 @@ import "context"
 //     will be applied within one second (PROTOCOL §10). The Router calls
 //     it after the Registry's write has returned, so a node that applies
 //     it and reads again sees the change.
-//   - A subscriber's methods are called one at a time per app for
-//     statuses; they must not block, and may publish again.
+//   - A subscriber's methods may be called concurrently (LocalBus calls
+//     them on each publisher's goroutine); they must not block, and may
+//     publish again.
 type Bus interface {
 	// Subscribe delivers every later message to node, until the returned
 	// function is called.

@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +225,52 @@ func testWaiting(t *testing.T, d core.Deps) {
 	}
 	if bs, _ := s.AllWaiting(ctx, t0.Add(-time.Hour)); len(bs[b.app]) != 1 {
 		t.Fatalf("TakeWaiting of a took app b's updates: %v", bs)
+	}
+}
+
+// Concurrent batches to one PUID, as many edges store at once: every call
+// succeeds, the queue ends at its cap, and what it keeps is the newest.
+func testConcurrentAdds(t *testing.T, d core.Deps) {
+	ctx := context.Background()
+	q := d.Notifications
+	a := setUp(t, d, "a.example", "ann", "puid-a")
+	const writers, each, size = 8, 10, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				_, sizes, err := q.AddNotifications(ctx, a.app, []core.NotificationInput{item(a.puid, fmt.Sprintf("w%d-%d", w, i))}, time.Now(), time.Minute, size)
+				if err == nil && (sizes[0] < 1 || sizes[0] > size) {
+					err = fmt.Errorf("queue size %d, cap %d", sizes[0], size)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	pending, err := q.PendingNotifications(ctx, "ann", nil)
+	must(t, err)
+	if len(pending) != size {
+		t.Fatalf("%d queued after %d concurrent adds, want the cap %d", len(pending), writers*each, size)
+	}
+	// Each writer's items are in its own order: FIFO holds per caller.
+	last := make(map[string]int)
+	for _, n := range pending {
+		var w, i int
+		fmt.Sscanf(n.Message, "w%d-%d", &w, &i)
+		key := fmt.Sprint(w)
+		if prev, ok := last[key]; ok && i <= prev {
+			t.Fatalf("writer %d's item %d came after its item %d", w, i, prev)
+		}
+		last[key] = i
 	}
 }

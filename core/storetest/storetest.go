@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Deps) {
 		{"RevokeGrant", testRevokeGrant},
 		{"BatchWholeOrNothing", testBatchWholeOrNothing},
 		{"QueueCap", testQueueCap},
+		{"ConcurrentAdds", testConcurrentAdds},
 		{"PendingAndAck", testPendingAndAck},
 		{"Purge", testPurge},
 		{"Waiting", testWaiting},
