@@ -11,11 +11,11 @@ import (
 // truth, the cache only spares it the read.
 const grantCacheUsers = 1 << 16
 
-// grantCache keeps each user's grants (PUIDs by app) as the store last
-// returned them. Every connect needs them, and reading them from SQLite
-// was a fifth of the server's CPU per connect; grants change only through
-// the Router (Grant, Revoke), which invalidates the user's entry after
-// the store has changed and before it touches the user's live state.
+// grantCache keeps each user's grants (PUIDs by app) as the registry last
+// returned them, since every connect needs them (docs/decisions.md).
+// Grants change only through a Router (Grant, Revoke), whose invalidation
+// reaches every router over the Bus after the registry has changed and
+// before the user's live state is touched.
 //
 // An entry is immutable once stored: readers share its map without a
 // lock. Whether a caller's copy is still the current one is a pointer
