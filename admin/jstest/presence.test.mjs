@@ -395,3 +395,25 @@ test('the ids remembered for de-duplication are bounded', async () => {
   ws.push({ type: 'notification', id: 'd', message: 'd' });
   assert.equal(t.events.filter(e => e[0] === 'notification').length, 4, 'the newest are still remembered');
 });
+
+test('a connect refused for a bad field stops; a shutting-down server is retried', async () => {
+  const t = setup({ deviceId: 'bad id' });
+  t.client.start();
+  await flush();
+  let ws = t.socks.last();
+  ws.accept();
+  ws.push({ result: false, errno: 3, reason: 'device_id: want 1 to 64 of A-Z a-z 0-9 . _ -' });
+  assert.equal(t.client.state, 'closed');
+  await t.c.advance(60000);
+  assert.equal(t.socks.all.length, 1);
+
+  const u = setup();
+  u.client.start();
+  await flush();
+  ws = u.socks.last();
+  ws.accept();
+  ws.push({ result: false, errno: -4, reason: 'server shutting down' });
+  assert.equal(u.client.state, 'disconnected');
+  await u.c.advance(500);
+  assert.equal(u.socks.all.length, 2);
+});

@@ -10,7 +10,8 @@
 //
 // States (c.state): idle → connecting → connected; on any loss,
 // disconnected (a reconnect is scheduled) → connecting …; closed is final
-// (close() was called, or the server refused the assertion: errno 34).
+// (close() was called, or the server refused the assertion or the
+// connect's fields: errno 34, or 3 on connect).
 // Events: 'state' (every change), 'connecting', 'connected' ({sessionId,
 // ignored}), 'disconnected' ({code, errno, delay}), 'error' ({errno,
 // reason, request}), 'notification' (the pushed object plus `missed`).
@@ -21,8 +22,9 @@
 //   - A reconnect sends connect with the same device_id and the current
 //     application_ids (the last visibility), then the last status: inside
 //     the server's disconnect grace the apps see no flap.
-//   - errno 34 stops for good; errno 35 asks getAssertion() for a fresh one
-//     and reconnects; negative errnos and closes reconnect.
+//   - errno 34 (and errno 3 on connect: a field the server rejects) stops
+//     for good; errno 35 asks getAssertion() for a fresh one and
+//     reconnects; negative errnos and closes reconnect.
 //   - Notifications are handed out once per id; ack() batches ids into
 //     frames of at most 100 (the contract's limit per ack frame).
 //   - A socket that does not reach `connected` within connectTimeout, or
@@ -263,7 +265,9 @@ export class PresenceClient {
       return;
     }
     this.emit('error', { errno, reason: m.reason, request: type });
-    if (errno === 34) {
+    if (errno === 34 || (errno === 3 && type === 'connect')) {
+      // An assertion refused, or a connect with a field the server
+      // rejects (device_id, application_ids): trying again cannot help.
       this.stop();
     } else if (errno === 35) {
       this.refreshAssertion = true;
