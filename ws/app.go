@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,6 +27,12 @@ type appChannel struct {
 	extra   chan []byte     // answers of the reader, written between arrays
 	answers *appAnswers     // answers of notification batches
 	closed  chan core.Errno // router asked to close; buffered 1
+	wbuf    []byte          // the writer's: answers framed for one write
+
+	// The reader's: the context of the batches it admits (batchContext).
+	batchCtx    context.Context
+	batchCancel context.CancelFunc
+	batchCtxAt  time.Time
 }
 
 func parseAppID(r *http.Request) (core.AppID, bool) {
@@ -99,6 +106,9 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	c.Close()
 	<-readerDone
 	ch.answers.batch.Wait() // no batch outlives its channel's handler: shutdown waits for it
+	if ch.batchCancel != nil {
+		ch.batchCancel() // earlier contexts end on their own deadline
+	}
 	detach()
 	s.router.Requeue(id, ch.outbox.Take(nil)) // what the app never got waits for its next channel
 }
@@ -145,12 +155,13 @@ func (ch *appChannel) write(readerDone <-chan struct{}, idle time.Duration) {
 				return
 			}
 		case <-ch.answers.ready:
+			// The batches of one commit are answered at once, each by its
+			// own goroutine: let the others queue theirs before taking,
+			// so that they share a write.
+			runtime.Gosched()
 			answers = ch.answers.take(answers)
-			for _, a := range answers {
-				ch.ws.SetWriteDeadline(time.Now().Add(writeWait))
-				if ch.ws.WriteMessage(websocket.TextMessage, a.frame) != nil {
-					return
-				}
+			if !ch.writeAnswers(answers) {
+				return
 			}
 			ch.answers.written(answers)
 		case <-ch.outbox.Ready():
@@ -176,6 +187,33 @@ func (ch *appChannel) write(readerDone <-chan struct{}, idle time.Duration) {
 			}
 		}
 	}
+}
+
+// writeAnswers writes notification answers, as many frames in one write
+// as fit in appAnswerWrite: a write to a socket costs more than the bytes
+// it carries, and a busy channel has many answers ready at once. The
+// frames go to the socket beside gorilla (RFC 6455 frames from the server
+// are plain header and payload): this goroutine writes everything else
+// through gorilla, and what the reader's gorilla writes (a pong, a close
+// for a protocol error) is one Write call, which net.Conn keeps whole
+// against this one's.
+func (ch *appChannel) writeAnswers(answers []appAnswer) bool {
+	nc := ch.ws.NetConn()
+	nc.SetWriteDeadline(time.Now().Add(writeWait))
+	buf := ch.wbuf[:0]
+	for i, a := range answers {
+		buf = appendTextFrame(buf, a.frame)
+		if len(buf) >= appAnswerWrite || i == len(answers)-1 {
+			if _, err := nc.Write(buf); err != nil {
+				return false
+			}
+			buf = buf[:0]
+		}
+	}
+	if cap(buf) <= 2*appAnswerWrite { // an unusually large answer is not kept
+		ch.wbuf = buf
+	}
+	return true
 }
 
 // writeClose ends the channel as the router asked: 1001 (going away) when

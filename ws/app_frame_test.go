@@ -3,6 +3,7 @@ package ws
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -26,6 +27,12 @@ func FuzzDecodeAppFrame(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if fast, ok := decodeNotificationFast(data); ok {
+			slow, err := decodeAppFrameSlow(data)
+			if err != nil || slow.err != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%q: fast %+v, encoding/json %+v (%v)", data, fast, slow, err)
+			}
+		}
 		req, err := decodeAppFrame(data)
 		if err != nil {
 			return
@@ -111,5 +118,27 @@ func TestChannelNotifyAnswers(t *testing.T) {
 	var v map[string]any
 	if err := json.Unmarshal([]byte(got), &v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The writer's frames are what RFC 6455 §5.2 says a server sends: FIN and
+// text, no mask, the shortest length that fits.
+func TestAppendTextFrame(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		head []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xFF, 0xFF}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		payload := []byte(strings.Repeat("x", tc.n))
+		got := appendTextFrame([]byte("before"), payload)
+		want := append(append([]byte("before"), tc.head...), payload...)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d bytes: head % x, want % x", tc.n, got[6:6+len(tc.head)], tc.head)
+		}
 	}
 }
