@@ -12,7 +12,7 @@
 //
 // Usage:
 //
-//	presence-bench -spawn [flags] connect|status|notify|mixed|slowapp|all ...
+//	presence-bench -spawn [flags] connect|status|notify|appnotify|mixed|slowapp|all ...
 //	presence-bench -addr 127.0.0.1:8080 -config presence.toml -bin /tmp/presence -pid N status
 //	presence-bench relay -listen 127.0.0.1:0
 //
@@ -28,6 +28,10 @@
 //     repeated with every app on the XEP-0114 component channel.
 //   - notify: single-item and batch-of-100 notification POSTs from C
 //     keep-alive clients; notifications stored per second.
+//   - appnotify: notification batches over the app channel (§3), each
+//     counted once answered "OK", single items and batches of 100, beside
+//     single and batch POSTs run in the same scenario (Presence only: the
+//     relay has no such channel).
 //   - mixed: idle devices, status traffic and notification POSTs at once.
 //   - slowapp: one app stops reading for 30 s while the others' latency and
 //     the server's memory are watched.

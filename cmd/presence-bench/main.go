@@ -62,6 +62,8 @@ type options struct {
 
 	clients, batchClients int
 
+	appConns, appWindow int // appnotify: app channels, single items in flight on each
+
 	mixedIdle, mixedDevs, mixedClients int
 	mixedRate                          float64
 
@@ -69,7 +71,7 @@ type options struct {
 	slowRate float64
 }
 
-var allScenarios = []string{"connect", "status", "notify", "mixed", "slowapp"}
+var allScenarios = []string{"connect", "status", "notify", "appnotify", "mixed", "slowapp"}
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{}
@@ -116,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.Float64Var(&o.rate, "rate", 0, "status: open-loop total updates/s (0 = half the relay's closed-loop rate)")
 	fs.IntVar(&o.clients, "clients", 64, "notify: concurrent clients for single-item POSTs")
 	fs.IntVar(&o.batchClients, "batch-clients", 16, "notify: concurrent clients for batch-100 POSTs")
+	fs.IntVar(&o.appConns, "app-conns", 4, "appnotify: app channels sending notification batches")
+	fs.IntVar(&o.appWindow, "app-window", 128, "appnotify: single-item batches in flight on each channel (batches of 100: -batch-clients spread over the channels)")
 	fs.IntVar(&o.mixedIdle, "mixed-idle", 5000, "mixed: idle devices held during the run")
 	fs.IntVar(&o.mixedDevs, "mixed-devices", 1000, "mixed: devices sending status")
 	fs.Float64Var(&o.mixedRate, "mixed-rate", 5000, "mixed: status updates/s")
@@ -217,6 +221,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = b.status(ctx)
 		case "notify":
 			err = b.notify(ctx)
+		case "appnotify":
+			err = b.appNotify(ctx)
 		case "mixed":
 			err = b.mixed(ctx)
 		case "slowapp":

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The appnotify scenario: notification batches sent over the app channel
+// (PROTOCOL §3), each counted when its "OK" answer comes back (stored
+// durably), beside notification POSTs measured in the same run, single
+// items and batches of 100. The relay has no such channel: the POSTs are
+// the baseline here. Floors: single items over the channel at least twice
+// the single-item POST rate, batches of 100 at least as fast as POSTed
+// ones.
+
+// appNotifyOpts shapes one run over the app channel.
+type appNotifyOpts struct {
+	conns     int // app channels, all of the first app
+	window    int // batches in flight per channel
+	batch     int // items per batch, 1 to 100
+	dur, warm time.Duration
+}
+
+// appNotifyConn is one app channel sending batches with up to window in
+// flight. Each batch's id carries its send time, so the answer alone
+// gives the latency, in whatever order answers come.
+type appNotifyConn struct {
+	c       *wsConn
+	bodies  [][]byte // the items arrays a channel cycles through
+	out     []byte   // frames written in one go
+	payload []byte   // scratch for one frame's payload
+	seq     int
+}
+
+// appendFrame appends one masked text frame to out: a batch whose id is
+// its seq and send time.
+func (a *appNotifyConn) appendFrame(stamp int64) {
+	p := append(a.payload[:0], `{"type":"notification","id":"`...)
+	p = strconv.AppendInt(p, int64(a.seq), 10)
+	p = append(p, '.')
+	p = strconv.AppendInt(p, stamp, 10)
+	p = append(p, `","items":`...)
+	p = append(p, a.bodies[a.seq%len(a.bodies)]...)
+	p = append(p, '}')
+	a.payload = p
+	a.seq++
+	b := append(a.out, 0x80|wsText)
+	switch n := len(p); {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	mask := rand.Uint32()
+	b = binary.LittleEndian.AppendUint32(b, mask)
+	start := len(b)
+	b = append(b, p...)
+	maskBytes(b[start:], mask)
+	a.out = b
+}
+
+// answerStamp reads an answer's id: the send time it carries, and whether
+// the answer is an "OK". A frame that is not an answer (a status array)
+// gives ok false and err nil.
+func answerStamp(frame []byte) (stamp int64, ok bool, err error) {
+	if !bytes.HasPrefix(frame, []byte(`{"type":"notification","id":"`)) {
+		if bytes.HasPrefix(frame, []byte("[")) {
+			return 0, false, nil
+		}
+		return 0, false, answerError(frame)
+	}
+	rest := frame[len(`{"type":"notification","id":"`):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return 0, false, fmt.Errorf("bad answer %.80s", frame)
+	}
+	_, ts, _ := bytes.Cut(rest[:end], []byte("."))
+	stamp, perr := strconv.ParseInt(string(ts), 10, 64)
+	if perr != nil {
+		return 0, false, fmt.Errorf("bad answer id %.80s", frame)
+	}
+	if !bytes.HasPrefix(rest[end:], []byte(`","result":"OK"`)) {
+		return stamp, false, answerError(frame)
+	}
+	return stamp, true, nil
+}
+
+func answerError(frame []byte) error {
+	var e struct {
+		Errno  int    `json:"errno"`
+		Reason string `json:"reason"`
+	}
+	if json.Unmarshal(frame, &e) != nil || e.Errno == 0 {
+		return fmt.Errorf("bad answer %.80s", frame)
+	}
+	return &errnoError{Errno: e.Errno, Reason: e.Reason}
+}
+
+// itemsArrays prebuilds the items arrays a channel cycles through: the
+// notify scenario's bodies, which are such arrays.
+func itemsArrays(t *target, app appCred, conn, batch int) [][]byte {
+	return notifyBodies(t, app, 1000+conn, batch, 16)
+}
+
+// runAppNotify runs o.conns app channels closed-loop for warm+dur, each
+// with o.window batches in flight, and counts items answered "OK" inside
+// the window.
+func runAppNotify(ctx context.Context, t *target, o appNotifyOpts, prog *progress) (notifyResult, error) {
+	res := notifyResult{Target: t.name, Clients: o.conns, Batch: o.batch}
+	if t.grantErr != nil {
+		return res, t.grantErr
+	}
+	if len(t.notifyUsers) == 0 || len(t.apps) == 0 {
+		return res, fmt.Errorf("appnotify needs users and an app")
+	}
+	app := t.apps[0]
+	conns := make([]*appNotifyConn, o.conns)
+	for i := range conns {
+		c, err := connectApp(ctx, t.d, app.ID, app.Key)
+		if err != nil {
+			for _, a := range conns[:i] {
+				a.c.Close()
+			}
+			return res, err
+		}
+		// Answers come many at once: read them in large gulps.
+		nb := make([]byte, 64<<10)
+		n := copy(nb, c.rbuf[c.rpos:c.rend])
+		c.rbuf, c.rpos, c.rend = nb, 0, n
+		conns[i] = &appNotifyConn{c: c, bodies: itemsArrays(t, app, i, o.batch)}
+	}
+	var errs errCounts
+	var frames, stored atomic.Int64
+	begin := now()
+	lo, hi := begin+int64(o.warm), begin+int64(o.warm+o.dur)
+	samplers := make([]*sampler, o.conns)
+	var lastStored int64
+	defer prog.set("", nil)
+	prog.set(fmt.Sprintf("appnotify %s batch %d", t.name, o.batch), func() string {
+		s := stored.Load()
+		line := fmt.Sprintf("stored %s/s errors %d", formatNum(float64(s-lastStored)), errs.total())
+		lastStored = s
+		return line
+	})
+	meterc := make(chan cpuMeter, 1)
+	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.pid) })
+	defer cpuTimer.Stop()
+	var wg sync.WaitGroup
+	for i, a := range conns {
+		s := &sampler{max: 1 << 20}
+		samplers[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer a.c.Close()
+			a.run(ctx, o.window, lo, hi, s, &errs, &frames, &stored, int64(o.batch))
+		}()
+	}
+	wg.Wait()
+	res.Server = t.sample()
+	var use cpuUse
+	select {
+	case m := <-meterc:
+		use = m.read()
+	default:
+	}
+	res.OtherCPU = use.Other
+	var all []int64
+	for _, s := range samplers {
+		all = append(all, s.samples...)
+	}
+	res.Window = o.dur.Seconds()
+	res.Posts, res.Stored = frames.Load(), stored.Load()
+	res.PostsPerSec = float64(res.Posts) / res.Window
+	res.PerSec = float64(res.Stored) / res.Window
+	res.Latency = summarize(all)
+	if res.Stored > 0 && t.pid > 0 {
+		res.CPUPerItem = use.Server / float64(res.Stored) * 1e6
+	}
+	if res.Posts > 0 {
+		res.ToolCPU = use.Tool / float64(res.Posts) * 1e6
+	}
+	res.Errors = errs.snapshot()
+	return res, ctx.Err()
+}
+
+// run keeps window batches in flight until hi, then waits for the answers
+// still out. It reads every answer already buffered before it writes their
+// replacements, in one write.
+func (a *appNotifyConn) run(ctx context.Context, window int, lo, hi int64, s *sampler, errs *errCounts,
+	frames, stored *atomic.Int64, batch int64) {
+	a.out = a.out[:0]
+	for range window {
+		a.appendFrame(now())
+	}
+	inFlight := window
+	for ctx.Err() == nil && (inFlight > 0) {
+		if len(a.out) > 0 {
+			a.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := a.c.nc.Write(a.out); err != nil {
+				errs.addErr(err)
+				return
+			}
+			a.out = a.out[:0]
+		}
+		a.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, frame, err := a.c.ReadMessage()
+			if err != nil {
+				errs.addErr(err)
+				return
+			}
+			stamp, ok, err := answerStamp(frame)
+			if err != nil {
+				errs.addErr(err)
+				time.Sleep(5 * time.Millisecond) // a refusing server must not be spun on
+			}
+			if ok || err != nil {
+				inFlight--
+				t := now()
+				if ok && stamp >= lo && stamp < hi { // sent in the window, as a POST is counted
+					frames.Add(1)
+					stored.Add(batch)
+					s.add(t - stamp)
+				}
+				if t < hi {
+					a.appendFrame(t)
+					inFlight++
+				}
+			}
+			if a.c.rend == a.c.rpos { // nothing more buffered: write, then wait
+				break
+			}
+		}
+	}
+}
+
+// appNotify measures notifications over the app channel against POSTs in
+// the same run, on Presence only.
+func (b *bench) appNotify(ctx context.Context) error {
+	o := b.o
+	t := b.pres
+	if t == nil {
+		b.prog.logf("appnotify: Presence is not running (-only relay): skipped")
+		return nil
+	}
+	other := func(r notifyResult) float64 { return r.OtherCPU }
+	type spec struct {
+		batch, postClients, window int
+		what                       string
+	}
+	specs := []spec{
+		{1, o.clients, o.appWindow, "single items"},
+		{100, o.batchClients, max(1, o.batchClients/o.appConns), "notifications in batches of 100"},
+	}
+	for _, sp := range specs {
+		b.pause(ctx)
+		post, err := quietest(ctx, b, fmt.Sprintf("appnotify POST batch %d", sp.batch), func() (notifyResult, error) {
+			return runNotify(ctx, t, notifyOpts{clients: sp.postClients, batch: sp.batch, dur: o.dur, warm: o.warm}, b.prog)
+		}, other)
+		if err != nil {
+			return fmt.Errorf("POST batch %d: %w", sp.batch, err)
+		}
+		b.pause(ctx)
+		ch, err := quietest(ctx, b, fmt.Sprintf("appnotify channel batch %d", sp.batch), func() (notifyResult, error) {
+			return runAppNotify(ctx, t, appNotifyOpts{conns: o.appConns, window: sp.window, batch: sp.batch, dur: o.dur, warm: o.warm}, b.prog)
+		}, other)
+		if err != nil {
+			return fmt.Errorf("app channel batch %d: %w", sp.batch, err)
+		}
+		b.rep.detail(fmt.Sprintf("appnotify_post_b%d", sp.batch), post)
+		b.rep.detail(fmt.Sprintf("appnotify_channel_b%d", sp.batch), ch)
+		b.rep.errs(fmt.Sprintf("appnotify POST batch %d", sp.batch), post.Errors)
+		b.rep.errs(fmt.Sprintf("appnotify channel batch %d", sp.batch), ch.Errors)
+		b.prog.logf("appnotify batch %d: POST %s stored/s (%d clients), channel %s stored/s (%d channels × %d in flight), p99 %.2f / %.2f ms",
+			sp.batch, formatNum(post.PerSec), sp.postClients, formatNum(ch.PerSec), o.appConns, sp.window, post.Latency.P99, ch.Latency.P99)
+
+		main := newRow("appnotify", fmt.Sprintf("%s/s over the app channel (%d × %d in flight)", sp.what, o.appConns, sp.window), "", ch.PerSec, none)
+		if sp.batch == 1 {
+			main = main.atLeast(ch.PerSec, 2*post.PerSec, "≥ 2 × POSTs")
+		} else {
+			main = main.atLeast(ch.PerSec, post.PerSec, "≥ POSTs")
+		}
+		b.rep.add(main,
+			newRow("appnotify", fmt.Sprintf("%s/s POSTed, same run (%d clients)", sp.what, sp.postClients), "", post.PerSec, none),
+			newRow("appnotify", fmt.Sprintf("answer p99 over the channel (batch %d)", sp.batch), "ms", ch.Latency.P99, none),
+			newRow("appnotify", fmt.Sprintf("server CPU per notification over the channel (batch %d)", sp.batch), "µs", ch.CPUPerItem, none),
+			newRow("appnotify", fmt.Sprintf("server CPU per notification POSTed (batch %d)", sp.batch), "µs", post.CPUPerItem, none),
+			newRow("appnotify", fmt.Sprintf("machine taken by other work, channel (batch %d)", sp.batch), "%", 100*ch.OtherCPU, none),
+		)
+	}
+	return nil
+}
