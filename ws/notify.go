@@ -78,7 +78,7 @@ func (s *Server) notify(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if _, err := s.authBearer(ctx, app, r.Header.Get("Authorization"), r.RemoteAddr); err != nil {
 		return s.notifyFailed(err)
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
+	b, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -101,6 +101,18 @@ func (s *Server) notify(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return s.notifyFailed(err)
 	}
 	return notifyAnswer{status: http.StatusOK, body: notifyOK(items, sizes)}
+}
+
+// readBody reads a POST's body, at most maxNotifyBody bytes: in one
+// buffer of its Content-Length when the client sent one.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, maxNotifyBody)
+	if n := r.ContentLength; n > 0 && n <= maxNotifyBody {
+		b := make([]byte, n)
+		_, err := io.ReadFull(body, b)
+		return b, err
+	}
+	return io.ReadAll(body)
 }
 
 // notifyOK is the body of a 200: each item's PUID and queue size.
@@ -126,18 +138,11 @@ func decodeNotifyItems(body []byte) ([]core.NotificationInput, error) {
 	if items, ok := decodeNotifyFast(body); ok {
 		return items, nil
 	}
-	// One pass of encoding/json for any other well-formed body; the
-	// item-by-item pass below runs only to name the item that is wrong.
-	var whole []notifyItem
-	if json.Unmarshal(body, &whole) == nil && len(whole) > 0 && len(whole) <= core.MaxNotificationBatch {
-		if items, ok := convertItems(whole); ok {
-			return items, nil
-		}
-	}
 	return decodeNotifyItemsEach(body)
 }
 
-// decodeNotifyItemsEach decodes item by item, to name the one that is wrong.
+// decodeNotifyItemsEach is encoding/json item by item, to name the item
+// that is wrong.
 func decodeNotifyItemsEach(body []byte) ([]core.NotificationInput, error) {
 	var raw []json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
@@ -169,29 +174,6 @@ func decodeNotifyItemsEach(body []byte) ([]core.NotificationInput, error) {
 		items[i] = in
 	}
 	return items, nil
-}
-
-// convertItems turns decoded items into inputs; ok is false if any item
-// is incomplete or its ttl is out of range (the slow path words why).
-func convertItems(whole []notifyItem) ([]core.NotificationInput, bool) {
-	items := make([]core.NotificationInput, len(whole))
-	for i, it := range whole {
-		if it.UID == nil || it.Message == nil {
-			return nil, false
-		}
-		items[i] = core.NotificationInput{PUID: *it.UID, Message: *it.Message}
-		if it.Action != nil {
-			items[i].Action = *it.Action
-		}
-		if it.TTL != nil {
-			secs, err := strconv.ParseInt(string(*it.TTL), 10, 64)
-			if err != nil || secs < 5 || secs > 86400 {
-				return nil, false
-			}
-			items[i].TTL = time.Duration(secs) * time.Second
-		}
-	}
-	return items, true
 }
 
 // notifyFailed maps a domain error to the HTTP answer of PROTOCOL §4.

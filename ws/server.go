@@ -106,12 +106,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 // Wait blocks until every connection has ended or ctx is done. Call it
 // after Router.Shutdown has told every device errno -4.
-func (s *Server) Wait(ctx context.Context) error { return waitCtx(ctx, &s.conns) }
-
-// waitCtx waits for wg or ctx, whichever is first.
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) error {
+func (s *Server) Wait(ctx context.Context) error {
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
