@@ -1,0 +1,303 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/presence-service/presence/core"
+)
+
+// Defaults, as core/sqlite's.
+const (
+	DefaultTTL       = 60 * time.Second
+	DefaultQueueSize = 100
+	DefaultReplicas  = 3
+)
+
+// Grants finds the grant of a PUID: every queued item's PUID must be a
+// grant of its app (core.Registry does it; so may a cache in front of it).
+type Grants interface {
+	GrantByPUID(ctx context.Context, puid string) (*core.Grant, error)
+}
+
+// NotificationConfig sets up the notification stream.
+type NotificationConfig struct {
+	Replicas  int // cluster.replicas; 0: DefaultReplicas
+	QueueSize int // notifications.queue_size, the cap per PUID; 0: DefaultQueueSize
+}
+
+// Notifications is core.NotificationQueues on a JetStream stream. It is
+// safe for concurrent use, by any number of nodes at once.
+type Notifications struct {
+	js        jetstream.JetStream
+	grants    Grants
+	queueSize int
+}
+
+var _ core.NotificationQueues = (*Notifications)(nil)
+
+// OpenNotifications creates the notification stream, or updates its
+// settings to cfg's (a changed queue_size or replica count applies to
+// the stream, for every node).
+func OpenNotifications(ctx context.Context, js jetstream.JetStream, grants Grants, cfg NotificationConfig) (*Notifications, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = DefaultReplicas
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        NotificationStream,
+		Description: "Presence live notifications: one subject, one queue, per PUID",
+		Subjects:    []string{notificationRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		// The cap per queue, enforced by the server in the same step as
+		// the write that exceeds it (PROTOCOL §4: the oldest is dropped).
+		MaxMsgsPerSubject:  int64(cfg.QueueSize),
+		Discard:            jetstream.DiscardOld,
+		AllowDirect:        true, // batch reads of a user's queues
+		AllowAtomicPublish: true, // a POST's batch stored whole or not at all
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: notification stream: %w", err)
+	}
+	return &Notifications{js: js, grants: grants, queueSize: cfg.QueueSize}, nil
+}
+
+// stored is a notification as the stream keeps it; the stream adds the
+// sequence, from which the id is made.
+type stored struct {
+	Nonce     string     `json:"nonce"` // the random part of the id
+	App       core.AppID `json:"app"`
+	PUID      string     `json:"puid"`
+	User      string     `json:"user"`
+	Message   string     `json:"message"`
+	Action    string     `json:"action"`
+	CreatedAt int64      `json:"created_at"` // Unix nanoseconds
+	ExpiresAt int64      `json:"expires_at"`
+}
+
+func (s *stored) notification(seq uint64) core.Notification {
+	return core.Notification{
+		ID:        notificationID(seq, s.Nonce),
+		AppID:     s.App,
+		PUID:      s.PUID,
+		UserID:    s.User,
+		Message:   s.Message,
+		Action:    s.Action,
+		CreatedAt: time.Unix(0, s.CreatedAt).UTC(),
+		ExpiresAt: time.Unix(0, s.ExpiresAt).UTC(),
+	}
+}
+
+// AddNotifications stores the batch with one atomic batch publish: it
+// returns once the stream's leader has stored every item and a majority
+// of its replicas have them (an R3 stream: two servers), or with an
+// error. An error means nothing was stored, except for a commit whose
+// answer was lost (a server died after storing it, or the answer took
+// longer than requestTimeout): then the whole batch may be stored, and
+// the app, told of an error, may send it again (at least once). Each PUID must be a grant of app (else an
+// *core.ItemError with errno 44 naming the first bad item, and nothing is
+// stored). queueSize is the stream's (see OpenNotifications); 0 means it,
+// another value is refused rather than silently ignored.
+//
+// The queue sizes it returns are read right after the commit, so on a
+// busy queue they may count a concurrent batch's items too.
+func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]core.Notification, []int, error) {
+	if len(items) == 0 {
+		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: no items")
+	}
+	if len(items) > core.MaxNotificationBatch {
+		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: %d items, at most %d", len(items), core.MaxNotificationBatch)
+	}
+	if queueSize > 0 && queueSize != n.queueSize {
+		return nil, nil, fmt.Errorf("jetstream: queue size %d asked, the stream keeps %d (notifications.queue_size differs between nodes?)", queueSize, n.queueSize)
+	}
+	if defaultTTL <= 0 {
+		defaultTTL = DefaultTTL
+	}
+	now = now.Round(0).UTC()
+	users, err := n.usersOf(ctx, app, items)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	ns := make([]core.Notification, len(items))
+	msgs := make([]*nats.Msg, len(items))
+	for i, it := range items {
+		if err := core.CheckNotification(it); err != nil {
+			return nil, nil, itemError(i, core.ErrnoOf(err), core.ReasonOf(err))
+		}
+		ttl := it.TTL
+		if ttl == 0 {
+			ttl = defaultTTL
+		}
+		s := stored{Nonce: core.NewNotificationID(), App: app, PUID: it.PUID, User: users[i],
+			Message: it.Message, Action: it.Action, CreatedAt: now.UnixNano(), ExpiresAt: now.Add(ttl).UnixNano()}
+		data, err := json.Marshal(&s)
+		if err != nil {
+			return nil, nil, err
+		}
+		msgs[i] = &nats.Msg{Subject: notificationSubject(users[i], app, it.PUID), Data: data, Header: nats.Header{}}
+		ns[i] = s.notification(0)
+	}
+
+	pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ack, err := jetstreamext.PublishMsgBatch(pctx, n.js, msgs)
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: add notifications of app %d: %w", app, err)
+	}
+	// An atomic batch is stored as one step: its items have consecutive
+	// sequences, the last one acknowledged.
+	if ack.BatchSize != uint64(len(msgs)) || ack.Sequence < uint64(len(msgs)) {
+		return nil, nil, fmt.Errorf("jetstream: add notifications of app %d: batch of %d acknowledged as %d up to sequence %d", app, len(msgs), ack.BatchSize, ack.Sequence)
+	}
+	first := ack.Sequence - uint64(len(msgs)) + 1
+	for i := range ns {
+		var s stored
+		json.Unmarshal(msgs[i].Data, &s)
+		ns[i].ID = notificationID(first+uint64(i), s.Nonce)
+	}
+	sizes, err := n.queueSizes(ctx, msgs)
+	if err != nil {
+		// Stored durably: the caller must hear OK, so a size it could not
+		// read is reported as what it knows, the batch's own items in
+		// each queue, never as a failure.
+		sizes = batchSizes(msgs, n.queueSize)
+	}
+	return ns, sizes, nil
+}
+
+// usersOf checks that each item's PUID is a grant of app and returns
+// each item's user.
+func (n *Notifications) usersOf(ctx context.Context, app core.AppID, items []core.NotificationInput) ([]string, error) {
+	users := make([]string, len(items))
+	byPUID := make(map[string]string, len(items))
+	for i, it := range items {
+		if u, ok := byPUID[it.PUID]; ok {
+			users[i] = u
+			continue
+		}
+		if !validToken(it.PUID) {
+			return nil, itemError(i, core.ErrnoUnknownUID, "unknown UID")
+		}
+		g, err := n.grants.GrantByPUID(ctx, it.PUID)
+		if errors.Is(err, core.ErrNotFound) || (err == nil && g.AppID != app) {
+			// A PUID of another app is as unknown as one that never was.
+			return nil, itemError(i, core.ErrnoUnknownUID, "unknown UID")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: add notifications of app %d: %w", app, err)
+		}
+		byPUID[it.PUID], users[i] = g.UserID, g.UserID
+	}
+	return users, nil
+}
+
+// queueSizes reads the size of each message's queue, one request per
+// distinct queue, all at once.
+func (n *Notifications) queueSizes(ctx context.Context, msgs []*nats.Msg) ([]int, error) {
+	var subjects []string
+	seen := make(map[string]bool)
+	for _, m := range msgs {
+		if !seen[m.Subject] {
+			seen[m.Subject] = true
+			subjects = append(subjects, m.Subject)
+		}
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex // guards: counts, first
+		counts = make(map[string]int, len(subjects))
+		first  error
+	)
+	for _, subj := range subjects {
+		wg.Go(func() {
+			c, err := subjectCount(ctx, n.js.Conn(), NotificationStream, subj)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			counts[subj] = c
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	sizes := make([]int, len(msgs))
+	for i, m := range msgs {
+		sizes[i] = counts[m.Subject]
+	}
+	return sizes, nil
+}
+
+// batchSizes counts each queue's items in the batch alone, up to the cap.
+func batchSizes(msgs []*nats.Msg, queueSize int) []int {
+	counts := make(map[string]int)
+	for _, m := range msgs {
+		counts[m.Subject]++
+	}
+	sizes := make([]int, len(msgs))
+	for i, m := range msgs {
+		sizes[i] = min(counts[m.Subject], queueSize)
+	}
+	return sizes
+}
+
+// subjectCount asks the stream how many messages a subject holds.
+func subjectCount(ctx context.Context, nc *nats.Conn, stream, subject string) (int, error) {
+	req, _ := json.Marshal(map[string]string{"subjects_filter": subject})
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+stream, req)
+	if err != nil {
+		return 0, err
+	}
+	var info struct {
+		Error *jetstream.APIError `json:"error"`
+		State struct {
+			Subjects map[string]int `json:"subjects"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(resp.Data, &info); err != nil {
+		return 0, err
+	}
+	if info.Error != nil {
+		return 0, info.Error
+	}
+	return info.State.Subjects[subject], nil
+}
+
+// notificationID is the sequence in 16 hex digits, then the nonce.
+func notificationID(seq uint64, nonce string) string {
+	return fmt.Sprintf("%016x%s", seq, nonce)
+}
+
+// parseID splits an id into its sequence and nonce; ok is false for
+// anything that Add did not make.
+func parseID(id string) (seq uint64, nonce string, ok bool) {
+	if len(id) <= 16 {
+		return 0, "", false
+	}
+	if _, err := fmt.Sscanf(id[:16], "%016x", &seq); err != nil || seq == 0 {
+		return 0, "", false
+	}
+	return seq, id[16:], true
+}
+
+// itemError builds the ItemError of item i, as core/sqlite's.
+func itemError(i int, errno core.Errno, reason string) *core.ItemError {
+	return &core.ItemError{Index: i, Err: &core.Error{Errno: errno, Reason: fmt.Sprintf("item %d: %s", i, reason)}}
+}

@@ -1,0 +1,206 @@
+package jetstream_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-service/presence/core"
+)
+
+// A batch is stored whole, with ids, users and times filled in; each
+// user's pending list has their items only, oldest first, under the ids
+// the add returned; a filter by app narrows it.
+func TestAddThenPending(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	a1 := e.grants.add("alice@example.com", 1, "pa1")
+	a2 := e.grants.add("alice@example.com", 2, "pa2")
+	b1 := e.grants.add("bob", 1, "pb1")
+	now := time.Now().Round(0).UTC()
+
+	items := []core.NotificationInput{
+		{PUID: a1, Message: "one"},
+		{PUID: b1, Message: "for bob", TTL: 10 * time.Second},
+		{PUID: a1, Message: "two", Action: "https://app.example/x"},
+	}
+	ns, sizes, err := e.n.AddNotifications(ctx, 1, items, now, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sizes, []int{2, 1, 2}) {
+		t.Errorf("queue sizes = %v, want [2 1 2]", sizes)
+	}
+	want := core.Notification{ID: ns[0].ID, AppID: 1, PUID: a1, UserID: "alice@example.com", Message: "one",
+		CreatedAt: now, ExpiresAt: now.Add(60 * time.Second)}
+	if !reflect.DeepEqual(ns[0], want) {
+		t.Errorf("first notification = %+v\nwant %+v", ns[0], want)
+	}
+	if ns[1].UserID != "bob" || !ns[1].ExpiresAt.Equal(now.Add(10*time.Second)) {
+		t.Errorf("bob's = %+v", ns[1])
+	}
+	if ns[0].ID == ns[2].ID || ns[0].ID >= ns[2].ID {
+		t.Errorf("ids not increasing: %v", ids(ns))
+	}
+	later, _, err := e.n.AddNotifications(ctx, 2, []core.NotificationInput{{PUID: a2, Message: "other app"}}, now.Add(time.Second), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := e.n.PendingNotifications(ctx, "alice@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(p), []string{ns[0].ID, ns[2].ID, later[0].ID}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("alice's pending = %v %v, want %v", got, messages(p), want)
+	}
+	if !reflect.DeepEqual(p[1], ns[2]) {
+		t.Errorf("pending item = %+v\nwant the added %+v", p[1], ns[2])
+	}
+	p, err = e.n.PendingNotifications(ctx, "alice@example.com", []core.AppID{2})
+	if err != nil || !reflect.DeepEqual(messages(p), []string{"other app"}) {
+		t.Fatalf("alice's pending for app 2 = %v, %v", messages(p), err)
+	}
+	p, err = e.n.PendingNotifications(ctx, "bob", nil)
+	if err != nil || !reflect.DeepEqual(messages(p), []string{"for bob"}) {
+		t.Fatalf("bob's pending = %v, %v", messages(p), err)
+	}
+	if p, err := e.n.PendingNotifications(ctx, "nobody", nil); err != nil || len(p) != 0 {
+		t.Fatalf("nobody's pending = %v, %v", p, err)
+	}
+}
+
+// A batch with a PUID that is not a grant of the app stores nothing and
+// names the first bad item, errno 44: unknown, another app's, or one that
+// would address other subjects.
+func TestAdd_NotAGrantStoresNothing(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	ok := e.grants.add("alice", 1, "pa")
+	other := e.grants.add("alice", 2, "pother")
+	for _, bad := range []string{"nope", other, "pa.x", "*", ">"} {
+		items := []core.NotificationInput{{PUID: ok, Message: "a"}, {PUID: bad, Message: "b"}}
+		_, _, err := e.n.AddNotifications(ctx, 1, items, time.Now(), 0, 0)
+		var ie *core.ItemError
+		if !errors.As(err, &ie) || ie.Index != 1 || core.ErrnoOf(err) != core.ErrnoUnknownUID {
+			t.Fatalf("batch with %q: err = %v, want item 1 errno 44", bad, err)
+		}
+	}
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: ok, Message: strings.Repeat("x", core.MaxNotificationText+1)}}, time.Now(), 0, 0); core.ErrnoOf(err) != core.ErrnoInvalidField {
+		t.Fatalf("too long a message: %v, want errno %d", err, core.ErrnoInvalidField)
+	}
+	if p, err := e.n.PendingNotifications(ctx, "alice", nil); err != nil || len(p) != 0 {
+		t.Fatalf("pending after refused batches = %v, %v; want none", messages(p), err)
+	}
+}
+
+// A full queue drops its oldest for the new ones, in the same write, and
+// says it is full.
+func TestQueueCapDropsOldest(t *testing.T) {
+	e := newEnv(t, 3)
+	ctx := ctxT(t)
+	pa := e.grants.add("alice", 1, "pa")
+	pb := e.grants.add("alice", 1, "pb")
+	for _, m := range []string{"1", "2", "3", "4"} {
+		if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: m}}, time.Now(), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, sizes, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "5"}, {PUID: pb, Message: "b"}}, time.Now(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sizes, []int{3, 1}) {
+		t.Errorf("sizes = %v, want [3 1]", sizes)
+	}
+	p, err := e.n.PendingNotifications(ctx, "alice", nil)
+	if err != nil || !reflect.DeepEqual(messages(p), []string{"3", "4", "5", "b"}) {
+		t.Fatalf("pending = %v, %v; want the newest 3 of pa, then pb's", messages(p), err)
+	}
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "x"}}, time.Now(), 0, 50); err == nil {
+		t.Fatal("a queue size other than the stream's was accepted")
+	}
+}
+
+// An ack deletes the user's own items only; an id of another user, a
+// forged one or one already acked deletes nothing.
+func TestAck(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	pa := e.grants.add("alice", 1, "pa")
+	pb := e.grants.add("bob", 1, "pb")
+	ns, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{
+		{PUID: pa, Message: "a1"}, {PUID: pa, Message: "a2"}, {PUID: pa, Message: "a3"}, {PUID: pb, Message: "b1"},
+	}, time.Now(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := ns[1].ID[:16] + strings.Repeat("0", len(ns[1].ID)-16)
+	if n, err := e.n.AckNotifications(ctx, "bob", []string{ns[0].ID}); err != nil || n != 0 {
+		t.Fatalf("bob acking alice's = %d, %v; want 0", n, err)
+	}
+	if n, err := e.n.AckNotifications(ctx, "alice", []string{forged, "junk", "", ns[3].ID}); err != nil || n != 0 {
+		t.Fatalf("forged, junk and bob's ids = %d, %v; want 0", n, err)
+	}
+	if n, err := e.n.AckNotifications(ctx, "alice", []string{ns[0].ID, ns[2].ID}); err != nil || n != 2 {
+		t.Fatalf("ack = %d, %v; want 2", n, err)
+	}
+	if n, err := e.n.AckNotifications(ctx, "alice", []string{ns[0].ID}); err != nil || n != 0 {
+		t.Fatalf("second ack = %d, %v; want 0", n, err)
+	}
+	p, err := e.n.PendingNotifications(ctx, "alice", nil)
+	if err != nil || !reflect.DeepEqual(messages(p), []string{"a2"}) {
+		t.Fatalf("pending after ack = %v, %v; want [a2]", messages(p), err)
+	}
+	if p, _ := e.n.PendingNotifications(ctx, "bob", nil); len(p) != 1 {
+		t.Fatalf("bob's pending = %v, want his one", messages(p))
+	}
+}
+
+// The users with queued items are listed (ids with dots and @ survive the
+// subject encoding); a revoked PUID's queue empties; a purge removes what
+// was stored before its time and keeps what came after.
+func TestUsersRevokeAndPurge(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	pa := e.grants.add("alice.smith@example.com", 1, "pa")
+	pb := e.grants.add("bob", 1, "pb")
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "old"}, {PUID: pb, Message: "b"}}, time.Now(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	users, err := e.n.UsersWithNotifications(ctx)
+	if err != nil || !reflect.DeepEqual(users, []string{"alice.smith@example.com", "bob"}) {
+		t.Fatalf("UsersWithNotifications = %v, %v", users, err)
+	}
+
+	for range 2 { // idempotent
+		if err := e.n.DeletePUIDNotifications(ctx, pb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, err := e.n.PendingNotifications(ctx, "bob", nil); err != nil || len(p) != 0 {
+		t.Fatalf("bob's pending after revoking his PUID = %v, %v", messages(p), err)
+	}
+	if users, _ := e.n.UsersWithNotifications(ctx); !reflect.DeepEqual(users, []string{"alice.smith@example.com"}) {
+		t.Fatalf("users after revoking bob's = %v", users)
+	}
+
+	time.Sleep(10 * time.Millisecond) // the stream's clock must move past the cut
+	cut := time.Now()
+	time.Sleep(10 * time.Millisecond)
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "new"}}, time.Now(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.n.PurgeNotifications(ctx, cut); err != nil || n != 1 {
+		t.Fatalf("PurgeNotifications = %d, %v; want 1", n, err)
+	}
+	p, err := e.n.PendingNotifications(ctx, "alice.smith@example.com", nil)
+	if err != nil || !reflect.DeepEqual(messages(p), []string{"new"}) {
+		t.Fatalf("pending after purge = %v, %v; want [new]", messages(p), err)
+	}
+	if n, err := e.n.PurgeNotifications(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("purging all = %d, %v; want 1", n, err)
+	}
+}

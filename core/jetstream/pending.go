@@ -1,0 +1,217 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/presence-service/presence/core"
+)
+
+// ackParallel bounds the deletes one AckNotifications has in flight.
+const ackParallel = 8
+
+// PendingNotifications lists the user's queued notifications for apps
+// (every app when nil), oldest first: by creation time, then by stream
+// sequence (the order they were stored in).
+func (n *Notifications) PendingNotifications(ctx context.Context, userID string, apps []core.AppID) ([]core.Notification, error) {
+	filters := []string{userNotifications(userID)}
+	if apps != nil {
+		filters = filters[:0]
+		for _, a := range apps {
+			filters = append(filters, userAppNotifications(userID, a))
+		}
+	}
+	var out []core.Notification
+	for _, f := range filters {
+		msgs, err := readAll(ctx, n.js, NotificationStream, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			var s stored
+			if err := json.Unmarshal(m.Data, &s); err != nil {
+				return nil, fmt.Errorf("jetstream: notification %d: %w", m.Sequence, err)
+			}
+			out = append(out, s.notification(m.Sequence))
+		}
+	}
+	// Ids begin with the sequence in fixed-width hex: comparing them
+	// compares the sequences.
+	slices.SortStableFunc(out, func(a, b core.Notification) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// AckNotifications deletes the user's notifications with these ids and
+// returns how many it deleted. An id that is malformed, already gone, or
+// another user's (the random part or the user does not match) is
+// ignored. Each delete is durable (on the stream's replicas) on return.
+func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids []string) (int, error) {
+	stream, err := n.js.Stream(ctx, NotificationStream)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: ack: %w", err)
+	}
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, ackParallel)
+		mu      sync.Mutex // guards: deleted, first
+		deleted int
+		first   error
+	)
+	for _, id := range ids {
+		seq, nonce, ok := parseID(id)
+		if !ok {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ok, err := ackOne(ctx, stream, userID, seq, nonce)
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				deleted++
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return deleted, fmt.Errorf("jetstream: ack: %w", first)
+	}
+	return deleted, nil
+}
+
+// ackOne deletes message seq when it is the user's with this nonce.
+func ackOne(ctx context.Context, stream jetstream.Stream, userID string, seq uint64, nonce string) (bool, error) {
+	m, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var s stored
+	if json.Unmarshal(m.Data, &s) != nil || s.User != userID || s.Nonce != nonce {
+		return false, nil
+	}
+	err = stream.DeleteMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) || isNoMessage(err) {
+		return false, nil // acked meanwhile by another device
+	}
+	return err == nil, err
+}
+
+// UsersWithNotifications lists the users with at least one queued
+// notification, read from the stream's subjects (each names its user).
+func (n *Notifications) UsersWithNotifications(ctx context.Context) ([]string, error) {
+	stream, err := n.js.Stream(ctx, NotificationStream)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: users with notifications: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(notificationRoot+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: users with notifications: %w", err)
+	}
+	seen := make(map[string]bool)
+	var users []string
+	for subj := range info.State.Subjects {
+		u, err := userOfSubject(subj)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[u] {
+			seen[u] = true
+			users = append(users, u)
+		}
+	}
+	slices.Sort(users)
+	return users, nil
+}
+
+// PurgeNotifications deletes the notifications stored before the time
+// (by the stream's own clock, which stamps each message as it stores it)
+// and returns how many.
+func (n *Notifications) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
+	// The last sequence now: messages stored after this read are newer
+	// than the time, and must not be purged by the "none newer" case.
+	stream, err := n.js.Stream(ctx, NotificationStream)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: purge: %w", err)
+	}
+	last := stream.CachedInfo().State.LastSeq
+	// The first message stored at or after the time; every one before it
+	// goes.
+	it, err := jetstreamext.GetBatch(ctx, n.js, NotificationStream, 1, jetstreamext.GetBatchStartTime(createdBefore))
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: purge: %w", err)
+	}
+	var upTo uint64
+	for m, err := range it {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("jetstream: purge: %w", err)
+		}
+		upTo = m.Sequence
+	}
+	if upTo == 0 {
+		upTo = last + 1 // none that new: all of those are older
+	}
+	return purge(ctx, n.js, NotificationStream, map[string]any{"seq": upTo})
+}
+
+// DeletePUIDNotifications empties a PUID's queue (its grant was revoked;
+// the router calls it after the registry's RevokeGrant). It is
+// idempotent.
+func (n *Notifications) DeletePUIDNotifications(ctx context.Context, puid string) error {
+	if !validToken(puid) {
+		return nil
+	}
+	_, err := purge(ctx, n.js, NotificationStream, map[string]any{"filter": puidNotifications(puid)})
+	return err
+}
+
+// purge sends a purge request and returns how many messages went.
+func purge(ctx context.Context, js jetstream.JetStream, stream string, req map[string]any) (int, error) {
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+stream, body)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: purge %s: %w", stream, err)
+	}
+	var r struct {
+		Error  *jetstream.APIError `json:"error"`
+		Purged int                 `json:"purged"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return 0, fmt.Errorf("jetstream: purge %s: %w", stream, err)
+	}
+	if r.Error != nil {
+		return 0, fmt.Errorf("jetstream: purge %s: %w", stream, r.Error)
+	}
+	return r.Purged, nil
+}
+
+// isNoMessage says whether a delete failed because the message is gone.
+func isNoMessage(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeMessageNotFound
+}

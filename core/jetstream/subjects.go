@@ -1,0 +1,70 @@
+package jetstream
+
+import (
+	"encoding/base32"
+	"fmt"
+	"strings"
+
+	"github.com/presence-service/presence/core"
+)
+
+// Stream names and subject roots (docs/cluster.md).
+const (
+	NotificationStream = "PRESENCE_NOTIFICATIONS"
+	StatusStream       = "PRESENCE_STATUS"
+
+	notificationRoot = "presence.n"
+	statusRoot       = "presence.s"
+)
+
+// userToken encodes a user id as one subject token: ids are emails or an
+// identity provider's subjects, with dots and any other character.
+var userToken = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func encodeUser(id string) string { return userToken.EncodeToString([]byte(id)) }
+
+func decodeUser(tok string) (string, error) {
+	b, err := userToken.DecodeString(tok)
+	return string(b), err
+}
+
+// notificationSubject is the queue of one PUID.
+func notificationSubject(user string, app core.AppID, puid string) string {
+	return fmt.Sprintf("%s.%s.%d.%s", notificationRoot, encodeUser(user), app, puid)
+}
+
+// userNotifications matches every queue of a user, or of one user and app.
+func userNotifications(user string) string {
+	return fmt.Sprintf("%s.%s.>", notificationRoot, encodeUser(user))
+}
+
+func userAppNotifications(user string, app core.AppID) string {
+	return fmt.Sprintf("%s.%s.%d.*", notificationRoot, encodeUser(user), app)
+}
+
+// puidNotifications matches the queue of a PUID whoever its user.
+func puidNotifications(puid string) string {
+	return fmt.Sprintf("%s.*.*.%s", notificationRoot, puid)
+}
+
+// userOfSubject reads the user id back from a notification subject.
+func userOfSubject(subject string) (string, error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 5 {
+		return "", fmt.Errorf("jetstream: not a notification subject: %q", subject)
+	}
+	return decodeUser(parts[2])
+}
+
+func statusSubject(app core.AppID, puid string) string {
+	return fmt.Sprintf("%s.%d.%s", statusRoot, app, puid)
+}
+
+func appStatuses(app core.AppID) string { return fmt.Sprintf("%s.%d.*", statusRoot, app) }
+
+// validToken says whether s can be a subject token: PUIDs come from apps
+// (a POST's "UID"), and a dot or a wildcard in one would address other
+// queues.
+func validToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
+}
