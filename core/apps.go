@@ -60,6 +60,13 @@ func (r *Router) forgetApp(id AppID) {
 	r.cache.mu.Unlock()
 }
 
+// forgetAllApps drops every cached app (Bus: CachesLost).
+func (r *Router) forgetAllApps() {
+	r.cache.mu.Lock()
+	clear(r.cache.m)
+	r.cache.mu.Unlock()
+}
+
 // appChanged tells every node that the app's row changed, and to end its
 // channels with closeWith unless that is 0.
 func (r *Router) appChanged(ctx context.Context, id AppID, closeWith Errno) error {

@@ -64,6 +64,11 @@ const (
 	// set they end the app's channels with that errno (40 key rotated, 41
 	// deactivated).
 	AppChanged
+	// CachesLost: this node may have missed invalidations (its link to
+	// the other nodes dropped and came back). It forgets every cached app
+	// and grant, and reads them again when next needed. A bus raises it
+	// on its own node only.
+	CachesLost
 )
 
 // Invalidation is one Registry change that nodes must hear.

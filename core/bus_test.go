@@ -123,3 +123,40 @@ func TestHealthNamesTheFailingPart(t *testing.T) {
 		t.Fatalf("health of a closed store: %v, want a HealthError naming the registry", err)
 	}
 }
+
+// A node whose bus link dropped may have missed invalidations: CachesLost
+// makes it read apps and grants again instead of trusting its cache.
+func TestCachesLostRereadsTheRegistry(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	bus := core.NewLocalBus()
+	deps := store.Deps()
+	deps.Bus = bus
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	r := core.NewRouter(deps, core.Options{Keys: keys})
+	reg, err := r.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.App(ctx, reg.ID); err != nil { // cached now
+		t.Fatal(err)
+	}
+	// A change this node never heard of, as if its invalidation was lost.
+	changed, err := deps.Registry.App(ctx, reg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed.Name = "Stout"
+	if err := deps.Registry.UpdateApp(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := r.App(ctx, reg.ID); a.Name != "Beer" {
+		t.Fatalf("the router read the registry again without being told (%q): the test shows nothing", a.Name)
+	}
+	if err := bus.Invalidate(ctx, core.Invalidation{Kind: core.CachesLost}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := r.App(ctx, reg.ID); a.Name != "Stout" {
+		t.Fatalf("after CachesLost the router still shows %q, want the registry's %q", a.Name, "Stout")
+	}
+}

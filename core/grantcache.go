@@ -83,6 +83,17 @@ func (c *grantCache) invalidate(user string) {
 	sh.mu.Unlock()
 }
 
+// invalidateAll forgets every user's grants (Bus: CachesLost).
+func (c *grantCache) invalidateAll() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.gen++
+		sh.mu.Unlock()
+	}
+}
+
 // stillCurrent reports whether e is the user's cached entry, i.e. no
 // Grant or Revoke for the user has invalidated it since it was read.
 func (c *grantCache) stillCurrent(user string, e *grantEntry) bool {

@@ -34,6 +34,9 @@ func (b busSubscriber) Invalidated(inv Invalidation) {
 		if inv.Close != 0 {
 			r.closeAppChannels(inv.App, inv.Close)
 		}
+	case CachesLost:
+		r.forgetAllApps()
+		r.grants.invalidateAll()
 	}
 }
 

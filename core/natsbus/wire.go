@@ -1,0 +1,129 @@
+package natsbus
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/presence-service/presence/core"
+)
+
+// The wire form of a bus message: an origin id, a kind, then the fields of
+// that kind. It is binary because every routed status update crosses it,
+// and versioned by its kind byte: a kind a node does not know is dropped.
+//
+//	origin  8 bytes   the publishing Bus's random id
+//	kind    1 byte    kindStatus or kindInvalidation
+//	status:       app i64, status u8, at unix-nanos i64, puid str, message str
+//	invalidation: inv-kind u8, app i64, close errno i64, user str, puid str
+//
+// str is a uvarint length and the bytes.
+const (
+	kindStatus       byte = 1
+	kindInvalidation byte = 2
+)
+
+const originLen = 8
+
+var errShort = errors.New("natsbus: truncated message")
+
+type writer []byte
+
+func (w writer) u8(v byte) writer   { return append(w, v) }
+func (w writer) i64(v int64) writer { return binary.BigEndian.AppendUint64(w, uint64(v)) }
+func (w writer) str(s string) writer {
+	return append(binary.AppendUvarint(w, uint64(len(s))), s...)
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) u8() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = errShort
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) i64() int64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.err = errShort
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return int64(v)
+}
+
+func (r *reader) str() string {
+	if r.err != nil {
+		return ""
+	}
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || uint64(len(r.b)-k) < n {
+		r.err = errShort
+		return ""
+	}
+	s := string(r.b[k : k+int(n)])
+	r.b = r.b[k+int(n):]
+	return s
+}
+
+func encodeStatus(origin [originLen]byte, app core.AppID, u core.StatusUpdate) []byte {
+	w := make(writer, 0, originLen+1+8+1+8+2+len(u.PUID)+len(u.Message))
+	w = append(w, origin[:]...)
+	w = w.u8(kindStatus).i64(int64(app)).u8(byte(u.Status)).i64(u.At.UnixNano()).str(u.PUID).str(u.Message)
+	return w
+}
+
+func encodeInvalidation(origin [originLen]byte, inv core.Invalidation) []byte {
+	w := make(writer, 0, originLen+1+1+8+8+2+len(inv.User)+len(inv.PUID))
+	w = append(w, origin[:]...)
+	w = w.u8(kindInvalidation).u8(byte(inv.Kind)).i64(int64(inv.App)).i64(int64(inv.Close)).str(inv.User).str(inv.PUID)
+	return w
+}
+
+// message is one decoded bus message.
+type message struct {
+	origin [originLen]byte
+	kind   byte
+	app    core.AppID
+	status core.StatusUpdate
+	inv    core.Invalidation
+}
+
+func decode(b []byte) (message, error) {
+	var m message
+	if len(b) < originLen {
+		return m, errShort
+	}
+	copy(m.origin[:], b)
+	r := &reader{b: b[originLen:]}
+	m.kind = r.u8()
+	switch m.kind {
+	case kindStatus:
+		m.app = core.AppID(r.i64())
+		st := r.u8()
+		at := r.i64()
+		m.status = core.StatusUpdate{PUID: r.str(), Status: core.Status(st), Message: r.str(), At: time.Unix(0, at)}
+		if st > byte(core.Online) && r.err == nil {
+			r.err = errors.New("natsbus: unknown status")
+		}
+	case kindInvalidation:
+		m.inv.Kind = core.InvalidationKind(r.u8())
+		m.inv.App = core.AppID(r.i64())
+		m.inv.Close = core.Errno(r.i64())
+		m.inv.User = r.str()
+		m.inv.PUID = r.str()
+	default:
+		if r.err == nil {
+			r.err = errors.New("natsbus: unknown message kind")
+		}
+	}
+	return m, r.err
+}
