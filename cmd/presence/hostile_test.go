@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,7 +90,6 @@ type answer struct {
 	Result     any `json:"result"`
 	Errno      int `json:"errno"`
 	RetryAfter int `json:"retry_after"`
-	Index      *int
 }
 
 func decodeAnswer(t *testing.T, frame string) answer {
@@ -177,11 +174,3 @@ func (h *hostile) healthyPage(t *testing.T) {
 		t.Fatalf("healthy GET /login: %d", resp.StatusCode)
 	}
 }
-
-func withTimeout(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-var _ = url.Values{}
