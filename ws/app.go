@@ -235,10 +235,14 @@ func (s *Server) readApp(id core.AppID, ch *appChannel) {
 	c := ch.ws
 	c.SetReadDeadline(time.Now().Add(idle))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(idle)) })
+	var buf []byte
 	for {
-		_, data, err := c.ReadMessage()
+		data, err := readAppFrame(c, buf)
 		if err != nil {
 			return
+		}
+		if cap(data) <= appKeptReadBuffer {
+			buf = data // decoding copies what it keeps: the buffer is free again
 		}
 		c.SetReadDeadline(time.Now().Add(idle))
 		var answer []byte

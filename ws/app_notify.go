@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/presence-service/presence/core"
 )
@@ -40,6 +43,34 @@ func appendTextFrame(b, payload []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
 	return append(b, payload...)
+}
+
+// appKeptReadBuffer is the largest read buffer a channel keeps between
+// frames; a larger frame's buffer is left to the garbage collector.
+const appKeptReadBuffer = 64 << 10
+
+// readAppFrame reads the next message of the channel into buf's storage,
+// grown as needed: a channel that sends batches reads them without a new
+// buffer, grown step by step, for each.
+func readAppFrame(c *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := c.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // appNotifyTimeout bounds one batch's wait for the store.
