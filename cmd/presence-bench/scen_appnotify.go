@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -255,7 +256,6 @@ func (b *bench) appNotify(ctx context.Context) error {
 		b.prog.logf("appnotify: Presence is not running (-only relay): skipped")
 		return nil
 	}
-	other := func(r notifyResult) float64 { return r.OtherCPU }
 	type spec struct {
 		batch, postClients, window int
 		what                       string
@@ -265,19 +265,9 @@ func (b *bench) appNotify(ctx context.Context) error {
 		{100, o.batchClients, max(1, o.batchClients/o.appConns), "notifications in batches of 100"},
 	}
 	for _, sp := range specs {
-		b.pause(ctx)
-		post, err := quietest(ctx, b, fmt.Sprintf("appnotify POST batch %d", sp.batch), func() (notifyResult, error) {
-			return runNotify(ctx, t, notifyOpts{clients: sp.postClients, batch: sp.batch, dur: o.dur, warm: o.warm}, b.prog)
-		}, other)
+		post, ch, err := b.appNotifyRound(ctx, t, sp.batch, sp.postClients, sp.window)
 		if err != nil {
-			return fmt.Errorf("POST batch %d: %w", sp.batch, err)
-		}
-		b.pause(ctx)
-		ch, err := quietest(ctx, b, fmt.Sprintf("appnotify channel batch %d", sp.batch), func() (notifyResult, error) {
-			return runAppNotify(ctx, t, appNotifyOpts{conns: o.appConns, window: sp.window, batch: sp.batch, dur: o.dur, warm: o.warm}, b.prog)
-		}, other)
-		if err != nil {
-			return fmt.Errorf("app channel batch %d: %w", sp.batch, err)
+			return err
 		}
 		b.rep.detail(fmt.Sprintf("appnotify_post_b%d", sp.batch), post)
 		b.rep.detail(fmt.Sprintf("appnotify_channel_b%d", sp.batch), ch)
@@ -298,7 +288,39 @@ func (b *bench) appNotify(ctx context.Context) error {
 			newRow("appnotify", fmt.Sprintf("server CPU per notification over the channel (batch %d)", sp.batch), "µs", ch.CPUPerItem, none),
 			newRow("appnotify", fmt.Sprintf("server CPU per notification POSTed (batch %d)", sp.batch), "µs", post.CPUPerItem, none),
 			newRow("appnotify", fmt.Sprintf("machine taken by other work, channel (batch %d)", sp.batch), "%", 100*ch.OtherCPU, none),
+			newRow("appnotify", fmt.Sprintf("machine taken by other work, POST (batch %d)", sp.batch), "%", 100*post.OtherCPU, none),
 		)
 	}
 	return nil
+}
+
+// appNotifyRound measures POSTs then the channel, as one round, and
+// repeats the round while other work took more than -max-other of the
+// machine during either run, keeping the round whose worst run was the
+// quietest: the floors compare the two, so both must be measured under
+// the same conditions (as paired does for Presence and the relay).
+func (b *bench) appNotifyRound(ctx context.Context, t *target, batch, postClients, window int) (post, ch notifyResult, err error) {
+	o := b.o
+	bestOther := math.Inf(1)
+	for i := 0; i <= o.retries && ctx.Err() == nil; i++ {
+		b.pause(ctx)
+		p, err := runNotify(ctx, t, notifyOpts{clients: postClients, batch: batch, dur: o.dur, warm: o.warm}, b.prog)
+		if err != nil {
+			return post, ch, fmt.Errorf("POST batch %d: %w", batch, err)
+		}
+		b.pause(ctx)
+		c, err := runAppNotify(ctx, t, appNotifyOpts{conns: o.appConns, window: window, batch: batch, dur: o.dur, warm: o.warm}, b.prog)
+		if err != nil {
+			return post, ch, fmt.Errorf("app channel batch %d: %w", batch, err)
+		}
+		worst := max(p.OtherCPU, c.OtherCPU)
+		if worst < bestOther {
+			post, ch, bestOther = p, c, worst
+		}
+		if bestOther <= o.maxOther {
+			break
+		}
+		b.prog.logf("appnotify batch %d: other work took up to %.0f%% of the machine during the round (more than %.0f%%)", batch, 100*worst, 100*o.maxOther)
+	}
+	return post, ch, ctx.Err()
 }
