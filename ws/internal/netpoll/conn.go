@@ -39,7 +39,7 @@ type Conn struct {
 	h   Handler
 	nc  net.Conn
 	raw syscall.RawConn // nc's, for reads and writes that never wait
-	fd  int             // in the poller's table while ≥ 0
+	fd  int             // under mu: in the poller's table while ≥ 0
 
 	// The read side: one reader at a time (read.go).
 	rmu      sync.Mutex  // guards: partial, deferred, msg, msgText
@@ -51,7 +51,7 @@ type Conn struct {
 	lastRead atomic.Int64
 	closed   atomic.Bool // end has run
 
-	mu        sync.Mutex // guards: queue, writing, full, closing, dead, closeSent
+	mu        sync.Mutex // guards: fd, queue, writing, full, closing, dead, closeSent
 	queue     [][]byte   // whole frames
 	writing   bool       // a writer is at work
 	full      bool       // the queue overflowed: only the close is taken
@@ -233,10 +233,10 @@ func (c *Conn) End() { c.kill() }
 func (c *Conn) end() {
 	c.ended.Do(func() {
 		c.mu.Lock()
-		linger := c.closeSent
+		linger, fd := c.closeSent, c.fd
 		c.mu.Unlock()
-		if c.fd >= 0 {
-			c.p.remove(c.fd, c)
+		if fd >= 0 {
+			c.p.remove(fd, c)
 		}
 		if linger {
 			go lingerClose(c.nc)

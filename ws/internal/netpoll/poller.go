@@ -113,14 +113,22 @@ func (c *Conn) Serve(h Handler, early []byte) {
 			return
 		}
 	}
-	fd := -1
-	c.raw.Control(func(f uintptr) { fd = int(f) })
-	c.fd = fd // before add: a set may hand c to a reader at once
-	if fd >= 0 && c.p.add(fd, c) {
-		return
+	// Under Control the socket cannot be closed meanwhile, so an fd
+	// number that a concurrent end freed is never put in a set.
+	added := false
+	c.raw.Control(func(f uintptr) {
+		c.mu.Lock()
+		c.fd = int(f) // before add: a set may hand c to a reader at once
+		c.mu.Unlock()
+		if added = c.p.add(int(f), c); !added {
+			c.mu.Lock()
+			c.fd = -1
+			c.mu.Unlock()
+		}
+	})
+	if !added {
+		go c.readLoop()
 	}
-	c.fd = -1
-	go c.readLoop()
 }
 
 // dispatch hands c to an idle reader, or to a new one when none is idle.
