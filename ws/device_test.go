@@ -87,27 +87,29 @@ func TestConnectAnswersIgnoredApps(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	h := newHarness(t, func(c *presence.Config) { c.Limits.StatusPerMinute = 2 })
-	c, sid := h.connect("ann@example.com", "phone")
-	status := `{"type":"status","session_id":"` + sid + `","status":"online"}`
-	c.Send(status)
-	c.Expect(`{"result":true}`)
-	c.Send(status)
-	c.Expect(`{"result":true}`)
-	c.Send(status)
-	c.Expect(`{"result":false,"errno":29,"reason":"slow down: rate limit hit","retry_after":30}`)
-	c.StillOpen()
+	transports(t, func(c *presence.Config) { c.Limits.StatusPerMinute = 2 }, func(t *testing.T, h *harness) {
+		c, sid := h.connect("ann@example.com", "phone")
+		status := `{"type":"status","session_id":"` + sid + `","status":"online"}`
+		c.Send(status)
+		c.Expect(`{"result":true}`)
+		c.Send(status)
+		c.Expect(`{"result":true}`)
+		c.Send(status)
+		c.Expect(`{"result":false,"errno":29,"reason":"slow down: rate limit hit","retry_after":30}`)
+		c.StillOpen()
+	})
 }
 
 // Each negative errno closes the socket after its answer.
 func TestWrongSessionIDEndsSession(t *testing.T) {
-	h := newHarness(t, nil)
-	c, _ := h.connect("ann@example.com", "phone")
-	c.Send(`{"type":"status","session_id":"not-mine","status":"online"}`)
-	c.Expect(`{"result":false,"errno":-1,"reason":"unknown or wrong session_id"}`)
-	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
-		t.Fatalf("close code %d, want 1008", code)
-	}
+	transports(t, nil, func(t *testing.T, h *harness) {
+		c, _ := h.connect("ann@example.com", "phone")
+		c.Send(`{"type":"status","session_id":"not-mine","status":"online"}`)
+		c.Expect(`{"result":false,"errno":-1,"reason":"unknown or wrong session_id"}`)
+		if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
+			t.Fatalf("close code %d, want 1008", code)
+		}
+	})
 }
 
 // Over TLS each device is read by a goroutine of its own (epoll cannot
@@ -136,106 +138,113 @@ func TestDeviceOverTLS(t *testing.T) {
 }
 
 func TestReplacedByNewerConnection(t *testing.T) {
-	h := newHarness(t, nil)
-	old, _ := h.connect("ann@example.com", "phone")
-	fresh, sid := h.connect("ann@example.com", "phone")
-	old.Expect(`{"result":false,"errno":-2,"reason":"replaced by a newer connection of the same user and device"}`)
-	if code := old.ExpectClosed(); code != websocket.CloseNormalClosure {
-		t.Fatalf("close code %d, want 1000", code)
-	}
-	fresh.Send(`{"type":"status","session_id":"` + sid + `","status":"online"}`)
-	fresh.Expect(`{"result":true}`)
+	transports(t, nil, func(t *testing.T, h *harness) {
+		old, _ := h.connect("ann@example.com", "phone")
+		fresh, sid := h.connect("ann@example.com", "phone")
+		old.Expect(`{"result":false,"errno":-2,"reason":"replaced by a newer connection of the same user and device"}`)
+		if code := old.ExpectClosed(); code != websocket.CloseNormalClosure {
+			t.Fatalf("close code %d, want 1000", code)
+		}
+		fresh.Send(`{"type":"status","session_id":"` + sid + `","status":"online"}`)
+		fresh.Expect(`{"result":true}`)
+	})
 }
 
 func TestSessionTooOld(t *testing.T) {
-	h := newHarness(t, func(c *presence.Config) { c.Device.MaxSession.Duration = 200 * time.Millisecond })
-	c, _ := h.connect("ann@example.com", "phone")
-	c.Expect(`{"result":false,"errno":-3,"reason":"session too old: connect again"}`)
-	if code := c.ExpectClosed(); code != websocket.CloseNormalClosure {
-		t.Fatalf("close code %d, want 1000", code)
-	}
+	transports(t, func(c *presence.Config) { c.Device.MaxSession.Duration = 200 * time.Millisecond }, func(t *testing.T, h *harness) {
+		c, _ := h.connect("ann@example.com", "phone")
+		c.Expect(`{"result":false,"errno":-3,"reason":"session too old: connect again"}`)
+		if code := c.ExpectClosed(); code != websocket.CloseNormalClosure {
+			t.Fatalf("close code %d, want 1000", code)
+		}
+	})
 }
 
 func TestShutdownTellsDevices(t *testing.T) {
-	h := newHarness(t, nil)
-	c, _ := h.connect("ann@example.com", "phone")
-	if err := h.router.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	c.Expect(`{"result":false,"errno":-4,"reason":"server shutting down: connect again"}`)
-	if code := c.ExpectClosed(); code != websocket.CloseGoingAway {
-		t.Fatalf("close code %d, want 1001", code)
-	}
+	transports(t, nil, func(t *testing.T, h *harness) {
+		c, _ := h.connect("ann@example.com", "phone")
+		if err := h.router.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.Expect(`{"result":false,"errno":-4,"reason":"server shutting down: connect again"}`)
+		if code := c.ExpectClosed(); code != websocket.CloseGoingAway {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	})
 }
 
 func TestTooManyErrorsInARow(t *testing.T) {
-	h := newHarness(t, func(c *presence.Config) { c.Limits.MaxConsecutiveErrors = 3 })
-	c := h.dial("/presence")
-	c.Send(`{"type":"dance"}`)
-	c.Read()
-	c.StillOpen() // a success resets the count
-	for range 2 {
+	transports(t, func(c *presence.Config) { c.Limits.MaxConsecutiveErrors = 3 }, func(t *testing.T, h *harness) {
+		c := h.dial("/presence")
 		c.Send(`{"type":"dance"}`)
 		c.Read()
-	}
-	c.Send(`{"type":"dance"}`)
-	c.Expect(`{"result":false,"errno":2,"reason":"unknown type \"dance\""}`)
-	c.Expect(`{"result":false,"errno":-5,"reason":"too many errors in a row"}`)
-	if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
-		t.Fatalf("close code %d, want 1008", code)
-	}
+		c.StillOpen() // a success resets the count
+		for range 2 {
+			c.Send(`{"type":"dance"}`)
+			c.Read()
+		}
+		c.Send(`{"type":"dance"}`)
+		c.Expect(`{"result":false,"errno":2,"reason":"unknown type \"dance\""}`)
+		c.Expect(`{"result":false,"errno":-5,"reason":"too many errors in a row"}`)
+		if code := c.ExpectClosed(); code != websocket.ClosePolicyViolation {
+			t.Fatalf("close code %d, want 1008", code)
+		}
+	})
 }
 
 func TestOversizeFrameCloses1009(t *testing.T) {
-	h := newHarness(t, nil)
-	c := h.dial("/presence")
-	c.Send(`{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`)
-	if code := c.ExpectClosed(); code != websocket.CloseMessageTooBig {
-		t.Fatalf("close code %d, want 1009", code)
-	}
+	transports(t, nil, func(t *testing.T, h *harness) {
+		c := h.dial("/presence")
+		c.Send(`{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`)
+		if code := c.ExpectClosed(); code != websocket.CloseMessageTooBig {
+			t.Fatalf("close code %d, want 1009", code)
+		}
+	})
 }
 
 func TestIdleDeviceIsDropped(t *testing.T) {
-	h := newHarness(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond })
-	c, _ := h.connect("ann@example.com", "phone")
-	// Answer no ping: swallow them instead of sending pongs.
-	c.Conn.SetPingHandler(func(string) error { return nil })
-	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, _, err := c.Conn.ReadMessage(); err != nil {
-			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
-				t.Fatal("the server kept an idle device for 5 s; idle_timeout is 300 ms")
+	transports(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond }, func(t *testing.T, h *harness) {
+		c, _ := h.connect("ann@example.com", "phone")
+		// Answer no ping: swallow them instead of sending pongs.
+		c.Conn.SetPingHandler(func(string) error { return nil })
+		c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, _, err := c.Conn.ReadMessage(); err != nil {
+				if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+					t.Fatal("the server kept an idle device for 5 s; idle_timeout is 300 ms")
+				}
+				return // the server dropped us
 			}
-			return // the server dropped us
 		}
-	}
+	})
 }
 
 func TestAnsweringPingsKeepsDeviceAlive(t *testing.T) {
-	h := newHarness(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond })
-	c, _ := h.connect("ann@example.com", "phone")
-	pings := make(chan struct{}, 10)
-	c.Conn.SetPingHandler(func(data string) error {
-		pings <- struct{}{}
-		return c.Conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-	})
-	go func() {
-		for {
-			if _, _, err := c.Conn.ReadMessage(); err != nil {
-				return
+	transports(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond }, func(t *testing.T, h *harness) {
+		c, _ := h.connect("ann@example.com", "phone")
+		pings := make(chan struct{}, 10)
+		c.Conn.SetPingHandler(func(data string) error {
+			pings <- struct{}{}
+			return c.Conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				if _, _, err := c.Conn.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		for range 5 { // 5 pings at idle/2 each span well past idle_timeout
+			select {
+			case <-pings:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no ping from the server")
 			}
 		}
-	}()
-	for range 5 { // 5 pings at idle/2 each span well past idle_timeout
-		select {
-		case <-pings:
-		case <-time.After(5 * time.Second):
-			t.Fatal("no ping from the server")
+		if got := h.router.Stats().Devices; got != 1 {
+			t.Fatalf("devices = %d after answering pings, want 1", got)
 		}
-	}
-	if got := h.router.Stats().Devices; got != 1 {
-		t.Fatalf("devices = %d after answering pings, want 1", got)
-	}
+	})
 }
 
 var _ = core.Online
@@ -243,46 +252,48 @@ var _ = core.Online
 // The device channel speaks RFC 6455 itself: fragmented messages,
 // client pings and the closing handshake work as browsers expect.
 func TestFragmentsPingsAndClose(t *testing.T) {
-	h := newHarness(t, nil)
-	c := h.dial("/presence")
-	// A request in three fragments, a ping between two of them (RFC 6455
-	// lets control frames interleave).
-	raw := c.Conn.NetConn()
-	raw.Write(masked(false, 0x1, `{"ty`))
-	raw.Write(masked(false, 0x0, `pe":"pi`))
-	raw.Write(masked(true, 0x9, `mid`))
-	raw.Write(masked(true, 0x0, `ng"}`))
-	// A ping from the client gets its pong.
-	pong := make(chan string, 1)
-	c.Conn.SetPongHandler(func(data string) error { pong <- data; return nil })
-	c.Expect(`{"result":true}`) // the pong for "mid" came first
-	if got := <-pong; got != "mid" {
-		t.Fatalf("pong %q, want mid", got)
-	}
-	c.Conn.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second))
-	c.Send(`{"type":"ping"}`)
-	c.Expect(`{"result":true}`) // reading lets gorilla run the pong handler
-	select {
-	case got := <-pong:
-		if got != "hello" {
-			t.Fatalf("pong %q", got)
+	transports(t, nil, func(t *testing.T, h *harness) {
+		c := h.dial("/presence")
+		// A request in three fragments, a ping between two of them (RFC 6455
+		// lets control frames interleave).
+		raw := c.Conn.NetConn()
+		raw.Write(masked(false, 0x1, `{"ty`))
+		raw.Write(masked(false, 0x0, `pe":"pi`))
+		raw.Write(masked(true, 0x9, `mid`))
+		raw.Write(masked(true, 0x0, `ng"}`))
+		// A ping from the client gets its pong.
+		pong := make(chan string, 1)
+		c.Conn.SetPongHandler(func(data string) error { pong <- data; return nil })
+		c.Expect(`{"result":true}`) // the pong for "mid" came first
+		if got := <-pong; got != "mid" {
+			t.Fatalf("pong %q, want mid", got)
 		}
-	default:
-		t.Fatal("no pong for the client's ping")
-	}
-	// The client closes; the server answers with the same code.
-	c.Conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
-	if code := c.ExpectClosed(); code != websocket.CloseNormalClosure {
-		t.Fatalf("close code %d, want 1000", code)
-	}
+		c.Conn.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second))
+		c.Send(`{"type":"ping"}`)
+		c.Expect(`{"result":true}`) // reading lets gorilla run the pong handler
+		select {
+		case got := <-pong:
+			if got != "hello" {
+				t.Fatalf("pong %q", got)
+			}
+		default:
+			t.Fatal("no pong for the client's ping")
+		}
+		// The client closes; the server answers with the same code.
+		c.Conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+		if code := c.ExpectClosed(); code != websocket.CloseNormalClosure {
+			t.Fatalf("close code %d, want 1000", code)
+		}
+	})
 }
 
 func TestBinaryFrameIsErrno1(t *testing.T) {
-	h := newHarness(t, nil)
-	c := h.dial("/presence")
-	c.Conn.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`))
-	c.Expect(`{"result":false,"errno":1,"reason":"frame is not a JSON object: binary frame"}`)
-	c.StillOpen()
+	transports(t, nil, func(t *testing.T, h *harness) {
+		c := h.dial("/presence")
+		c.Conn.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`))
+		c.Expect(`{"result":false,"errno":1,"reason":"frame is not a JSON object: binary frame"}`)
+		c.StillOpen()
+	})
 }
 
 func TestNotAWebSocketHandshake(t *testing.T) {

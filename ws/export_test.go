@@ -18,3 +18,15 @@ func SetHeadTimeout(t testing.TB, d time.Duration) {
 	old := headTimeout.Swap(int64(d))
 	t.Cleanup(func() { headTimeout.Store(old) })
 }
+
+// decodeRequest is decodeRequestInto a new request, for a device without
+// a session.
+func decodeRequest(data []byte) (*request, error) {
+	return decodeRequestInto(data, &request{}, "")
+}
+
+// decodeFast is the fast path alone.
+func decodeFast(data []byte) (*request, bool) {
+	r := &request{}
+	return r, decodeFastInto(data, r, "")
+}

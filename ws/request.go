@@ -35,15 +35,10 @@ type wireRequest struct {
 	IDs            json.RawMessage `json:"ids"`
 }
 
-// decodeRequest parses a device frame: errno 1 when it is not a JSON
-// object, 3 naming the field that has the wrong type, 2 without a type.
-func decodeRequest(data []byte) (*request, error) {
-	return decodeRequestInto(data, &request{}, "")
-}
-
-// decodeRequestInto is decodeRequest into r (zero) when the fast path
-// takes the frame; session is the device's session id, if any (see
-// decodeFastInto).
+// decodeRequestInto parses a device frame, into r (zero) when the fast
+// path takes it: errno 1 when it is not a JSON object, 3 naming the field
+// that has the wrong type, 2 without a type. session is the device's
+// session id, if any (see decodeFastInto).
 func decodeRequestInto(data []byte, r *request, session string) (*request, error) {
 	if decodeFastInto(data, r, session) {
 		return r, nil

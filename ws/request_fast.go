@@ -7,19 +7,14 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-// decodeFast parses the frames devices send all the time (flat objects of
-// plain strings and integer arrays) without reflection. It gives up (ok
-// false) on anything else: escapes, unknown keys, odd spacing inside
-// values, duplicate keys; decodeRequest then takes the encoding/json path,
-// which also words the errors. The fuzz test holds the two paths equal.
-func decodeFast(data []byte) (r *request, ok bool) {
-	r = &request{}
-	return r, decodeFastInto(data, r, "")
-}
-
-// decodeFastInto is decodeFast into r, which must be zero. A session_id
-// equal to session (the device's own, the usual case) is that string
-// itself: no copy of it per request.
+// decodeFastInto parses the frames devices send all the time (flat
+// objects of plain strings and integer arrays) into r, which must be
+// zero, without reflection. It gives up (false) on anything else:
+// escapes, unknown keys, odd spacing inside values, duplicate keys;
+// decodeSlow then takes the frame, and also words the errors. The fuzz
+// test holds the two paths equal. A session_id equal to session (the
+// device's own, the usual case) is that string itself: no copy of it per
+// request.
 func decodeFastInto(data []byte, r *request, session string) (ok bool) {
 	p := fastParser{b: data}
 	p.space()
