@@ -37,9 +37,11 @@ type NotificationConfig struct {
 // Notifications is core.NotificationQueues on a JetStream stream. It is
 // safe for concurrent use, by any number of nodes at once.
 type Notifications struct {
-	js        jetstream.JetStream
-	grants    Grants
-	queueSize int
+	js     jetstream.JetStream
+	grants Grants
+
+	mu        sync.Mutex // guards: queueSize, and changing the stream's cap
+	queueSize int        // the stream's max_msgs_per_subject
 }
 
 var _ core.NotificationQueues = (*Notifications)(nil)
@@ -107,8 +109,10 @@ func (s *stored) notification(seq uint64) core.Notification {
 // longer than requestTimeout): then the whole batch may be stored, and
 // the app, told of an error, may send it again (at least once). Each PUID must be a grant of app (else an
 // *core.ItemError with errno 44 naming the first bad item, and nothing is
-// stored). queueSize is the stream's (see OpenNotifications); 0 means it,
-// another value is refused rather than silently ignored.
+// stored). queueSize is the cap of every queue: the stream's
+// max_msgs_per_subject, set at OpenNotifications; another value (0 keeps
+// the stream's) changes the stream's cap first, for every queue, as a
+// changed notifications.queue_size does.
 //
 // The queue sizes it returns are read right after the commit, so on a
 // busy queue they may count a concurrent batch's items too.
@@ -119,8 +123,9 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 	if len(items) > core.MaxNotificationBatch {
 		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: %d items, at most %d", len(items), core.MaxNotificationBatch)
 	}
-	if queueSize > 0 && queueSize != n.queueSize {
-		return nil, nil, fmt.Errorf("jetstream: queue size %d asked, the stream keeps %d (notifications.queue_size differs between nodes?)", queueSize, n.queueSize)
+	capSize, err := n.setQueueSize(ctx, queueSize)
+	if err != nil {
+		return nil, nil, err
 	}
 	if defaultTTL <= 0 {
 		defaultTTL = DefaultTTL
@@ -173,9 +178,30 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 		// Stored durably: the caller must hear OK, so a size it could not
 		// read is reported as what it knows, the batch's own items in
 		// each queue, never as a failure.
-		sizes = batchSizes(msgs, n.queueSize)
+		sizes = batchSizes(msgs, capSize)
 	}
 	return ns, sizes, nil
+}
+
+// setQueueSize makes size the stream's cap per queue when it is not (0
+// keeps it) and returns the cap.
+func (n *Notifications) setQueueSize(ctx context.Context, size int) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if size <= 0 || size == n.queueSize {
+		return n.queueSize, nil
+	}
+	stream, err := n.js.Stream(ctx, NotificationStream)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: queue size %d: %w", size, err)
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.MaxMsgsPerSubject = int64(size)
+	if _, err := n.js.UpdateStream(ctx, cfg); err != nil {
+		return 0, fmt.Errorf("jetstream: queue size %d: %w", size, err)
+	}
+	n.queueSize = size
+	return size, nil
 }
 
 // usersOf checks that each item's PUID is a grant of app and returns

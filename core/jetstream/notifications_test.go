@@ -119,8 +119,15 @@ func TestQueueCapDropsOldest(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(messages(p), []string{"3", "4", "5", "b"}) {
 		t.Fatalf("pending = %v, %v; want the newest 3 of pa, then pb's", messages(p), err)
 	}
-	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "x"}}, time.Now(), 0, 50); err == nil {
-		t.Fatal("a queue size other than the stream's was accepted")
+	// A smaller cap (notifications.queue_size changed) applies to every
+	// queue at once.
+	_, sizes, err = e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "x"}}, time.Now(), 0, 2)
+	if err != nil || !reflect.DeepEqual(sizes, []int{2}) {
+		t.Fatalf("add under a cap of 2: sizes %v, %v", sizes, err)
+	}
+	p, err = e.n.PendingNotifications(ctx, "alice", nil)
+	if err != nil || !reflect.DeepEqual(messages(p), []string{"5", "b", "x"}) {
+		t.Fatalf("pending under a cap of 2 = %v, %v; want [5 b x]", messages(p), err)
 	}
 }
 
@@ -161,13 +168,15 @@ func TestAck(t *testing.T) {
 
 // The users with queued items are listed (ids with dots and @ survive the
 // subject encoding); a revoked PUID's queue empties; a purge removes what
-// was stored before its time and keeps what came after.
+// was created before its time, wherever it is in the stream, and keeps
+// the rest.
 func TestUsersRevokeAndPurge(t *testing.T) {
 	e := newEnv(t, 0)
 	ctx := ctxT(t)
 	pa := e.grants.add("alice.smith@example.com", 1, "pa")
 	pb := e.grants.add("bob", 1, "pb")
-	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "old"}, {PUID: pb, Message: "b"}}, time.Now(), 0, 0); err != nil {
+	now := time.Now()
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "old"}, {PUID: pb, Message: "b"}}, now.Add(-2*time.Hour), 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	users, err := e.n.UsersWithNotifications(ctx)
@@ -187,20 +196,21 @@ func TestUsersRevokeAndPurge(t *testing.T) {
 		t.Fatalf("users after revoking bob's = %v", users)
 	}
 
-	time.Sleep(10 * time.Millisecond) // the stream's clock must move past the cut
-	cut := time.Now()
-	time.Sleep(10 * time.Millisecond)
-	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "new"}}, time.Now(), 0, 0); err != nil {
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "new"}}, now, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := e.n.PurgeNotifications(ctx, cut); err != nil || n != 1 {
-		t.Fatalf("PurgeNotifications = %d, %v; want 1", n, err)
+	// Stored after "new", created before it: not in a leading run.
+	if _, _, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: pa, Message: "late"}}, now.Add(-90*time.Minute), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.n.PurgeNotifications(ctx, now.Add(-time.Hour)); err != nil || n != 2 {
+		t.Fatalf("PurgeNotifications = %d, %v; want 2 (old, late)", n, err)
 	}
 	p, err := e.n.PendingNotifications(ctx, "alice.smith@example.com", nil)
 	if err != nil || !reflect.DeepEqual(messages(p), []string{"new"}) {
 		t.Fatalf("pending after purge = %v, %v; want [new]", messages(p), err)
 	}
-	if n, err := e.n.PurgeNotifications(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+	if n, err := e.n.PurgeNotifications(ctx, now.Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("purging all = %d, %v; want 1", n, err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/presence-service/presence/core"
 )
@@ -144,37 +143,56 @@ func (n *Notifications) UsersWithNotifications(ctx context.Context) ([]string, e
 	return users, nil
 }
 
-// PurgeNotifications deletes the notifications stored before the time
-// (by the stream's own clock, which stamps each message as it stores it)
-// and returns how many.
+// PurgeNotifications deletes the notifications created before the time
+// and returns how many. It reads the whole stream (from any replica) and
+// deletes what is that old, a whole leading run with one purge and the
+// rest one by one: JetStream cannot select by a field of the message,
+// and the stream's own timestamps are the time of storing, not the
+// created_at the contract speaks of. The router runs it hourly.
 func (n *Notifications) PurgeNotifications(ctx context.Context, createdBefore time.Time) (int, error) {
-	// The last sequence now: messages stored after this read are newer
-	// than the time, and must not be purged by the "none newer" case.
+	cut := createdBefore.UnixNano()
+	msgs, err := readAll(ctx, n.js, NotificationStream, notificationRoot+".>")
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: purge: %w", err)
+	}
+	var old []uint64 // in stream order
+	run := 0         // how many of msgs, from the first, are old
+	for i, m := range msgs {
+		var s stored
+		if json.Unmarshal(m.Data, &s) != nil || s.CreatedAt >= cut {
+			continue
+		}
+		if run == i {
+			run++
+		}
+		old = append(old, m.Sequence)
+	}
+	purged := 0
+	if run > 0 {
+		n, err := purge(ctx, n.js, NotificationStream, map[string]any{"seq": msgs[run-1].Sequence + 1})
+		if err != nil {
+			return 0, err
+		}
+		purged = n
+	}
+	if len(old) == run {
+		return purged, nil
+	}
 	stream, err := n.js.Stream(ctx, NotificationStream)
 	if err != nil {
-		return 0, fmt.Errorf("jetstream: purge: %w", err)
+		return purged, fmt.Errorf("jetstream: purge: %w", err)
 	}
-	last := stream.CachedInfo().State.LastSeq
-	// The first message stored at or after the time; every one before it
-	// goes.
-	it, err := jetstreamext.GetBatch(ctx, n.js, NotificationStream, 1, jetstreamext.GetBatchStartTime(createdBefore))
-	if err != nil {
-		return 0, fmt.Errorf("jetstream: purge: %w", err)
-	}
-	var upTo uint64
-	for m, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
+	for _, seq := range old[run:] {
+		err := stream.DeleteMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) || isNoMessage(err) {
+			continue // acked meanwhile
 		}
 		if err != nil {
-			return 0, fmt.Errorf("jetstream: purge: %w", err)
+			return purged, fmt.Errorf("jetstream: purge: %w", err)
 		}
-		upTo = m.Sequence
+		purged++
 	}
-	if upTo == 0 {
-		upTo = last + 1 // none that new: all of those are older
-	}
-	return purge(ctx, n.js, NotificationStream, map[string]any{"seq": upTo})
+	return purged, nil
 }
 
 // DeletePUIDNotifications empties a PUID's queue (its grant was revoked;

@@ -153,8 +153,8 @@ func (s *Statuses) granted(ctx context.Context, app core.AppID, puid string) (bo
 }
 
 // TakeWaiting returns the app's waiting updates at or after since, oldest
-// first, and deletes every update of the app that it read (older ones
-// too). An update saved while it runs is not read, and not deleted: it
+// first, of PUIDs still granted, and deletes every update of the app that
+// it read (older ones and revoked ones too). An update saved while it runs is not read, and not deleted: it
 // waits for the next take.
 func (s *Statuses) TakeWaiting(ctx context.Context, app core.AppID, since time.Time) ([]core.StatusUpdate, error) {
 	msgs, err := readAll(ctx, s.js, StatusStream, appStatuses(app))
@@ -171,7 +171,8 @@ func (s *Statuses) TakeWaiting(ctx context.Context, app core.AppID, since time.T
 	if _, err := purge(ctx, s.js, StatusStream, map[string]any{"filter": appStatuses(app), "seq": last + 1}); err != nil {
 		return nil, err
 	}
-	return updatesSince(msgs, since)[app], nil
+	out, err := s.stillGranted(ctx, updatesSince(msgs, since))
+	return out[app], err
 }
 
 // AllWaiting returns every waiting update at or after since, by app,
@@ -181,7 +182,31 @@ func (s *Statuses) AllWaiting(ctx context.Context, since time.Time) (map[core.Ap
 	if err != nil {
 		return nil, err
 	}
-	return updatesSince(msgs, since), nil
+	return s.stillGranted(ctx, updatesSince(msgs, since))
+}
+
+// stillGranted drops the updates of PUIDs revoked since they were saved:
+// a revocation empties the registry and the notification queue, and the
+// status stream is left to forget them, by age or at the next take.
+func (s *Statuses) stillGranted(ctx context.Context, byApp map[core.AppID][]core.StatusUpdate) (map[core.AppID][]core.StatusUpdate, error) {
+	for app, us := range byApp {
+		kept := us[:0]
+		for _, u := range us {
+			ok, err := s.granted(ctx, app, u.PUID)
+			if err != nil {
+				return nil, fmt.Errorf("jetstream: waiting statuses of app %d: %w", app, err)
+			}
+			if ok {
+				kept = append(kept, u)
+			}
+		}
+		if len(kept) == 0 {
+			delete(byApp, app)
+		} else {
+			byApp[app] = kept
+		}
+	}
+	return byApp, nil
 }
 
 // updatesSince decodes the messages, keeps those at or after since, and
