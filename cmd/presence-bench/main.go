@@ -69,16 +69,22 @@ type options struct {
 
 	slowFor  time.Duration
 	slowRate float64
+
+	soakDevices                   int // soak: devices flapping
+	soakFlap, soakFor, soakSample time.Duration
 }
 
 var allScenarios = []string{"connect", "status", "notify", "appnotify", "mixed", "slowapp"}
+
+// longScenarios run only when named: "all" leaves them out.
+var longScenarios = []string{"soak"}
 
 func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("presence-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: presence-bench [flags] %s|all ...\n       presence-bench relay -listen 127.0.0.1:0\n\n",
+		fmt.Fprintf(stderr, "usage: presence-bench [flags] %s|all|soak ...\n       presence-bench relay -listen 127.0.0.1:0\n\n",
 			strings.Join(allScenarios, "|"))
 		fs.PrintDefaults()
 	}
@@ -126,6 +132,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.IntVar(&o.mixedClients, "mixed-clients", 8, "mixed: single-item notification clients")
 	fs.DurationVar(&o.slowFor, "slow-for", 30*time.Second, "slowapp: how long the slow app reads nothing")
 	fs.Float64Var(&o.slowRate, "slow-rate", 5000, "slowapp: status updates/s during both phases")
+	fs.IntVar(&o.soakDevices, "soak-devices", 10000, "soak: devices flapping (connect, online, away, close, again)")
+	fs.DurationVar(&o.soakFlap, "soak-flap", time.Minute, "soak: a device stays connected between half and one and a half of this")
+	fs.DurationVar(&o.soakFor, "soak-for", 10*time.Minute, "soak: how long the steady state is watched")
+	fs.DurationVar(&o.soakSample, "soak-sample", 30*time.Second, "soak: how often the server is sampled")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -138,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		scen = allScenarios
 	}
 	for _, s := range scen {
-		if !slices.Contains(allScenarios, s) {
+		if !slices.Contains(allScenarios, s) && !slices.Contains(longScenarios, s) {
 			return nil, nil, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
@@ -227,6 +237,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = b.mixed(ctx)
 		case "slowapp":
 			err = b.slowapp(ctx)
+		case "soak":
+			err = b.soak(ctx)
 		}
 		if err != nil {
 			prog.logf("scenario %s failed: %v", s, err)
