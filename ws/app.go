@@ -60,7 +60,9 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	s.conns.Add(1)
 	defer s.conns.Done()
 	defer c.Close()
-	c.SetReadLimit(appChannelReadLimit)
+	// Before its key an app sends one small frame: an unknown caller does
+	// not get to make the server read a batch-sized one.
+	c.SetReadLimit(int64(s.cfg.Limits.MaxFrameBytes) * 16)
 
 	// The key comes first.
 	c.SetReadDeadline(time.Now().Add(keyWait))
@@ -80,6 +82,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 		s.refuseApp(c, err)
 		return
 	}
+	c.SetReadLimit(appChannelReadLimit)
 	// Attached before the key is answered: an app that has its
 	// {"result":true} gets every update published after it. (Answered
 	// first, an update routed in between went to the app's other

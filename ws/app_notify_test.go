@@ -288,3 +288,25 @@ func TestAppChannelClosesGoingAwayOnShutdown(t *testing.T) {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 }
+
+// A batch as large as a POST may be (100 items of 512 two-byte
+// characters) fits on the channel once the key is proved; before it, a
+// frame that large closes the channel with 1009.
+func TestAppChannelFrameLimits(t *testing.T) {
+	h := newHarness(t, nil)
+	puid := h.grant("ann@example.com", h.app)
+	items := make([]string, 100)
+	for i := range items {
+		items[i] = item(puid, strings.Repeat("é", 512))
+	}
+	app := h.appChannel(h.app, h.key)
+	app.Send(batchFrame("big", items...))
+	if a, frame := nextAnswer(t, app); a.Result != "OK" || len(a.Results) != 100 {
+		t.Fatalf("answer %.200s", frame)
+	}
+	c := h.dial(fmt.Sprintf("/%d", h.app))
+	c.Send(`{"key":"` + strings.Repeat("k", 100<<10) + `"}`)
+	if code := c.ExpectClosed(); code != websocket.CloseMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
