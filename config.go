@@ -25,6 +25,7 @@ type Config struct {
 	Notifications NotificationsConfig `toml:"notifications"`
 	Limits        LimitsConfig        `toml:"limits"`
 	Registration  RegistrationConfig  `toml:"registration"`
+	Cluster       ClusterConfig       `toml:"cluster"`
 	App           []DeclaredApp       `toml:"app"`
 }
 
@@ -40,7 +41,44 @@ type ServerConfig struct {
 
 // DatabaseConfig is [database].
 type DatabaseConfig struct {
-	Path string `toml:"path"`
+	Path   string `toml:"path"`
+	Driver string `toml:"driver"` // "sqlite" (one node) or "postgres" (a cluster)
+	URL    string `toml:"url"`    // PostgreSQL connection URL when Driver is "postgres"
+}
+
+// ClusterConfig is [cluster] (PROTOCOL §10). An empty NATSURL is one node.
+type ClusterConfig struct {
+	NATSURL     string `toml:"nats_url"`      // NATS server URLs, comma-separated
+	Replicas    int    `toml:"replicas"`      // JetStream replicas of the cluster's streams and buckets
+	NodeKeyFile string `toml:"node_key_file"` // the node key every node shares; empty: presence.key in the data folder
+}
+
+// DefaultReplicas is cluster.replicas when the file does not say.
+const DefaultReplicas = 3
+
+// MaxReplicas is JetStream's bound on a stream's replicas.
+const MaxReplicas = 5
+
+// Clustered reports whether cluster.nats_url is set: cluster mode.
+func (c *Config) Clustered() bool { return c.Cluster.NATSURL != "" }
+
+// NATSURLs is cluster.nats_url split at commas, blanks trimmed.
+func (c *Config) NATSURLs() []string {
+	var out []string
+	for _, u := range strings.Split(c.Cluster.NATSURL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// NodeKeyPath is cluster.node_key_file, or presence.key in the data folder.
+func (c *Config) NodeKeyPath() string {
+	if c.Cluster.NodeKeyFile != "" {
+		return c.Cluster.NodeKeyFile
+	}
+	return filepath.Join(c.DataDir(), "presence.key")
 }
 
 // XMPPConfig is [xmpp].
@@ -141,7 +179,8 @@ func Default() *Config {
 
 // Parse reads TOML over the embedded defaults and checks the result.
 func Parse(text string) (*Config, error) {
-	c := &Config{}
+	// [cluster] is commented out in the embedded file: its defaults are set here.
+	c := &Config{Cluster: ClusterConfig{Replicas: DefaultReplicas}}
 	if _, err := toml.Decode(DefaultConfig, c); err != nil {
 		return nil, err
 	}
@@ -197,6 +236,33 @@ func (c *Config) Validate() error {
 	}
 	if c.Database.Path == "" {
 		bad("database.path", "empty")
+	}
+	switch c.Database.Driver {
+	case "sqlite":
+		if c.Clustered() {
+			bad("cluster.nats_url", "a cluster needs database.driver = \"postgres\": every node must share one registry")
+		}
+	case "postgres":
+		if c.Database.URL == "" {
+			bad("database.url", "database.driver = \"postgres\" needs the PostgreSQL connection URL")
+		}
+		if !c.Clustered() {
+			bad("database.driver", "\"postgres\" is for a cluster: set cluster.nats_url too (one node runs on SQLite)")
+		}
+	default:
+		bad("database.driver", "want sqlite or postgres, got %q", c.Database.Driver)
+	}
+	for _, raw := range c.NATSURLs() {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") {
+			bad("cluster.nats_url", "want nats://host:port (or tls://, ws://, wss://), comma-separated; got %q", raw)
+		}
+	}
+	if c.Clustered() && len(c.NATSURLs()) == 0 {
+		bad("cluster.nats_url", "no URL in %q", c.Cluster.NATSURL)
+	}
+	if r := c.Cluster.Replicas; r < 1 || r > MaxReplicas {
+		bad("cluster.replicas", "must be within 1 and %d", MaxReplicas)
 	}
 	if c.XMPP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.XMPP.Listen); err != nil {

@@ -32,6 +32,11 @@ func TestDefaultsAreTheContract(t *testing.T) {
 		"limits.max_consecutive_errors":   {c.Limits.MaxConsecutiveErrors, 10},
 		"server.dev":                      {c.Server.Dev, false},
 		"registration.allow_private":      {c.Registration.AllowPrivateDomains, false},
+		"database.driver":                 {c.Database.Driver, "sqlite"},
+		"database.url":                    {c.Database.URL, ""},
+		"cluster.nats_url":                {c.Cluster.NATSURL, ""},
+		"cluster.replicas":                {c.Cluster.Replicas, 3},
+		"cluster.node_key_file":           {c.Cluster.NodeKeyFile, ""},
 	}
 	for key, v := range checks {
 		if v[0] != v[1] {
@@ -79,11 +84,47 @@ func TestBadConfigSaysWhichKey(t *testing.T) {
 		"[sever]\nlisten = \"127.0.0.1:1\"":     "unknown keys: sever",
 		"[[app]]\nid = 1\nname = \"x\"":         "app[0]",
 		"[server]\npublic_url = \"ftp://x\"":    "server.public_url",
+		"[database]\ndriver = \"mysql\"":        "database.driver",
+		"[database]\ndriver = \"postgres\"\n[cluster]\nnats_url = \"nats://127.0.0.1:4222\"": "database.url",
+		"[database]\ndriver = \"postgres\"\nurl = \"postgres://db/p\"":                       "database.driver",
+		"[cluster]\nnats_url = \"nats://127.0.0.1:4222\"":                                    "cluster.nats_url",
+		clusterTOML("nats://127.0.0.1:4222, 127.0.0.1:4223", ""):                             "cluster.nats_url",
+		clusterTOML("http://127.0.0.1:4222", ""):                                             "cluster.nats_url",
+		clusterTOML(" , ", ""):                                                               "cluster.nats_url",
+		clusterTOML("nats://127.0.0.1:4222", "replicas = 0"):                                 "cluster.replicas",
+		clusterTOML("nats://127.0.0.1:4222", "replicas = 7"):                                 "cluster.replicas",
 	}
 	for text, want := range cases {
 		_, err := presence.Parse(text)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want it to name %s", text, err, want)
 		}
+	}
+}
+
+// clusterTOML is a cluster node's file: PostgreSQL, and NATS at natsURL.
+func clusterTOML(natsURL, extra string) string {
+	return "[database]\ndriver = \"postgres\"\nurl = \"postgres://presence@db.internal/presence\"\n" +
+		"[cluster]\nnats_url = \"" + natsURL + "\"\n" + extra + "\n"
+}
+
+func TestClusterConfig(t *testing.T) {
+	c, err := presence.Parse(clusterTOML("nats://10.0.0.1:4222, nats://10.0.0.2:4222,tls://10.0.0.3:4222", "node_key_file = \"/etc/presence/node.key\""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Clustered() || c.Database.Driver != "postgres" || c.Cluster.Replicas != 3 {
+		t.Fatalf("clustered %v driver %q replicas %d", c.Clustered(), c.Database.Driver, c.Cluster.Replicas)
+	}
+	want := []string{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222", "tls://10.0.0.3:4222"}
+	if got := c.NATSURLs(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("NATS URLs %q, want %q", got, want)
+	}
+	if c.NodeKeyPath() != "/etc/presence/node.key" {
+		t.Fatalf("node key %q", c.NodeKeyPath())
+	}
+	one := presence.Default()
+	if one.Clustered() || one.NodeKeyPath() != filepath.Join("data", "presence.key") {
+		t.Fatalf("one node: clustered %v, node key %q, want presence.key in the data folder", one.Clustered(), one.NodeKeyPath())
 	}
 }

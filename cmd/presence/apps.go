@@ -152,7 +152,7 @@ func runApps(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func listApps(ctx context.Context, b *backend, owner string, asJSON bool, stdout io.Writer) error {
-	apps, err := b.db.Apps(ctx, owner)
+	apps, err := b.deps.Registry.Apps(ctx, owner)
 	if err != nil {
 		return err
 	}

@@ -14,25 +14,29 @@ import (
 	"github.com/presence-service/presence/core/sqlite"
 )
 
-// nodeKeyFile and devSecretFile live in the data folder, beside the
-// database but never in it: a copy of the database alone reveals no key.
-const (
-	nodeKeyFile   = "presence.key"
-	devSecretFile = "dev_secret"
-)
+// devSecretFile lives in the data folder, beside the database but never
+// in it, as the node key does (Config.NodeKeyPath): a copy of the
+// database alone reveals no key.
+const devSecretFile = "dev_secret"
 
 // backend is what every command that touches data needs.
 type backend struct {
 	cfg    *presence.Config
-	db     *sqlite.DB
+	db     *sqlite.DB // one node: registry and queues; nil in a cluster
+	deps   core.Deps  // what the router is built on
 	router *core.Router
+	close  []func() error // in reverse order by Close
 }
 
 // openBackend opens the database the configuration names, for a CLI
 // command: it must exist already (a command run from the wrong folder, or
 // without the server's -config, would otherwise make an empty database
-// and act on it), and the path opened is said on stderr.
+// and act on it), and the database opened is said on stderr.
 func openBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger, stderr io.Writer) (*backend, error) {
+	if cfg.Clustered() {
+		fmt.Fprintf(stderr, "presence: cluster database %s, NATS %s\n", redactURL(cfg.Database.URL), cfg.Cluster.NATSURL)
+		return openOrCreateBackend(ctx, cfg, log)
+	}
 	path := absPath(cfg.Database.Path)
 	if _, err := os.Stat(cfg.Database.Path); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no database at %s: run `presence migrate` to create one there, or give the server's presence.toml with -config", path)
@@ -41,25 +45,29 @@ func openBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger, st
 	return openOrCreateBackend(ctx, cfg, log)
 }
 
-// openOrCreateBackend opens the database (creating it when missing, for
-// serve and migrate), runs the start-up checks (PROTOCOL §9: the file's
-// quick check and schema in sqlite.Open, the node key here), and builds a
+// openOrCreateBackend opens the stores (one node: the SQLite file, created
+// when missing, for serve and migrate; a cluster: NATS and PostgreSQL,
+// cluster.go), runs the start-up checks (PROTOCOL §9: the file's quick
+// check and schema in sqlite.Open, the node key here), and builds a
 // router over them, with the [[app]]s of the file made to exist.
 func openOrCreateBackend(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*backend, error) {
-	db, err := sqlite.Open(cfg.Database.Path)
-	if err != nil {
-		var d *sqlite.DamagedError
-		if errors.As(err, &d) {
-			return nil, err // it names the file and says how to restore it
-		}
-		return nil, fmt.Errorf("open database %s: %w", cfg.Database.Path, err)
+	b := &backend{cfg: cfg}
+	var err error
+	if cfg.Clustered() {
+		err = b.openCluster(ctx, log)
+	} else {
+		err = b.openSQLite()
 	}
-	keys, err := loadNodeKey(ctx, cfg, db)
 	if err != nil {
-		db.Close()
+		b.Close()
 		return nil, err
 	}
-	r := core.NewRouter(core.Deps{Registry: db, Notifications: db, Statuses: db}, core.Options{
+	keys, err := loadNodeKey(ctx, cfg, b.deps.Registry)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.router = core.NewRouter(b.deps, core.Options{
 		DisconnectGrace:        cfg.Device.DisconnectGrace.Duration,
 		StatusQueueTTL:         cfg.Apps.StatusQueueTTL.Duration,
 		NotificationDefaultTTL: cfg.Notifications.DefaultTTL.Duration,
@@ -71,21 +79,43 @@ func openOrCreateBackend(ctx context.Context, cfg *presence.Config, log *slog.Lo
 	})
 	for _, a := range cfg.App {
 		spec := core.DeclaredAppSpec{ID: core.AppID(a.ID), Name: a.Name, Domain: a.Domain, Email: a.Email, APIKey: a.APIKey}
-		if err := r.DeclareApp(ctx, spec); err != nil {
-			db.Close()
+		if err := b.router.DeclareApp(ctx, spec); err != nil {
+			b.Close()
 			return nil, fmt.Errorf("[[app]] id %d: %w", a.ID, err)
 		}
 	}
-	return &backend{cfg: cfg, db: db, router: r}, nil
+	return b, nil
 }
 
-// loadNodeKey reads the node key, making one only while no API key in the
-// database is sealed under one: a new key cannot open the old seals, so
-// every component would be refused its handshake.
-func loadNodeKey(ctx context.Context, cfg *presence.Config, db *sqlite.DB) (*core.Keyring, error) {
-	path := filepath.Join(cfg.DataDir(), nodeKeyFile)
+// openSQLite opens one node's database: registry and queues in one file.
+func (b *backend) openSQLite() error {
+	db, err := sqlite.Open(b.cfg.Database.Path)
+	if err != nil {
+		var d *sqlite.DamagedError
+		if errors.As(err, &d) {
+			return err // it names the file and says how to restore it
+		}
+		return fmt.Errorf("open database %s: %w", b.cfg.Database.Path, err)
+	}
+	b.db = db
+	b.deps = core.Deps{Registry: db, Notifications: db, Statuses: db}
+	b.close = append(b.close, db.Close)
+	return nil
+}
+
+// loadNodeKey reads the node key. One node makes it only while no API key
+// in the database is sealed under one: a new key cannot open the old
+// seals, so every component would be refused its handshake. A cluster
+// node never makes it: every node must hold the same key, so a node that
+// made its own would seal keys the others cannot open.
+func loadNodeKey(ctx context.Context, cfg *presence.Config, reg core.Registry) (*core.Keyring, error) {
+	path := cfg.NodeKeyPath()
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		apps, err := db.Apps(ctx, "")
+		if cfg.Clustered() {
+			return nil, fmt.Errorf("node key %s is missing: every node of a cluster needs the same one (cluster.node_key_file); copy it from another node, or for a new cluster make it once with `head -c 32 /dev/urandom > %s` (mode 0600) and copy it to every node",
+				absPath(path), absPath(path))
+		}
+		apps, err := reg.Apps(ctx, "")
 		if err != nil {
 			return nil, fmt.Errorf("node key: %w", err)
 		}
@@ -107,7 +137,15 @@ func loadNodeKey(ctx context.Context, cfg *presence.Config, db *sqlite.DB) (*cor
 	return keys, nil
 }
 
-func (b *backend) Close() error { return b.db.Close() }
+// Close closes what the backend opened, last opened first.
+func (b *backend) Close() error {
+	var errs []error
+	for i := len(b.close) - 1; i >= 0; i-- {
+		errs = append(errs, b.close[i]())
+	}
+	b.close = nil
+	return errors.Join(errs...)
+}
 
 // absPath is path made absolute for messages, or path itself if it
 // cannot be.

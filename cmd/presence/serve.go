@@ -157,7 +157,7 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 	go s.purgeLoop(purgeCtx)
 	ok = true
 	log.Info("presence serving", "version", presence.Version, "http", s.HTTPAddr, "xmpp", s.XMPPAddr,
-		"verifier", cfg.Auth.Verifier, "database", cfg.Database.Path)
+		"verifier", cfg.Auth.Verifier, "database", databaseName(cfg), "cluster", cfg.Cluster.NATSURL)
 	return s, nil
 }
 
@@ -185,7 +185,7 @@ func (s *server) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := s.backend.db.PurgeNotifications(ctx, time.Now().Add(-s.cfg.Notifications.MaxAge.Duration))
+		n, err := s.backend.deps.Notifications.PurgeNotifications(ctx, time.Now().Add(-s.cfg.Notifications.MaxAge.Duration))
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("purge notifications", "err", err)
 		} else if n > 0 {
@@ -213,4 +213,12 @@ func checkDevMode(cfg *presence.Config, log *slog.Logger) error {
 	}
 	log.Warn("DEV IDENTITY: auth.verifier is \"dev\": anyone who can reach this server can sign in as anyone; use browserid or oidc in production")
 	return nil
+}
+
+// databaseName says which database the node runs on, for its log.
+func databaseName(cfg *presence.Config) string {
+	if cfg.Database.Driver == "postgres" {
+		return redactURL(cfg.Database.URL)
+	}
+	return cfg.Database.Path
 }

@@ -60,8 +60,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer b.Close()
 	if c.json {
-		return printJSON(stdout, map[string]any{"database": cfg.Database.Path, "schema_version": presence.SchemaVersion})
+		return printJSON(stdout, map[string]any{"database": databaseName(cfg), "schema_version": presence.SchemaVersion})
 	}
-	fmt.Fprintf(stdout, "%s is at schema version %d\n", cfg.Database.Path, presence.SchemaVersion)
+	fmt.Fprintf(stdout, "%s is at schema version %d\n", databaseName(cfg), presence.SchemaVersion)
 	return nil
 }
