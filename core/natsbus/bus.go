@@ -20,10 +20,10 @@ import (
 // JetStream streams' subjects (presence.n.>, presence.s.>), so that no
 // stream captures a routed update.
 const (
-	statusPrefix       = "presence.bus.s."
-	invalidationSubj   = "presence.bus.i"
-	everything         = "presence.bus.>"
-	flushTimeout = 5 * time.Second
+	statusPrefix     = "presence.bus.s."
+	invalidationSubj = "presence.bus.i"
+	everything       = "presence.bus.>"
+	flushTimeout     = 5 * time.Second
 )
 
 // Bus is core.Bus over one NATS connection. Its methods are safe for

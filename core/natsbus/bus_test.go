@@ -239,4 +239,3 @@ func assertInOrderPerPUID(t *testing.T, sent, got []core.StatusUpdate) {
 		next[u.PUID] = i + 1
 	}
 }
-
