@@ -15,6 +15,7 @@
 //	presence-bench -spawn [flags] connect|status|notify|appnotify|mixed|slowapp|all ...
 //	presence-bench -addr 127.0.0.1:8080 -config presence.toml -bin /tmp/presence -pid N status
 //	presence-bench relay -listen 127.0.0.1:0
+//	presence-bench soak -spawn [-devices 10000 -apps 10 -duration 10m]  (scen_soak.go; README "Soak")
 //
 // Scenarios:
 //

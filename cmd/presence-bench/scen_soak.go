@@ -2,54 +2,272 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"math/rand/v2"
-	"strconv"
-	"sync"
-	"sync/atomic"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 )
 
-// The soak scenario (issue 21): many devices flapping (connect, online,
-// away, disconnect, again) while apps watch, for a long time, on Presence
-// only. What it shows is that nothing grows that should not: the server's
-// RSS, goroutines and open files at the start of the steady state and at
-// its end, with samples in between. It is not part of CI; the README
-// gives the command:
-//
-//	presence-bench -spawn -apps 10 -users 1000 -soak-devices 10000 -soak-for 10m soak
+// The soak: `presence-bench soak` holds a fleet of devices that flap
+// (connect, set statuses, take and ack notifications, leave cleanly or
+// abruptly, come back within the disconnect grace or after it) and a set of
+// apps (WebSocket channels and XMPP components) that receive the status
+// updates and send notifications, for -duration. It samples the server's
+// memory, goroutines and open files after the warm-up, during the load, and
+// once the load has stopped and the grace has passed, and judges whether
+// they stayed flat. It is not part of CI (the test runs it with tiny
+// numbers); README.md "Soak" has the command.
 
-// soakStats are the counters the devices and apps share.
-type soakStats struct {
-	connects  atomic.Int64 // connects answered with a session
-	alive     atomic.Int64 // devices connected now
-	statuses  atomic.Int64 // status requests sent
-	appFrames atomic.Int64 // arrays the apps received
-	errs      errCounts
+// soakOpts are the soak's flags.
+type soakOpts struct {
+	spawn, keep          bool
+	src, bin, addr, conf string
+	xmppAddr, xmppDomain string
+	extraConf, jsonOut   string
+	pid, perIP           int
+
+	devices, perUser  int
+	apps, xmppApps    int
+	dur, warm, sample time.Duration
+	maxTime           time.Duration
+
+	sessionMin, sessionMax time.Duration // how long a device stays connected
+	statusEvery            time.Duration // mean time between a device's status updates
+	grace                  time.Duration // the server's device.disconnect_grace
+	longOffline            time.Duration // the longest a device stays away after the grace
+	withinGrace, abrupt    float64       // shares of reconnects inside the grace, of abrupt leaves
+	notifyRate             float64       // notifications each app sends a second
+	batchMax               int           // items in one app-channel batch, 1 to batchMax
+
+	rssTol, goTol float64 // flatness tolerances, as shares of the warm-up figure
 }
 
-// soakSample is one reading of the server during the soak.
-type soakSample struct {
-	At      float64    `json:"at_s"` // seconds since the steady state began
-	Server  procSample `json:"server"`
-	Alive   int64      `json:"devices_connected_tool"`
-	Connect int64      `json:"connects"`
+// soakFlags registers the soak's flags on a new set, their defaults in o.
+func soakFlags(o *soakOpts, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("presence-bench soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: presence-bench soak -spawn [flags]\n       presence-bench soak -addr host:port -config presence.toml -bin presence -pid N [flags]")
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&o.spawn, "spawn", false, "build and start the server with a temp config and data dir")
+	fs.BoolVar(&o.keep, "keep", false, "with -spawn, keep the temp dir (config, database, server log)")
+	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/presence from, with -spawn")
+	fs.StringVar(&o.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
+	fs.StringVar(&o.addr, "addr", "", "address of a running server (without -spawn), loopback only")
+	fs.StringVar(&o.conf, "config", "", "config file of the running server, for the provisioning CLI (without -spawn)")
+	fs.StringVar(&o.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty puts every app on WebSocket")
+	fs.StringVar(&o.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
+	fs.StringVar(&o.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
+	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
+	fs.IntVar(&o.pid, "pid", 0, "pid of the running server (without -spawn); without it RSS and fds come from /metrics")
+	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address")
+	fs.IntVar(&o.devices, "devices", 10000, "devices that flap")
+	fs.IntVar(&o.perUser, "devices-per-user", 5, "devices of one user (each user is provisioned once, with a grant per app)")
+	fs.IntVar(&o.apps, "apps", 10, "apps receiving updates and sending notifications")
+	fs.IntVar(&o.xmppApps, "xmpp-apps", -1, "how many of the apps use the XMPP component channel (default: half)")
+	fs.DurationVar(&o.dur, "duration", 10*time.Minute, "how long the load runs, warm-up included")
+	fs.DurationVar(&o.warm, "warmup", 0, "start of the load before the first reading (default: a tenth of -duration, at most 1m)")
+	fs.DurationVar(&o.sample, "sample-every", 10*time.Second, "server readings during the load")
+	fs.DurationVar(&o.maxTime, "max-time", 0, "watchdog: the tool stops whatever happens after this (default: -duration + 20m)")
+	fs.DurationVar(&o.sessionMin, "session-min", 5*time.Second, "shortest time a device stays connected")
+	fs.DurationVar(&o.sessionMax, "session-max", 60*time.Second, "longest time a device stays connected")
+	fs.DurationVar(&o.statusEvery, "status-every", 10*time.Second, "mean time between a connected device's status updates")
+	fs.DurationVar(&o.grace, "grace", time.Second, "the server's device.disconnect_grace (a spawned server has 1s)")
+	fs.DurationVar(&o.longOffline, "long-offline", 20*time.Second, "longest time a device stays away after the grace")
+	fs.Float64Var(&o.withinGrace, "within-grace", 0.5, "share of reconnects that come back inside the grace")
+	fs.Float64Var(&o.abrupt, "abrupt", 0.5, "share of leaves that drop the TCP connection (RST) instead of closing the WebSocket")
+	fs.Float64Var(&o.notifyRate, "notify-rate", 10, "notifications each app sends a second")
+	fs.IntVar(&o.batchMax, "batch-max", 5, "items in one app-channel batch, 1 to this")
+	fs.Float64Var(&o.rssTol, "rss-tolerance", 0.25, "RSS is flat when the end of the load is within this share (+16 MiB) of the warm-up reading")
+	fs.Float64Var(&o.goTol, "goroutine-tolerance", 0.15, "goroutines are flat when the end of the load is within this share (+100) of the warm-up reading")
+	return fs
 }
 
-type soakResult struct {
-	Devices  int              `json:"devices"`
-	Apps     int              `json:"apps"`
-	Flap     string           `json:"flap"`
-	Duration string           `json:"duration"`
-	Start    soakSample       `json:"start"`
-	End      soakSample       `json:"end"`
-	After    procSample       `json:"after_all_closed"`
-	Series   []soakSample     `json:"series"`
-	Statuses int64            `json:"statuses"`
-	Frames   int64            `json:"app_frames"`
-	Errors   map[string]int64 `json:"errors"`
+func parseSoakFlags(args []string, stderr io.Writer) (*soakOpts, error) {
+	o := &soakOpts{}
+	fs := soakFlags(o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("soak takes flags only, not %q", fs.Args())
+	}
+	if !o.spawn && (o.addr == "" || o.conf == "" || o.bin == "") {
+		return nil, fmt.Errorf("give -spawn, or -addr, -config and -bin of a running server")
+	}
+	if o.addr != "" {
+		if err := requireLoopback(o.addr); err != nil {
+			return nil, err
+		}
+	}
+	return o, o.check()
 }
 
+// check validates the shape of the load and fills the defaults that depend
+// on other flags.
+func (o *soakOpts) check() error {
+	if o.devices < 1 || o.perUser < 1 || o.apps < 1 || o.batchMax < 1 || o.batchMax > 100 {
+		return fmt.Errorf("-devices, -devices-per-user and -apps must be at least 1, -batch-max 1 to 100")
+	}
+	if o.sessionMin <= 0 || o.sessionMax < o.sessionMin || o.statusEvery <= 0 || o.sample <= 0 {
+		return fmt.Errorf("-session-min ≤ -session-max, -status-every and -sample-every must be positive")
+	}
+	if o.xmppApps < 0 {
+		o.xmppApps = o.apps / 2
+	}
+	o.xmppApps = min(o.xmppApps, o.apps)
+	if o.warm <= 0 {
+		o.warm = min(o.dur/10, time.Minute)
+	}
+	if o.warm >= o.dur {
+		return fmt.Errorf("-warmup (%s) must be shorter than -duration (%s)", o.warm, o.dur)
+	}
+	if o.maxTime <= 0 {
+		o.maxTime = o.dur + 20*time.Minute
+	}
+	return nil
+}
+
+// runSoakCommand is `presence-bench soak`: flags, the watchdog, the run,
+// the table on stdout and the JSON file.
+func runSoakCommand(args []string, stdout, stderr io.Writer) int {
+	o, err := parseSoakFlags(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "presence-bench soak:", err)
+		return 2
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, o.maxTime)
+	defer cancelT()
+	prog := newProgress(stderr)
+	defer prog.close()
+	// The watchdog is for a run that hangs despite its deadlines.
+	watchdog := time.AfterFunc(o.maxTime+time.Minute, func() {
+		fmt.Fprintln(stderr, "presence-bench soak: watchdog: -max-time exceeded, exiting")
+		os.Exit(3)
+	})
+	defer watchdog.Stop()
+	rep := &report{Started: time.Now().UTC().Format(time.RFC3339), Args: append([]string{"soak"}, args...)}
+	res, err := runSoak(ctx, o, rep, prog)
+	prog.set("", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "presence-bench soak:", err)
+		rep.detail("soak_error", err.Error())
+	}
+	fmt.Fprintf(stdout, "\npresence-bench soak %s\nmachine: %s\n\n%s\nerrors seen by clients:\n%s", strings.Join(args, " "),
+		rep.Machine, formatTable(rep.Rows), rep.errorLines())
+	if res != nil {
+		fmt.Fprintf(stdout, "\nserver readings (s since the load began: RSS MiB, goroutines, fds, devices by its count):\n%s", res.readingLines())
+	}
+	if o.jsonOut != "" {
+		if werr := rep.writeJSON(o.jsonOut); werr != nil {
+			fmt.Fprintln(stderr, "presence-bench soak:", werr)
+			return 1
+		}
+	}
+	if err != nil || ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// runSoak starts (or finds) the server, provisions users and apps, runs the
+// load and fills rep. The result is returned for tests, even on error.
+func runSoak(ctx context.Context, o *soakOpts, rep *report, prog *progress) (*soakResult, error) {
+	limit, err := raiseFileLimit()
+	if err != nil {
+		prog.logf("cannot raise the file limit: %v", err)
+	}
+	rep.Machine = readMachine(limit)
+	prog.logf("machine: %s", rep.Machine)
+	if err := o.fitFileLimit(limit, rep, prog); err != nil {
+		return nil, err
+	}
+	users := (o.devices + o.perUser - 1) / o.perUser
+
+	c, addr, pid, xaddr := cli{bin: o.bin, config: o.conf}, o.addr, o.pid, o.xmppAddr
+	if o.spawn {
+		extra := o.extraConf
+		if !strings.Contains(extra, "[notifications]") {
+			// Notifications outlive the run, so that one never delivered is
+			// a loss and not an expiry.
+			extra += "\n[notifications]\ndefault_ttl = \"1h\"\n"
+		}
+		srv, sc, dir, err := spawnServer(ctx, o.src, o.bin, extra, prog)
+		if srv != nil {
+			defer func() {
+				srv.stop()
+				if dir != "" && !o.keep {
+					os.RemoveAll(dir)
+				} else if dir != "" {
+					prog.logf("server data and log kept in %s", dir)
+				}
+			}()
+		} else if dir != "" {
+			defer os.RemoveAll(dir)
+		}
+		if err != nil {
+			return nil, err
+		}
+		c, addr, pid, xaddr = sc, srv.addr, srv.pid(), srv.xmppAddr
+	}
+	prog.logf("provisioning %d apps and %d users (%d devices each) on %s", o.apps, users, o.perUser, addr)
+	began := time.Now()
+	t, err := provision(ctx, c, addr, o.apps, users, 0, o.perIP, prog)
+	if err != nil {
+		return nil, err
+	}
+	if t.grantErr != nil {
+		return nil, t.grantErr
+	}
+	prog.logf("provisioned in %.0f s", time.Since(began).Seconds())
+	t.pid = pid
+	t.xmpp = xmppTarget{addr: xaddr, domain: o.xmppDomain}
+	if xaddr == "" && o.xmppApps > 0 {
+		prog.logf("no XMPP listener given: all %d apps on WebSocket", o.apps)
+		o.xmppApps = 0
+	}
+	r := newSoakRun(t, o, prog)
+	res, err := r.run(ctx)
+	res.addRows(rep, o)
+	rep.detail("soak", res)
+	rep.errs("soak devices", res.DeviceErrors)
+	rep.errs("soak apps", res.AppErrors)
+	return res, err
+}
+
+// fitFileLimit lowers -devices to what this process's file limit allows
+// and says so: one socket per device, plus the apps, the drain's devices
+// and what Go and the HTTP clients hold. Past it, connects would fail with
+// EMFILE.
+func (o *soakOpts) fitFileLimit(limit uint64, rep *report, prog *progress) error {
+	need := o.devices + o.apps + soakDrainConc + 64
+	budget := fdBudget(limit)
+	if need <= budget {
+		return nil
+	}
+	n := budget - o.apps - soakDrainConc - 64
+	if n < 1 {
+		return fmt.Errorf("this tool may hold %d open files: too few for any device (raise ulimit -n)", limit)
+	}
+	prog.logf("this tool may hold %d open files (the machine's hard limit): %d devices fit, not %d; running %d", limit, n, o.devices, n)
+	rep.detail("soak_devices_capped", fmt.Sprintf("%d asked, %d run: tool file limit %d", o.devices, n, limit))
+	o.devices = n
+	return nil
+}
+
+// soak is the soak as a scenario of the main command (`presence-bench
+// -spawn -apps 10 -users 1000 -soak-devices 10000 -soak-for 10m soak`): the
+// same load on the target setup already provisioned, its devices spread
+// over those users, sessions of -soak-flap/2 to 3/2·-soak-flap, -soak-for
+// watched after a warm-up; the other knobs are the soak subcommand's
+// defaults.
 func (b *bench) soak(ctx context.Context) error {
 	t := b.pres
 	if t == nil {
@@ -59,178 +277,29 @@ func (b *bench) soak(ctx context.Context) error {
 	if t.grantErr != nil {
 		return fmt.Errorf("soak needs granted users: %w", t.grantErr)
 	}
-	o := b.o
-	if need := o.soakDevices + len(t.apps) + 200; fdBudget(b.fdLimit) < need {
-		return fmt.Errorf("soak: %d devices need %d open files, this process may open %d more", o.soakDevices, need, fdBudget(b.fdLimit))
+	if len(t.users) == 0 {
+		return fmt.Errorf("soak needs -users > 0")
 	}
-	res := soakResult{Devices: o.soakDevices, Apps: len(t.apps), Flap: o.soakFlap.String(), Duration: o.soakFor.String()}
-	var st soakStats
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var wg sync.WaitGroup
-
-	// The apps: every one on its WebSocket channel, reading all it gets.
-	for _, a := range t.apps {
-		c, err := connectApp(ctx, t.d, a.ID, a.Key)
-		if err != nil {
-			return fmt.Errorf("soak: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			go func() { <-ctx.Done(); c.Close() }()
-			for {
-				if _, _, err := c.ReadMessage(); err != nil {
-					return
-				}
-				st.appFrames.Add(1)
-			}
-		}()
+	so := &soakOpts{}
+	soakFlags(so, io.Discard).Parse(nil)
+	so.devices, so.apps, so.perIP, so.sample = b.o.soakDevices, len(t.apps), b.o.perIP, b.o.soakSample
+	so.sessionMin, so.sessionMax = max(b.o.soakFlap/2, time.Second), max(3*b.o.soakFlap/2, time.Second)
+	so.warm = min(max(b.o.soakFor/10, 5*time.Second), time.Minute)
+	so.dur = b.o.soakFor + so.warm
+	if t.xmpp.addr == "" {
+		so.xmppApps = 0
 	}
-
-	// The devices: user i%users, device id d<i>, each its own loop.
-	appIDs := t.appIDs(false)
-	dials := make(chan struct{}, o.connConc)
-	for i := range o.soakDevices {
-		u := t.users[i%len(t.users)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			soakDevice(ctx, t, u.Assertion, "d"+strconv.Itoa(i), appIDs, o.soakFlap, dials, &st, uint64(i))
-		}()
+	if err := so.check(); err != nil {
+		return err
 	}
-
-	// Ramp-up: every device connected once, or one flap period.
-	b.prog.set("soak", func() string {
-		return fmt.Sprintf("%d devices connected, %d connects, %d statuses, %d app arrays",
-			st.alive.Load(), st.connects.Load(), st.statuses.Load(), st.appFrames.Load())
-	})
-	rampEnd := time.Now().Add(o.soakFlap + time.Minute)
-	for st.connects.Load() < int64(o.soakDevices) && time.Now().Before(rampEnd) && ctx.Err() == nil {
-		sleepCtx(ctx, time.Second)
+	if err := so.fitFileLimit(b.fdLimit, b.rep, b.prog); err != nil {
+		return err
 	}
-	began := time.Now()
-	sample := func() soakSample {
-		return soakSample{At: time.Since(began).Seconds(), Server: t.sample(), Alive: st.alive.Load(), Connect: st.connects.Load()}
-	}
-	res.Start = sample()
-	b.prog.logf("soak: steady state: %d devices, server RSS %d MiB, %d goroutines, %d fds",
-		res.Start.Alive, res.Start.Server.RSSKiB/1024, res.Start.Server.Goroutines, res.Start.Server.FDs)
-	res.Series = append(res.Series, res.Start)
-	for time.Since(began) < o.soakFor && ctx.Err() == nil {
-		sleepCtx(ctx, min(o.soakSample, o.soakFor-time.Since(began)))
-		s := sample()
-		res.Series = append(res.Series, s)
-		b.prog.logf("soak: %4.0fs: %d devices, %d connects, server RSS %d MiB, %d goroutines, %d fds",
-			s.At, s.Alive, s.Connect, s.Server.RSSKiB/1024, s.Server.Goroutines, s.Server.FDs)
-	}
-	res.End = res.Series[len(res.Series)-1]
-	stop()
-	wg.Wait()
-	b.prog.set("soak", func() string { return "all closed; waiting out the disconnect grace" })
-	// Once every socket is closed and the disconnect grace has passed, the
-	// server should be back near where it idles.
-	time.Sleep(12 * time.Second)
-	res.After = t.sample()
-	b.prog.set("", nil)
-	res.Statuses, res.Frames, res.Errors = st.statuses.Load(), st.appFrames.Load(), st.errs.snapshot()
-
+	so.perUser = (so.devices + len(t.users) - 1) / len(t.users)
+	res, err := newSoakRun(t, so, b.prog).run(ctx)
+	res.addRows(b.rep, so)
 	b.rep.detail("soak", res)
-	b.rep.errs("soak", res.Errors)
-	mib := func(s procSample) float64 { return float64(s.RSSKiB) / 1024 }
-	rss := make([]int64, 0, len(res.Series))
-	for _, s := range res.Series[len(res.Series)/2:] {
-		rss = append(rss, s.Server.RSSKiB)
-	}
-	trend := slope(rss) * o.soakFor.Seconds() / o.soakSample.Seconds() / 1024 // MiB over the whole soak, at the second half's slope
-	startG, endG := float64(res.Start.Server.Goroutines), float64(res.End.Server.Goroutines)
-	b.rep.add(
-		newRow("soak", fmt.Sprintf("devices flapping (every ~%s), %d apps, %s", o.soakFlap, len(t.apps), o.soakFor), "", float64(res.End.Alive), none),
-		newRow("soak", "connects during the soak", "", float64(res.End.Connect-res.Start.Connect), none),
-		newRow("soak", "server RSS at start", "MiB", mib(res.Start.Server), none),
-		newRow("soak", "server RSS at end", "MiB", mib(res.End.Server), none).
-			atMost(mib(res.End.Server), 1.2*mib(res.Start.Server)+32, "≤ 1.2×start + 32 MiB"),
-		newRow("soak", "server RSS trend of the 2nd half, × the soak", "MiB", trend, none),
-		newRow("soak", "server goroutines at start", "", startG, none),
-		newRow("soak", "server goroutines at end", "", endG, none).
-			atMost(endG, 1.1*startG+200, "≤ 1.1×start + 200"),
-		newRow("soak", "server open files at start", "", float64(res.Start.Server.FDs), none),
-		newRow("soak", "server open files at end", "", float64(res.End.Server.FDs), none),
-		newRow("soak", "server goroutines, all closed", "", float64(res.After.Goroutines), none),
-		newRow("soak", "server RSS, all closed", "MiB", mib(res.After), none),
-	)
-	return nil
-}
-
-// soakDevice is one device's life: connect, online, away half-way
-// through a hold of flap/2 to 3·flap/2, close, a pause of up to 2 s (the
-// disconnect grace then tells the apps offline, or the reconnect cancels
-// it), again, until ctx ends.
-func soakDevice(ctx context.Context, t *target, assertion, id string, appIDs []int, flap time.Duration, dials chan struct{}, st *soakStats, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 0x50a4))
-	// The first connects spread over one flap period, not all at once.
-	sleepCtx(ctx, time.Duration(rng.Int64N(int64(flap))))
-	var buf []byte
-	for ctx.Err() == nil {
-		select {
-		case dials <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		d, err := connectDevice(ctx, t.d, assertion, appIDs, id)
-		<-dials
-		if err != nil {
-			if ctx.Err() == nil {
-				st.errs.addErr(err)
-				sleepCtx(ctx, time.Second)
-			}
-			continue
-		}
-		st.connects.Add(1)
-		st.alive.Add(1)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				if _, _, err := d.conn.ReadMessage(); err != nil {
-					return
-				}
-			}
-		}()
-		hold := flap/2 + time.Duration(rng.Int64N(int64(flap)))
-		for i, status := range []string{"online", "unavailable"} {
-			buf = append(buf[:0], `{"type":"status","session_id":"`...)
-			buf = append(append(append(buf, d.session...), `","status":"`...), status...)
-			buf = append(buf, `"}`...)
-			if err := d.conn.WriteText(buf); err != nil {
-				if ctx.Err() == nil {
-					st.errs.addErr(err)
-				}
-				break
-			}
-			st.statuses.Add(1)
-			if i == 0 {
-				sleepCtx(ctx, hold/2)
-			}
-		}
-		sleepCtx(ctx, hold/2)
-		d.conn.Close()
-		<-done
-		st.alive.Add(-1)
-		sleepCtx(ctx, time.Duration(rng.Int64N(int64(2*time.Second))))
-	}
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-	case <-ctx.Done():
-	}
+	b.rep.errs("soak devices", res.DeviceErrors)
+	b.rep.errs("soak apps", res.AppErrors)
+	return err
 }
