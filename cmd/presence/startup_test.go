@@ -184,8 +184,8 @@ func TestHealthzChecksAWrite(t *testing.T) {
 	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
 		t.Fatal(err)
 	}
-	if code != http.StatusServiceUnavailable {
-		t.Errorf("/healthz while the database takes no write = %d %q, want 503", code, body)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "registry not answering") {
+		t.Errorf("/healthz while the database takes no write = %d %q, want 503 naming the registry", code, body)
 	}
 	if code, body := get(); code != http.StatusOK {
 		t.Errorf("/healthz once writes go through again = %d %q, want 200", code, body)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -23,7 +22,7 @@ const maxJobsPerCommit = 512
 //
 // The transaction is BEGIN/COMMIT on a held *sql.Conn rather than a
 // *sql.Tx: database/sql starts a watcher goroutine for every query of a
-// *sql.Tx, which cost more than the queries themselves.
+// *sql.Tx.
 //
 // The hot statements (the commit's own, and those of AddNotifications)
 // are prepared once on that connection and kept for its life (prepared);
@@ -89,23 +88,6 @@ func (t *writeTx) execP(query string, args ...any) (sql.Result, error) {
 		return nil, err
 	}
 	return s.ExecContext(context.Background(), args...)
-}
-
-// writeP runs a prepared write with many arguments (the multi-row
-// INSERTs) through the driver's query path: go-sqlite3 binds a query's
-// arguments and takes its first step in one cgo crossing, where Exec
-// crosses once per argument. Measured on the INSERT of 100 notifications
-// (900 arguments), see insertRows.
-func (t *writeTx) writeP(query string, args ...any) error {
-	s, err := t.prepared(query)
-	if err != nil {
-		return err
-	}
-	rows, err := s.QueryContext(context.Background(), args...)
-	if err != nil {
-		return err
-	}
-	return rows.Close()
 }
 
 // getP scans the one row of a prepared query into dest (plain values,
@@ -199,15 +181,9 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 		}
 		batch = append(batch[:0], j)
 		// While the last commit's sync is in flight, the jobs that arrive
-		// join this commit if it waits for that sync before it takes
-		// them; that pays while commits are shorter than syncs. A commit
-		// longer than a sync (batches of 100) runs during it instead,
-		// and waits only before its own sync (commit).
-		if !db.syncs.commitsOutlastSyncs() {
-			db.syncs.await()
-		}
-		// Take whatever else is already queued: those callers share this
-		// commit instead of waiting for their own fsync.
+		// queue; once it is done, all of them join this commit and share
+		// its sync.
+		db.syncs.await()
 	drain:
 		for len(batch) < maxJobsPerCommit {
 			select {
@@ -227,13 +203,11 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 
 // commit runs batch in one transaction, one savepoint per job, commits,
 // then hands the answers to syncLoop, which gives them once the WAL is
-// synced: no job hears "ok" before the commit is durable. It hands them
-// only once the last commit's sync is done (one in flight at most,
-// syncPipe); the caller may have waited for that already.
+// synced: no job hears "ok" before the commit is durable. The last
+// commit's sync is done by then (commitLoop waited for it).
 // A lone job needs no savepoint: if it fails, the whole transaction is
 // its own, and rolls back.
 func (db *DB) commit(tx *writeTx, batch []*job) {
-	began := time.Now()
 	errs := make([]error, len(batch))
 	fail := func(err error) {
 		tx.execP(`ROLLBACK`)   // fails harmlessly when SQLite already rolled back
@@ -318,8 +292,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 		db.commits.Add(1)
 		db.written.Add(uint64(ran))
 	}
-	db.syncs.lastCommit = time.Since(began) // without the wait below
-	db.syncs.await()                        // one sync in flight at a time (syncPipe)
+	db.syncs.await() // one sync in flight at a time (syncPipe)
 	db.syncs.hand(committed{jobs: slices.Clone(batch), errs: errs})
 }
 

@@ -35,7 +35,8 @@ var ErrClosed = errors.New("sqlite: database closed")
 // gives up with SQLITE_BUSY.
 const busyTimeout = 5 * time.Second
 
-// DB is a Presence database: a core.Store on one SQLite file.
+// DB is a Presence database on one SQLite file: the registry, the
+// notification queues and the status queue of one node.
 type DB struct {
 	// Now is the clock for the times the store sets itself (created_at of
 	// apps, users and grants; applied_at of migrations). It is read in the

@@ -1,4 +1,5 @@
-// Package sqlite is the SQLite implementation of core.Store, on sqlx and
+// Package sqlite implements core.Registry, core.NotificationQueues and
+// core.StatusQueue on one SQLite file, with sqlx and
 // github.com/mattn/go-sqlite3 (cgo).
 //
 // The file is opened twice: a pool of read-only connections for queries,
@@ -23,15 +24,14 @@
 // The database runs in WAL mode, and when a write method returns nil its
 // data is on disk, so a 200 from the notification endpoint means durable:
 // each commit's callers are answered only after an fdatasync(2) of the
-// WAL, which a goroutine beside the committer runs while the committer
-// goes on with the next transaction (walsync.go; synchronous=NORMAL
-// otherwise). Checkpoints are SQLite's own (wal_autocheckpoint). Foreign
-// keys are on (not on notifications, whose queue RevokeGrant deletes
-// itself): revoking a grant deletes its waiting status and its
-// notifications. Times are stored as Unix nanoseconds (UTC); a zero
-// time.Time is stored as NULL or 0 and read back as zero. Why each
-// mechanism beyond plain SQL is here, with its measurement:
-// docs/decisions.md, "SQLite".
+// WAL, which a goroutine beside the committer runs while the next
+// callers queue (walsync.go; synchronous=NORMAL otherwise). Checkpoints
+// are SQLite's own (wal_autocheckpoint). Foreign keys are on (not on
+// notifications, whose queue RevokeGrant deletes itself): revoking a
+// grant deletes its waiting status and its notifications. Times are
+// stored as Unix nanoseconds (UTC); a zero time.Time is stored as NULL or
+// 0 and read back as zero. Why each mechanism beyond plain SQL is here,
+// with its measurement: docs/decisions.md, "SQLite".
 //
 // Errors: a missing row is an error for which errors.Is(err,
 // core.ErrNotFound) holds; a duplicate key is core.ErrConflict. A bad item

@@ -146,7 +146,7 @@ func insertRows(tx *writeTx, adds []*addJob, errs []error, first int64) error {
 		if n == 0 {
 			return nil
 		}
-		err := tx.writeP(insertNotifications(n), args...)
+		_, err := tx.execP(insertNotifications(n), args...)
 		args, n = args[:0], 0
 		return err
 	}
@@ -172,15 +172,13 @@ func insertRows(tx *writeTx, adds []*addJob, errs []error, first int64) error {
 
 // addGroup stores the AddNotifications batches of this commit (at least
 // two) as one write (storeAdds), instead of a savepoint and an INSERT per
-// batch. Measured: a lone item cost about three times as much CPU as an
-// item of a batch of 100.
+// batch (docs/decisions.md, "SQLite").
 //
 // The group is the first write of its transaction (commit), so it needs
 // no savepoint of its own: if a statement fails, the transaction is
 // rolled back and begun again, and the batches are left to run one by one
-// (handled 0). Measured: the SAVEPOINT and RELEASE were two of the seven
-// statements of a commit of single items. err is only for a transaction
-// that could not be begun again.
+// (handled 0). err is only for a transaction that could not be begun
+// again.
 func (db *DB) addGroup(tx *writeTx, batch []*job, errs []error, merged []bool) (ran, handled int, err error) {
 	var group []int
 	for i, j := range batch {

@@ -42,7 +42,7 @@ const maxIdleGrants = 1 << 16
 // read rows by seq, so they then simply find fewer rows, as if they had
 // read a moment earlier.
 type queueIndex struct {
-	mu     sync.RWMutex
+	mu     sync.RWMutex        // guards: queues, users (and the queue structs in them)
 	queues map[string]*queue   // by PUID
 	users  map[string][]*queue // the non-empty queues, by user
 

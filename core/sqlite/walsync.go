@@ -5,13 +5,12 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 // The writer connection runs with synchronous=NORMAL, and each commit is
 // made durable by fdatasync(2) of the WAL file (walSyncer) before anyone
 // is answered; the sync runs on its own goroutine (syncLoop) while the
-// committer runs the next transaction's statements. Why not SQLite's
+// committer takes the next callers. Why not SQLite's
 // synchronous=FULL: the go-sqlite3 build lacks HAVE_FDATASYNC, so FULL
 // ends each commit in fsync(2), which also journals the WAL's inode, and
 // holds the committer for it (docs/decisions.md, "SQLite").
@@ -74,24 +73,13 @@ type committed struct {
 // syncPipe hands commits from the committer to syncLoop, one at a time:
 // at most one sync is in flight. While it runs, the next callers queue
 // and join the next commit together (commitLoop), so a group is as large
-// as a sync is long. A commit that outlasts a sync (several batches of
-// 100) is instead run during the sync, and waits only before it is
-// handed over; the committer compares its last commit with the last sync
-// to choose (commitsOutlastSyncs).
+// as a sync is long. The sync runs on its own goroutine, not the
+// committer's (docs/decisions.md, "SQLite").
 type syncPipe struct {
 	in       chan committed
 	synced   chan struct{} // a token per sync done
 	done     chan struct{} // syncLoop has answered the last commit
 	inflight bool          // the committer's: a commit handed, its token not taken
-
-	lastSync   atomic.Int64  // syncLoop's: how long the last sync took, ns
-	lastCommit time.Duration // the committer's: how long its last commit took
-}
-
-// commitsOutlastSyncs reports whether the last commit took longer than
-// the last sync.
-func (p *syncPipe) commitsOutlastSyncs() bool {
-	return int64(p.lastCommit) > p.lastSync.Load()
 }
 
 func newSyncPipe() *syncPipe {
@@ -130,9 +118,7 @@ func (db *DB) syncLoop() {
 	defer close(p.done)
 	defer db.wal.close()
 	for c := range p.in {
-		began := time.Now()
 		err := db.wal.sync()
-		p.lastSync.Store(int64(time.Since(began)))
 		p.synced <- struct{}{} // the committer may go on
 		for i, j := range c.jobs {
 			if c.errs[i] == nil {
