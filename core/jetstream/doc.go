@@ -26,7 +26,9 @@
 // the router after notifications.max_age) or an ack removes it; JetStream's
 // per-message TTL, which would drop it at expires_at, is not used.
 //
-// Reads go to any replica (direct get), so one may lag a write acked by
-// the others by the replication delay; deliveries are at least once
-// anyway (an unacked item comes again), and no write is lost by it.
+// Reads of queues go to any replica (direct get), so one may lag a write
+// acked by the others by the replication delay; deliveries are at least
+// once anyway (an unacked item comes again), and no write is lost by it.
+// An ack reads its message from the stream's leader, so that it never
+// misses an item just added.
 package jetstream

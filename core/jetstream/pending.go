@@ -78,7 +78,7 @@ func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			ok, err := ackOne(ctx, stream, userID, seq, nonce)
+			ok, err := ackOne(ctx, n.js, stream, userID, seq, nonce)
 			mu.Lock()
 			defer mu.Unlock()
 			if ok {
@@ -96,17 +96,17 @@ func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids
 	return deleted, nil
 }
 
-// ackOne deletes message seq when it is the user's with this nonce.
-func ackOne(ctx context.Context, stream jetstream.Stream, userID string, seq uint64, nonce string) (bool, error) {
-	m, err := stream.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
-	}
-	if err != nil {
+// ackOne deletes message seq when it is the user's with this nonce. The
+// message is read from the stream's leader, not from any replica: an ack
+// may follow its add within milliseconds, and a lagging replica's "no
+// such message" would drop the ack.
+func ackOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, userID string, seq uint64, nonce string) (bool, error) {
+	data, found, err := leaderGet(ctx, js, NotificationStream, seq)
+	if err != nil || !found {
 		return false, err
 	}
 	var s stored
-	if json.Unmarshal(m.Data, &s) != nil || s.User != userID || s.Nonce != nonce {
+	if json.Unmarshal(data, &s) != nil || s.User != userID || s.Nonce != nonce {
 		return false, nil
 	}
 	err = stream.DeleteMsg(ctx, seq)
@@ -114,6 +114,34 @@ func ackOne(ctx context.Context, stream jetstream.Stream, userID string, seq uin
 		return false, nil // acked meanwhile by another device
 	}
 	return err == nil, err
+}
+
+// leaderGet reads message seq through the stream's leader (the
+// STREAM.MSG.GET API, which only the leader answers).
+func leaderGet(ctx context.Context, js jetstream.JetStream, stream string, seq uint64) (data []byte, found bool, err error) {
+	req, _ := json.Marshal(map[string]uint64{"seq": seq})
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return nil, false, err
+	}
+	var r struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message struct {
+			Data []byte `json:"data"` // base64 in JSON, decoded by encoding/json
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return nil, false, err
+	}
+	if r.Error != nil {
+		if r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return nil, false, nil
+		}
+		return nil, false, r.Error
+	}
+	return r.Message.Data, true, nil
 }
 
 // UsersWithNotifications lists the users with at least one queued
