@@ -310,3 +310,22 @@ func TestAppChannelFrameLimits(t *testing.T) {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 }
+
+// Over TLS (presence serve with server.tls_cert) the answers, which the
+// writer frames itself, are the same.
+func TestAppChannelNotificationOverTLS(t *testing.T) {
+	h := newTLSHarness(t)
+	puid := h.grant("ann@example.com", h.app)
+	app := h.appChannel(h.app, h.key)
+	for i := range 20 {
+		app.Send(batchFrame(fmt.Sprint(i), item(puid, fmt.Sprint(i))))
+	}
+	seen := map[string]bool{}
+	for len(seen) < 20 {
+		a, frame := nextAnswer(t, app)
+		if a.Result != "OK" || seen[a.ID] {
+			t.Fatalf("answer %s", frame)
+		}
+		seen[a.ID] = true
+	}
+}
