@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,7 +57,9 @@ type env struct {
 	s      *jetstream.Statuses
 }
 
-func newEnv(t *testing.T, queueSize int) *env {
+func newEnv(t *testing.T, queueSize int) *env { return newEnvTB(t, queueSize) }
+
+func newEnvTB(t testing.TB, queueSize int) *env {
 	t.Helper()
 	c := natstest.Start(t, 3)
 	js, err := natsjs.New(c.Connect())
@@ -75,6 +78,13 @@ func newEnv(t *testing.T, queueSize int) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// cpuTime is the process's CPU time (user and system) so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ctxT(t *testing.T) context.Context {

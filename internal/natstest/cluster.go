@@ -130,9 +130,12 @@ func (c *Cluster) Restart(i int) {
 }
 
 // WaitJetStream waits until JetStream answers a client (it has a meta
-// leader), failing the test after a deadline.
+// leader) and every running server is one of its current peers, so that a
+// stream with as many replicas as servers can be placed; it fails the
+// test after a deadline.
 func (c *Cluster) WaitJetStream() {
 	c.tb.Helper()
+	c.waitPeers()
 	nc, err := nats.Connect(c.URL())
 	if err != nil {
 		c.tb.Fatalf("natstest: connect: %v", err)
@@ -155,6 +158,39 @@ func (c *Cluster) WaitJetStream() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitPeers waits until the meta leader counts every running server as
+// an online peer with stats, and each running server's meta state is
+// current.
+func (c *Cluster) waitPeers() {
+	c.tb.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for !c.peersReady() {
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("natstest: JetStream peers not all current within %v", readyTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) peersReady() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	running, peers := 0, -1
+	for _, s := range c.servers {
+		if s == nil {
+			continue
+		}
+		running++
+		if !s.JetStreamIsCurrent() {
+			return false
+		}
+		if s.JetStreamIsLeader() {
+			peers = len(s.JetStreamClusterPeers())
+		}
+	}
+	return peers >= running
 }
 
 func (c *Cluster) start(i int) {
