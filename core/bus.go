@@ -31,6 +31,12 @@ type Bus interface {
 	Subscribe(node BusSubscriber) (unsubscribe func())
 	// PublishStatus routes u to every channel of app, on every node.
 	PublishStatus(app AppID, u StatusUpdate)
+	// PublishNotifications tells every node that ns were stored (they
+	// are durable already): each node marks their users as having some
+	// waiting, and pushes them to the users' devices it holds. It never
+	// blocks, like PublishStatus; a node that misses it still finds them
+	// queued when a device of the user connects or acks.
+	PublishNotifications(ns []Notification)
 	// Invalidate tells every node that something it may cache changed.
 	Invalidate(ctx context.Context, inv Invalidation) error
 	// Ping returns nil while the bus can deliver (GET /healthz).
@@ -42,6 +48,9 @@ type BusSubscriber interface {
 	// DeliverStatus tells the node's channels of app an update, or keeps
 	// it in the app's waiting queue when the node holds none.
 	DeliverStatus(app AppID, u StatusUpdate)
+	// DeliverNotifications pushes stored notifications to the devices of
+	// their users that the node holds.
+	DeliverNotifications(ns []Notification)
 	// Invalidated drops what the node caches about the invalidation's
 	// subject and applies it to the live state it holds.
 	Invalidated(inv Invalidation)

@@ -50,6 +50,14 @@ func (b *LocalBus) PublishStatus(app AppID, u StatusUpdate) {
 	}
 }
 
+// PublishNotifications implements Bus: each subscriber gets ns before it
+// returns.
+func (b *LocalBus) PublishNotifications(ns []Notification) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverNotifications(ns)
+	}
+}
+
 // Invalidate implements Bus: each subscriber has applied inv when it
 // returns.
 func (b *LocalBus) Invalidate(_ context.Context, inv Invalidation) error {

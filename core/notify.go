@@ -37,27 +37,27 @@ func (r *Router) Notify(ctx context.Context, app AppID, items []NotificationInpu
 	if err != nil {
 		return nil, nil, err
 	}
-	r.storedSafely(stored)
+	r.Metrics.NotificationsStored.Add(int64(len(stored)))
+	r.bus.PublishNotifications(stored) // every node, this one included, pushes to the devices it holds
 	return stored, sizes, nil
 }
 
-// storedSafely is stored, with a panic in a push logged instead of
-// ending the process: the batch is durable by then, so its caller still
-// hears that it was stored, and a device that missed the push gets the
-// notification from its pending queue.
-func (r *Router) storedSafely(stored []Notification) {
+// deliverNotificationsSafely is deliverNotifications, with a panic in a
+// push logged instead of ending the process: the batch is durable by
+// then, so its caller still hears that it was stored, and a device that
+// missed the push gets the notification from its pending queue.
+func (r *Router) deliverNotificationsSafely(stored []Notification) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("panic after storing notifications", "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
-	r.stored(stored)
+	r.deliverNotifications(stored)
 }
 
-// stored counts and pushes what a batch stored, and marks its users as
-// having notifications waiting.
-func (r *Router) stored(stored []Notification) {
-	r.Metrics.NotificationsStored.Add(int64(len(stored)))
+// deliverNotifications marks the users of a stored batch as having
+// notifications waiting, and pushes them to the users' devices here.
+func (r *Router) deliverNotifications(stored []Notification) {
 	marked := ""
 	for _, n := range stored {
 		if n.UserID != marked { // batches are mostly one user's, or each a different one

@@ -10,6 +10,11 @@ func (b busSubscriber) DeliverStatus(app AppID, u StatusUpdate) {
 	b.r.deliverStatus(app, u)
 }
 
+// DeliverNotifications implements BusSubscriber.
+func (b busSubscriber) DeliverNotifications(ns []Notification) {
+	b.r.deliverNotificationsSafely(ns)
+}
+
 // Invalidated implements BusSubscriber.
 func (b busSubscriber) Invalidated(inv Invalidation) {
 	r := b.r

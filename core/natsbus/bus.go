@@ -20,10 +20,11 @@ import (
 // JetStream streams' subjects (presence.n.>, presence.s.>), so that no
 // stream captures a routed update.
 const (
-	statusPrefix     = "presence.bus.s."
-	invalidationSubj = "presence.bus.i"
-	everything       = "presence.bus.>"
-	flushTimeout     = 5 * time.Second
+	statusPrefix      = "presence.bus.s."
+	invalidationSubj  = "presence.bus.i"
+	notificationsSubj = "presence.bus.n"
+	everything        = "presence.bus.>"
+	flushTimeout      = 5 * time.Second
 )
 
 // Bus is core.Bus over one NATS connection. Its methods are safe for
@@ -122,6 +123,21 @@ func (b *Bus) PublishStatus(app core.AppID, u core.StatusUpdate) {
 	}
 }
 
+// PublishNotifications implements core.Bus: this node's subscribers get ns
+// before it returns; other nodes get them through NATS. Like
+// PublishStatus, it never blocks.
+func (b *Bus) PublishNotifications(ns []core.Notification) {
+	if len(ns) == 0 {
+		return
+	}
+	for _, s := range *b.subs.Load() {
+		s.DeliverNotifications(ns)
+	}
+	if err := b.nc.Publish(notificationsSubj, encodeNotifications(b.origin, ns)); err != nil {
+		b.sendFailures.Add(1)
+	}
+}
+
 // Invalidate implements core.Bus: this node has applied inv when it
 // returns nil, and the NATS server has it, routing it to every node
 // subscribed now. Core NATS keeps no copy for a node that is
@@ -196,6 +212,8 @@ func (b *Bus) dispatch(m message) {
 			s.DeliverStatus(m.app, m.status)
 		case kindInvalidation:
 			s.Invalidated(m.inv)
+		case kindNotifications:
+			s.DeliverNotifications(m.notes)
 		}
 	}
 }

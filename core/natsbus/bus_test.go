@@ -16,10 +16,11 @@ import (
 
 // node is what a router would be: it records what its bus delivers.
 type node struct {
-	mu       sync.Mutex // guards: statuses, invs
+	mu       sync.Mutex // guards: statuses, apps, invs, notes
 	statuses []core.StatusUpdate
 	apps     []core.AppID
 	invs     []core.Invalidation
+	notes    [][]core.Notification
 	changed  chan struct{} // a value after each delivery, dropped when full
 }
 
@@ -38,6 +39,33 @@ func (n *node) Invalidated(inv core.Invalidation) {
 	n.invs = append(n.invs, inv)
 	n.mu.Unlock()
 	n.poke()
+}
+
+func (n *node) DeliverNotifications(ns []core.Notification) {
+	n.mu.Lock()
+	n.notes = append(n.notes, ns)
+	n.mu.Unlock()
+	n.poke()
+}
+
+// waitNotes waits for n's first batch of notifications.
+func (n *node) waitNotes(t *testing.T, within time.Duration, what string) []core.Notification {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		n.mu.Lock()
+		if len(n.notes) > 0 {
+			defer n.mu.Unlock()
+			return n.notes[0]
+		}
+		n.mu.Unlock()
+		select {
+		case <-n.changed:
+		case <-deadline.C:
+			t.Fatalf("after %v: %s did not arrive", within, what)
+		}
+	}
 }
 
 func (n *node) poke() {
@@ -172,6 +200,34 @@ func TestBusBetweenNodes(t *testing.T) {
 		defer cc.mu.Unlock()
 		if len(cc.invs) != 2 {
 			t.Fatalf("node C applied %d invalidations, want 2: %v", len(cc.invs), cc.invs)
+		}
+	})
+
+	t.Run("a stored batch reaches every node whole", func(t *testing.T) {
+		created := time.Unix(1_700_000_000, 123)
+		batch := []core.Notification{
+			{ID: "0000000000000001abc", AppID: 7, PUID: "p1", UserID: "ann@example.com", Message: "Bob: a beer? 🍺", Action: "https://beer.example/chat/1", CreatedAt: created, ExpiresAt: created.Add(time.Minute)},
+			{ID: "0000000000000002def", AppID: 7, PUID: "p2", UserID: "bob@example.com", Message: "Ann waved", CreatedAt: created, ExpiresAt: created.Add(time.Hour)},
+		}
+		busB.PublishNotifications(batch)
+		for name, n := range map[string]*node{"A": a, "C": cc} {
+			got := n.waitNotes(t, 10*time.Second, "the batch on node "+name)
+			if len(got) != len(batch) {
+				t.Fatalf("node %s got %d notifications, want %d", name, len(got), len(batch))
+			}
+			for i := range batch {
+				w, g := batch[i], got[i]
+				if g.ID != w.ID || g.AppID != w.AppID || g.PUID != w.PUID || g.UserID != w.UserID || g.Message != w.Message ||
+					g.Action != w.Action || !g.CreatedAt.Equal(w.CreatedAt) || !g.ExpiresAt.Equal(w.ExpiresAt) {
+					t.Fatalf("node %s: notification %d is %+v, want %+v", name, i, g, w)
+				}
+			}
+		}
+		b.mu.Lock()
+		own := len(b.notes)
+		b.mu.Unlock()
+		if own != 1 {
+			t.Fatalf("node B delivered its own batch %d times, want once", own)
 		}
 	})
 

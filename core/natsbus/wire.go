@@ -13,15 +13,22 @@ import (
 // and versioned by its kind byte: a kind a node does not know is dropped.
 //
 //	origin  8 bytes   the publishing Bus's random id
-//	kind    1 byte    kindStatus or kindInvalidation
-//	status:       app i64, status u8, at unix-nanos i64, puid str, message str
-//	invalidation: inv-kind u8, app i64, close errno i64, user str, puid str
+//	kind    1 byte    kindStatus, kindInvalidation or kindNotifications
+//	status:        app i64, status u8, at unix-nanos i64, puid str, message str
+//	invalidation:  inv-kind u8, app i64, close errno i64, user str, puid str
+//	notifications: count uvarint, then each: id str, app i64, puid str,
+//	               user str, message str, action str, created i64, expires i64
 //
 // str is a uvarint length and the bytes.
 const (
-	kindStatus       byte = 1
-	kindInvalidation byte = 2
+	kindStatus        byte = 1
+	kindInvalidation  byte = 2
+	kindNotifications byte = 3
 )
+
+// maxBatch bounds the count a notifications message may claim, so that a
+// malformed one cannot make a node allocate more than a batch.
+const maxBatch = core.MaxNotificationBatch
 
 const originLen = 8
 
@@ -88,6 +95,21 @@ func encodeInvalidation(origin [originLen]byte, inv core.Invalidation) []byte {
 	return w
 }
 
+func encodeNotifications(origin [originLen]byte, ns []core.Notification) []byte {
+	size := originLen + 1 + 2
+	for _, n := range ns {
+		size += 8*3 + 5 + len(n.ID) + len(n.PUID) + len(n.UserID) + len(n.Message) + len(n.Action)
+	}
+	w := make(writer, 0, size)
+	w = append(w, origin[:]...)
+	w = binary.AppendUvarint(w.u8(kindNotifications), uint64(len(ns)))
+	for _, n := range ns {
+		w = w.str(n.ID).i64(int64(n.AppID)).str(n.PUID).str(n.UserID).str(n.Message).str(n.Action).
+			i64(n.CreatedAt.UnixNano()).i64(n.ExpiresAt.UnixNano())
+	}
+	return w
+}
+
 // message is one decoded bus message.
 type message struct {
 	origin [originLen]byte
@@ -95,6 +117,7 @@ type message struct {
 	app    core.AppID
 	status core.StatusUpdate
 	inv    core.Invalidation
+	notes  []core.Notification
 }
 
 func decode(b []byte) (message, error) {
@@ -120,6 +143,19 @@ func decode(b []byte) (message, error) {
 		m.inv.Close = core.Errno(r.i64())
 		m.inv.User = r.str()
 		m.inv.PUID = r.str()
+	case kindNotifications:
+		count, k := binary.Uvarint(r.b)
+		if k <= 0 || count == 0 || count > maxBatch {
+			return m, errors.New("natsbus: bad notification count")
+		}
+		r.b = r.b[k:]
+		m.notes = make([]core.Notification, 0, count)
+		for range count {
+			n := core.Notification{ID: r.str(), AppID: core.AppID(r.i64()), PUID: r.str(), UserID: r.str(), Message: r.str(), Action: r.str()}
+			n.CreatedAt = time.Unix(0, r.i64())
+			n.ExpiresAt = time.Unix(0, r.i64())
+			m.notes = append(m.notes, n)
+		}
 	default:
 		if r.err == nil {
 			r.err = errors.New("natsbus: unknown message kind")
