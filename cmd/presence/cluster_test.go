@@ -24,12 +24,13 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 // (node key, dev secret, session key) in dataDir, shared by the nodes of
 // one test as a deployment shares those files, and its listeners on
 // ports the kernel picks.
-func clusterConfig(t *testing.T, dataDir, natsURL, pgURL, extra string) string {
+func clusterConfig(t *testing.T, nodeName, dataDir, natsURL, pgURL, extra string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "presence.toml")
 	text := fmt.Sprintf(`
 [server]
 listen = "127.0.0.1:0"
+node = %q
 [database]
 path = %q
 driver = "postgres"
@@ -40,7 +41,7 @@ listen = "127.0.0.1:0"
 disconnect_grace = "300ms"
 [cluster]
 nats_url = %q
-%s`, filepath.Join(dataDir, "presence.db"), pgURL, natsURL, extra)
+%s`, nodeName, filepath.Join(dataDir, "presence.db"), pgURL, natsURL, extra)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func closedPort(t *testing.T) string {
 // and the URL, before it touches PostgreSQL (which is not there either).
 func TestClusterServeWithoutNATSFailsClearly(t *testing.T) {
 	natsURL := "nats://" + closedPort(t)
-	config := clusterConfig(t, t.TempDir(), natsURL, "postgres://presence@"+closedPort(t)+"/presence", "")
+	config := clusterConfig(t, "node-a", t.TempDir(), natsURL, "postgres://presence@"+closedPort(t)+"/presence", "")
 	cfg, err := presence.Load(config)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestClusterNodeStartsOnPostgresAndNATS(t *testing.T) {
 	pgURL := pgtest.Database(t) // skips without PRESENCE_CLUSTER
 	nats := natstest.Start(t, 3)
 	dataDir := t.TempDir()
-	config := clusterConfig(t, dataDir, nats.URL(), pgURL, "")
+	config := clusterConfig(t, "node-a", dataDir, nats.URL(), pgURL, "")
 	cfg, err := presence.Load(config)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/component"
+	"mellium.im/xmpp/jid"
+	xstanza "mellium.im/xmpp/stanza"
+
+	"github.com/presence-service/presence/internal/natstest"
+	"github.com/presence-service/presence/internal/pgtest"
+	"github.com/presence-service/presence/internal/presencetest"
+)
+
+// startCluster runs three Presence nodes on one embedded three-server
+// NATS cluster and one real PostgreSQL database, as a deployment runs
+// them: one presence.toml but for the listeners, one data folder's keys.
+// It skips without PRESENCE_CLUSTER (pgtest says how to run it).
+func startCluster(t *testing.T) [3]*node {
+	t.Helper()
+	pgURL := pgtest.Database(t)
+	nats := natstest.Start(t, 3)
+	dataDir := t.TempDir()
+	writeNodeKey(t, dataDir)
+	var nodes [3]*node
+	for i := range nodes {
+		nodes[i] = startNode(t, clusterConfig(t, fmt.Sprintf("node-%c", 'a'+i), dataDir, nats.URL(), pgURL, ""))
+	}
+	return nodes
+}
+
+// clusterComponent is an XEP-0114 component session and what it receives.
+type clusterComponent struct {
+	session *xmpp.Session
+	in      chan stanza
+}
+
+func (n *node) componentSession(app int64, key string) *clusterComponent {
+	n.t.Helper()
+	nc, err := net.DialTimeout("tcp", n.srv.XMPPAddr, 5*time.Second)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := component.NewSession(ctx, jid.MustParse(fmt.Sprintf("%d.presence.localhost", app)), []byte(key), nc)
+	if err != nil {
+		n.t.Fatalf("component handshake: %v", err)
+	}
+	n.t.Cleanup(func() { s.Close(); nc.Close() })
+	c := &clusterComponent{session: s, in: make(chan stanza, 100)}
+	go s.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		var st stanza
+		if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), r)).Decode(&st); err != nil {
+			return err
+		}
+		c.in <- st
+		return nil
+	}))
+	return c
+}
+
+// TestClusterDeviceAppAndComponentOnThreeNodes: a device on node A, an
+// app's WebSocket channel on node B and its XMPP component on node C.
+// Every update reaches both channels in order; a probe on C answers the
+// status set on A; a notification POSTed to B reaches the device on A.
+func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
+	nodes := startCluster(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	app, key := b.newApp("beer.example") // the CLI, on the shared registry
+	appID := fmt.Sprint(app)
+	ann := presencetest.NewBrowser(t, a.http(""))
+	ann.Login("ann@example.com")
+	puid := ann.Allow(appID, "https://beer.example/", "ann") // the grant, on node A's pages
+	user := puid + "@presence.localhost"
+
+	feed := presencetest.OpenFeed(t, b.ws("/"+appID), key)
+	comp := c.componentSession(app, key)
+	phone, sid := a.device("ann@example.com", "phone", app)
+
+	steps := []struct{ status, message, show, xmppType string }{
+		{"online", "on node A", "", ""},
+		{"unavailable", "lunch", "away", ""},
+		{"online", "back", "", ""},
+		{"offline", "", "", "unavailable"}, // an offline user carries no message
+		{"online", "last", "", ""},
+	}
+	// One at a time: a channel that falls behind coalesces per PUID
+	// (PROTOCOL §3), so a burst could skip a middle step by design.
+	for _, s := range steps {
+		status(phone, sid, s.status, s.message)
+		feed.Expect(puid, s.status, s.message)
+		expectPresence(t, comp.in, user, s.xmppType, s.show, s.message)
+	}
+
+	// A probe on node C answers what the device on node A shows.
+	probe := xstanza.Presence{To: jid.MustParse(user), From: jid.MustParse(appID + ".presence.localhost"), Type: xstanza.ProbePresence}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := comp.session.Send(ctx, probe.Wrap(nil)); err != nil {
+		t.Fatal(err)
+	}
+	expectPresence(t, comp.in, user, "", "", "last")
+
+	// A notification POSTed to node B reaches the device on node A at once.
+	req, _ := http.NewRequest("POST", b.http("/"+appID+"/notification"),
+		strings.NewReader(fmt.Sprintf(`[{"UID":%q,"message":"Bob: a beer on node B?","action":"https://beer.example/r/1"}]`, puid)))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"result":"OK"`) {
+		t.Fatalf("POST on node B: %d %s", res.StatusCode, body)
+	}
+	var pushed struct {
+		Type    string `json:"type"`
+		ID      string `json:"id"`
+		AppID   int64  `json:"app_id"`
+		UID     string `json:"UID"`
+		Message string `json:"message"`
+		Action  string `json:"action"`
+	}
+	phone.Decode(&pushed)
+	if pushed.Type != "notification" || pushed.AppID != app || pushed.UID != puid ||
+		pushed.Message != "Bob: a beer on node B?" || pushed.Action != "https://beer.example/r/1" || pushed.ID == "" {
+		t.Fatalf("device on node A got %+v", pushed)
+	}
+	ack, _ := json.Marshal(map[string]any{"type": "ack", "session_id": sid, "ids": []string{pushed.ID}})
+	phone.Send(string(ack))
+	phone.Expect(`{"result":true}`)
+}
