@@ -23,15 +23,8 @@ const maxJobsPerCommit = 512
 // The transaction is BEGIN/COMMIT on a held *sql.Conn rather than a
 // *sql.Tx: database/sql starts a watcher goroutine for every query of a
 // *sql.Tx.
-//
-// The hot statements (the commit's own, and those of AddNotifications)
-// are prepared once on that connection and kept for its life (prepared);
-// the driver's own cache skips statements without arguments, which it
-// parses again at every call.
 type writeTx struct {
-	c        *sqlx.Conn
-	stmts    map[string]*sql.Stmt
-	prepares int // statements prepared: stays small, the test checks it
+	c *sqlx.Conn
 
 	// queues is the index of the notification queues (queues.go); only
 	// the committer changes it.
@@ -39,15 +32,7 @@ type writeTx struct {
 }
 
 func newWriteTx(c *sqlx.Conn, queues *queueIndex) *writeTx {
-	return &writeTx{c: c, stmts: make(map[string]*sql.Stmt), queues: queues}
-}
-
-// close releases the prepared statements, before the connection goes.
-func (t *writeTx) close() {
-	for q, s := range t.stmts {
-		s.Close()
-		delete(t.stmts, q)
-	}
+	return &writeTx{c: c, queues: queues}
 }
 
 // Exec runs a statement that returns no rows.
@@ -65,39 +50,10 @@ func (t *writeTx) Select(dest any, query string, args ...any) error {
 	return t.c.SelectContext(context.Background(), dest, query, args...)
 }
 
-// prepared returns query prepared on the writer connection, preparing it
-// the first time. Only for one statement of fixed text (a constant, or
-// one of the insertQueries): every text stays prepared for good.
-func (t *writeTx) prepared(query string) (*sql.Stmt, error) {
-	if s, ok := t.stmts[query]; ok {
-		return s, nil
-	}
-	s, err := t.c.PrepareContext(context.Background(), query)
-	if err != nil {
-		return nil, err
-	}
-	t.prepares++
-	t.stmts[query] = s
-	return s, nil
-}
-
-// execP is Exec of a prepared statement.
-func (t *writeTx) execP(query string, args ...any) (sql.Result, error) {
-	s, err := t.prepared(query)
-	if err != nil {
-		return nil, err
-	}
-	return s.ExecContext(context.Background(), args...)
-}
-
-// getP scans the one row of a prepared query into dest (plain values,
-// no struct); sql.ErrNoRows if none.
-func (t *writeTx) getP(query string, args []any, dest ...any) error {
-	s, err := t.prepared(query)
-	if err != nil {
-		return err
-	}
-	return s.QueryRowContext(context.Background(), args...).Scan(dest...)
+// scanRow scans the one row of query into dest (plain values, no
+// struct); sql.ErrNoRows if none.
+func (t *writeTx) scanRow(query string, args []any, dest ...any) error {
+	return t.c.QueryRowContext(context.Background(), query, args...).Scan(dest...)
 }
 
 // A job is one caller's write. fn runs inside a SAVEPOINT of the shared
@@ -169,7 +125,6 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 	defer close(db.done)
 	defer conn.Close()
 	tx := newWriteTx(conn, db.queues)
-	defer tx.close()
 	db.syncs = newSyncPipe()
 	go db.syncLoop()
 	defer db.syncs.stop()
@@ -210,7 +165,7 @@ func (db *DB) commitLoop(conn *sqlx.Conn) {
 func (db *DB) commit(tx *writeTx, batch []*job) {
 	errs := make([]error, len(batch))
 	fail := func(err error) {
-		tx.execP(`ROLLBACK`)   // fails harmlessly when SQLite already rolled back
+		tx.Exec(`ROLLBACK`)    // fails harmlessly when SQLite already rolled back
 		tx.queues.stale = true // it may hold what the rollback undid
 		for _, j := range batch {
 			j.answer(err)
@@ -249,7 +204,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 			continue
 		}
 		if savepoints {
-			if _, err := tx.execP(`SAVEPOINT job`); err != nil {
+			if _, err := tx.Exec(`SAVEPOINT job`); err != nil {
 				fail(fmt.Errorf("sqlite: savepoint: %w", err))
 				return
 			}
@@ -258,7 +213,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 			if !savepoints {
 				break // the ROLLBACK below undoes it
 			}
-			if _, err := tx.execP(`ROLLBACK TO job`); err != nil {
+			if _, err := tx.Exec(`ROLLBACK TO job`); err != nil {
 				// SQLite already rolled the whole transaction back (an
 				// I/O error, a full disk): nothing of this batch holds.
 				fail(fmt.Errorf("sqlite: rollback to savepoint: %w (after %v)", err, errs[i]))
@@ -268,7 +223,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 			ran++
 		}
 		if savepoints {
-			if _, err := tx.execP(`RELEASE job`); err != nil {
+			if _, err := tx.Exec(`RELEASE job`); err != nil {
 				fail(fmt.Errorf("sqlite: release savepoint: %w", err))
 				return
 			}
@@ -278,7 +233,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 	if ran == 0 {
 		end = `ROLLBACK` // nothing to make durable: spare the fsync
 	}
-	if _, err := tx.execP(end); err != nil {
+	if _, err := tx.Exec(end); err != nil {
 		fail(fmt.Errorf("sqlite: %s: %w", end, err))
 		return
 	}
@@ -299,7 +254,7 @@ func (db *DB) commit(tx *writeTx, batch []*job) {
 // begin begins the write transaction and brings the queue index up to
 // date with the database (another process may have written).
 func (t *writeTx) begin() error {
-	if _, err := t.execP(`BEGIN IMMEDIATE`); err != nil {
+	if _, err := t.Exec(`BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
 	if err := t.queues.prepare(t); err != nil {
@@ -311,7 +266,7 @@ func (t *writeTx) begin() error {
 // restart rolls back everything the transaction has done and begins it
 // again.
 func (t *writeTx) restart() error {
-	t.execP(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
+	t.Exec(`ROLLBACK`) // fails harmlessly when SQLite already rolled back
 	return t.begin()
 }
 

@@ -153,7 +153,7 @@ func dsn(path string, extra url.Values) string {
 	v := url.Values{
 		"_foreign_keys":    {"1"},
 		"_busy_timeout":    {fmt.Sprint(busyTimeout.Milliseconds())},
-		"_stmt_cache_size": {"64"}, // the hot statements are prepared once per connection
+		"_stmt_cache_size": {"64"}, // the driver keeps the statements with arguments prepared
 	}
 	for k, vs := range extra {
 		v[k] = vs

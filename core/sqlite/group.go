@@ -146,7 +146,7 @@ func insertRows(tx *writeTx, adds []*addJob, errs []error, first int64) error {
 		if n == 0 {
 			return nil
 		}
-		_, err := tx.execP(insertNotifications(n), args...)
+		_, err := tx.Exec(insertNotifications(n), args...)
 		args, n = args[:0], 0
 		return err
 	}

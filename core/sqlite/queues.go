@@ -79,7 +79,7 @@ func newQueueIndex() *queueIndex {
 // Migrate) there is nothing to load.
 func (x *queueIndex) prepare(tx *writeTx) error {
 	var v int64
-	if err := tx.getP(`PRAGMA data_version`, nil, &v); err != nil {
+	if err := tx.scanRow(`PRAGMA data_version`, nil, &v); err != nil {
 		return err
 	}
 	if x.versionSeen && v != x.dataVersion {
@@ -91,7 +91,7 @@ func (x *queueIndex) prepare(tx *writeTx) error {
 		return nil
 	}
 	var tables int
-	if err := tx.getP(`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'notifications'`, nil, &tables); err != nil {
+	if err := tx.scanRow(`SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'notifications'`, nil, &tables); err != nil {
 		return err
 	}
 	if tables == 0 {
@@ -136,7 +136,7 @@ func (x *queueIndex) load(tx *writeTx) error {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
 	var next int64
-	if err := tx.getP(`SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications`, nil, &next); err != nil {
+	if err := tx.scanRow(`SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications`, nil, &next); err != nil {
 		return fmt.Errorf("sqlite: load queues: %w", err)
 	}
 	x.mu.Lock()
@@ -158,7 +158,7 @@ func (x *queueIndex) grant(tx *writeTx, puid string) (*queue, error) {
 		user string
 		app  int64
 	)
-	err := tx.getP(`SELECT user_id, app_id FROM grants WHERE puid = ?`, []any{puid}, &user, &app)
+	err := tx.scanRow(`SELECT user_id, app_id FROM grants WHERE puid = ?`, []any{puid}, &user, &app)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
