@@ -138,6 +138,12 @@ func TestHostileDevice(t *testing.T) {
 		if a := expectErrno(t, c, 29); a.RetryAfter < 1 {
 			t.Fatalf("errno 29 without retry_after: %+v", a)
 		}
+		// Being told to slow down is not an error in a row: more than
+		// limits.max_consecutive_errors answers of 29 never become -5.
+		for range 12 {
+			c.Send(fmt.Sprintf(`{"type":"status","session_id":%q,"status":"online"}`, ok.Session))
+			expectErrno(t, c, 29)
+		}
 		h.healthyDevice(t)
 	})
 }
