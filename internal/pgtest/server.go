@@ -39,7 +39,10 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	// Under /tmp rather than $TMPDIR: the postgres account must be able
+	// to reach the folder (a root's private TMPDIR would not let it), and
+	// a Unix socket's path must stay under 108 bytes.
+	dir, err := os.MkdirTemp("/tmp", "pgtest-")
 	if err != nil {
 		return nil, err
 	}
