@@ -31,6 +31,7 @@ type soakOpts struct {
 	pid, perIP           int
 
 	devices, perUser  int
+	conc              int // connects in flight at once
 	apps, xmppApps    int
 	dur, warm, sample time.Duration
 	maxTime           time.Duration
@@ -68,10 +69,11 @@ func soakFlags(o *soakOpts, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address")
 	fs.IntVar(&o.devices, "devices", 10000, "devices that flap")
 	fs.IntVar(&o.perUser, "devices-per-user", 5, "devices of one user (each user is provisioned once, with a grant per app)")
+	fs.IntVar(&o.conc, "conc", 64, "connects in flight at once, all devices together")
 	fs.IntVar(&o.apps, "apps", 10, "apps receiving updates and sending notifications")
 	fs.IntVar(&o.xmppApps, "xmpp-apps", -1, "how many of the apps use the XMPP component channel (default: half)")
 	fs.DurationVar(&o.dur, "duration", 10*time.Minute, "how long the load runs, warm-up included")
-	fs.DurationVar(&o.warm, "warmup", 0, "start of the load before the first reading (default: a tenth of -duration, at most 1m)")
+	fs.DurationVar(&o.warm, "warmup", 0, "start of the load, over which the devices' first connects are spread, before the first reading\n(default: a tenth of -duration, at least 30s and at most 1m, and at most a third of -duration)")
 	fs.DurationVar(&o.sample, "sample-every", 10*time.Second, "server readings during the load")
 	fs.DurationVar(&o.maxTime, "max-time", 0, "watchdog: the tool stops whatever happens after this (default: -duration + 20m)")
 	fs.DurationVar(&o.sessionMin, "session-min", 5*time.Second, "shortest time a device stays connected")
@@ -83,8 +85,8 @@ func soakFlags(o *soakOpts, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.abrupt, "abrupt", 0.5, "share of leaves that drop the TCP connection (RST) instead of closing the WebSocket")
 	fs.Float64Var(&o.notifyRate, "notify-rate", 10, "notifications each app sends a second")
 	fs.IntVar(&o.batchMax, "batch-max", 5, "items in one app-channel batch, 1 to this")
-	fs.Float64Var(&o.rssTol, "rss-tolerance", 0.25, "RSS is flat when the end of the load is within this share (+16 MiB) of the warm-up reading")
-	fs.Float64Var(&o.goTol, "goroutine-tolerance", 0.15, "goroutines are flat when the end of the load is within this share (+100) of the warm-up reading")
+	fs.Float64Var(&o.rssTol, "rss-tolerance", 0.25, "RSS is flat when the median of the last third of the readings is within this share (+16 MiB) of the first third's")
+	fs.Float64Var(&o.goTol, "goroutine-tolerance", 0.15, "goroutines are flat when the median of the last third of the readings is within this share (+100) of the first third's")
 	return fs
 }
 
@@ -122,7 +124,7 @@ func (o *soakOpts) check() error {
 	}
 	o.xmppApps = min(o.xmppApps, o.apps)
 	if o.warm <= 0 {
-		o.warm = min(o.dur/10, time.Minute)
+		o.warm = min(max(o.dur/10, 30*time.Second), time.Minute, o.dur/3)
 	}
 	if o.warm >= o.dur {
 		return fmt.Errorf("-warmup (%s) must be shorter than -duration (%s)", o.warm, o.dur)
@@ -282,9 +284,9 @@ func (b *bench) soak(ctx context.Context) error {
 	}
 	so := &soakOpts{}
 	soakFlags(so, io.Discard).Parse(nil)
-	so.devices, so.apps, so.perIP, so.sample = b.o.soakDevices, len(t.apps), b.o.perIP, b.o.soakSample
+	so.devices, so.apps, so.perIP, so.sample, so.conc = b.o.soakDevices, len(t.apps), b.o.perIP, b.o.soakSample, b.o.connConc
 	so.sessionMin, so.sessionMax = max(b.o.soakFlap/2, time.Second), max(3*b.o.soakFlap/2, time.Second)
-	so.warm = min(max(b.o.soakFor/10, 5*time.Second), time.Minute)
+	so.warm = min(max(b.o.soakFor/10, 30*time.Second), time.Minute)
 	so.dur = b.o.soakFor + so.warm
 	if t.xmpp.addr == "" {
 		so.xmppApps = 0

@@ -68,6 +68,9 @@ func (r *soakRun) runApp(appCtx context.Context, a appCred, xmpp bool, stopped c
 	done := func() { once.Do(func() { close(stopped) }) }
 	defer done()
 	for appCtx.Err() == nil {
+		if now() >= r.stopAt {
+			return // the load is over: no channel to open again
+		}
 		var err error
 		if xmpp {
 			err = r.xmppAppSession(appCtx, a, done)

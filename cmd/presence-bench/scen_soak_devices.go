@@ -121,13 +121,28 @@ func (r *soakRun) runDevice(ctx context.Context, u userCred, deviceID string, st
 		return
 	}
 	var left time.Time // when the last session ended; zero before the first
+	backoff := time.Second
 	for ctx.Err() == nil && now() < r.stopAt {
+		// At most -conc connects in flight: a refused or slow connect is
+		// retried after a growing, jittered pause, as a real client does,
+		// so an overloaded server is not met with a storm of retries.
+		select {
+		case r.dials <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		d, err := connectDevice(ctx, r.t.d, u.Assertion, r.appIDs, deviceID)
+		<-r.dials
+		if err != nil && ctx.Err() != nil {
+			return // the load stopped during the connect: not the server's doing
+		}
 		if err != nil {
 			r.connectFailed(err)
-			sleepCtx(ctx, time.Second+rand.N(time.Second))
+			sleepCtx(ctx, backoff/2+rand.N(backoff))
+			backoff = min(2*backoff, 30*time.Second)
 			continue
 		}
+		backoff = time.Second
 		r.connects.Add(1)
 		if !left.IsZero() {
 			if time.Since(left) < r.o.grace {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,8 +21,9 @@ type soakRun struct {
 	prog    *progress
 	appIDs  []int
 	fdLimit uint64
-	begin   int64 // tool clock (now()) when the load began
-	stopAt  int64 // tool clock when the load stops
+	dials   chan struct{} // a slot per connect in flight
+	begin   int64         // tool clock (now()) when the load began
+	stopAt  int64         // tool clock when the load stops
 
 	ledger           ledger
 	devErrs, appErrs errCounts
@@ -40,7 +42,7 @@ type soakRun struct {
 }
 
 func newSoakRun(t *target, o *soakOpts, prog *progress) *soakRun {
-	r := &soakRun{t: t, o: o, prog: prog, appIDs: t.appIDs(false)}
+	r := &soakRun{t: t, o: o, prog: prog, appIDs: t.appIDs(false), dials: make(chan struct{}, max(o.conc, 1))}
 	r.fdLimit, _ = raiseFileLimit()
 	return r
 }
@@ -154,14 +156,18 @@ func (r *soakRun) run(ctx context.Context) (*soakResult, error) {
 		}()
 	}
 
+	// The devices' context ends when the load stops: one waiting out a
+	// pause or a backoff stops at once, not up to half a minute later.
+	loadCtx, stopLoad := context.WithDeadline(ctx, r.timeOf(r.stopAt))
+	defer stopLoad()
 	var devWG sync.WaitGroup
 	for i := range o.devices {
 		u := r.t.users[i/o.perUser]
 		devWG.Add(1)
 		go func() {
 			defer devWG.Done()
-			// Starts spread over half the warm-up: no connect storm.
-			r.runDevice(ctx, u, fmt.Sprintf("soak-%d", i%o.perUser), rand.N(o.warm/2+1))
+			// Starts spread over the warm-up: no connect storm.
+			r.runDevice(loadCtx, u, fmt.Sprintf("soak-%d", i%o.perUser), rand.N(o.warm+1))
 		}()
 	}
 
@@ -195,12 +201,15 @@ func (r *soakRun) run(ctx context.Context) (*soakResult, error) {
 	sleepCtx(ctx, time.Duration(r.stopAt-now()))
 	r.prog.logf("soak: load stops; waiting for devices to leave and apps' last answers")
 	devWG.Wait()
+	// Each app waits 10 s at most for its last answers; this is a backstop.
+	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
 	for _, c := range sent {
 		select {
 		case <-c:
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 		}
 	}
+	cancelWait()
 
 	// Whatever is still queued goes to one more device per user.
 	r.prog.logf("soak: draining what is still queued, one device per user")
@@ -301,8 +310,13 @@ func (res *soakResult) addRows(rep *report, o *soakOpts) {
 	mib := func(kib int64) float64 { return float64(kib) / 1024 }
 	n := res.Notifications
 	w, e, a, b := res.Warm, res.EndOfLoad, res.After, res.Baseline
-	rssBound := o.rssTol*mib(w.RSSKiB) + 16
-	goBound := o.goTol*float64(w.Goroutines) + 100
+	// Flatness compares the first and the last third of the readings (their
+	// medians): one reading swings with the GC's sawtooth and with the work
+	// in flight at that instant; a leak moves the whole last third.
+	rssFirst, rssLast := thirds(res.Readings, func(s soakReading) float64 { return mib(s.RSSKiB) })
+	goFirst, goLast := thirds(res.Readings, func(s soakReading) float64 { return float64(s.Goroutines) })
+	rssBound := o.rssTol*rssFirst + 16
+	goBound := o.goTol*goFirst + 100
 	rep.add(
 		row(fmt.Sprintf("devices flapping (%d users × %d)", res.Users, o.perUser), "", float64(res.Devices)),
 		row(fmt.Sprintf("apps (%d on XMPP), %g notifications/s each", res.XMPPApps, res.NotifyRatePerApp), "", float64(res.Apps)),
@@ -330,14 +344,14 @@ func (res *soakResult) addRows(rep *report, o *soakOpts) {
 		row("server RSS, baseline", "MiB", mib(b.RSSKiB)),
 		row("server RSS after warm-up", "MiB", mib(w.RSSKiB)),
 		row("server RSS at the end of the load", "MiB", mib(e.RSSKiB)),
-		row("server RSS growth, end of load − warm-up", "MiB", mib(e.RSSKiB-w.RSSKiB)).
-			atMost(mib(e.RSSKiB-w.RSSKiB), rssBound, fmt.Sprintf("≤ %.0f%% + 16 MiB", 100*o.rssTol)),
+		row("server RSS growth, median of the last third of the readings − the first's", "MiB", rssLast-rssFirst).
+			atMost(rssLast-rssFirst, rssBound, fmt.Sprintf("≤ %.0f%% + 16 MiB", 100*o.rssTol)),
 		row("server RSS after (no client, grace passed)", "MiB", mib(a.RSSKiB)),
 		row("goroutines, baseline", "", float64(b.Goroutines)),
 		row("goroutines after warm-up", "", float64(w.Goroutines)),
 		row("goroutines at the end of the load", "", float64(e.Goroutines)),
-		row("goroutine growth, end of load − warm-up", "", float64(e.Goroutines-w.Goroutines)).
-			atMost(float64(e.Goroutines-w.Goroutines), goBound, fmt.Sprintf("≤ %.0f%% + 100", 100*o.goTol)),
+		row("goroutine growth, median of the last third − the first's", "", goLast-goFirst).
+			atMost(goLast-goFirst, goBound, fmt.Sprintf("≤ %.0f%% + 100", 100*o.goTol)),
 		row("goroutines after − baseline", "", float64(a.Goroutines-b.Goroutines)).
 			atMost(float64(a.Goroutines-b.Goroutines), 20, "≤ 20"),
 		row("server fds after − baseline", "", float64(a.FDs-b.FDs)).atMost(float64(a.FDs-b.FDs), 10, "≤ 10"),
@@ -360,4 +374,30 @@ func maxFDs(rs []soakReading) int {
 		m = max(m, s.FDs)
 	}
 	return m
+}
+
+// thirds returns the medians of f over the first and the last third of
+// rs (at least one reading each); readings where f is negative (a
+// /metrics scrape that failed) are left out.
+func thirds(rs []soakReading, f func(soakReading) float64) (first, last float64) {
+	var vs []float64
+	for _, r := range rs {
+		if v := f(r); v >= 0 {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return none, none
+	}
+	n := max(len(vs)/3, 1)
+	return median(vs[:n]), median(vs[len(vs)-n:])
+}
+
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

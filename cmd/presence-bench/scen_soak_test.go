@@ -15,6 +15,9 @@ import (
 // stored reached a device and was acked, and once everyone left the
 // server was back to its goroutines, files and devices of before.
 func TestSoakSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real server process")
+	}
 	o, err := parseSoakFlags([]string{"-spawn", "-src", "../..", "-devices", "50", "-devices-per-user", "5",
 		"-apps", "2", "-xmpp-apps", "1", "-duration", "3s", "-sample-every", "1s",
 		"-session-min", "200ms", "-session-max", "800ms", "-status-every", "200ms", "-long-offline", "700ms",
