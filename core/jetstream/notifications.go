@@ -204,28 +204,65 @@ func (n *Notifications) setQueueSize(ctx context.Context, size int) (int, error)
 	return size, nil
 }
 
+// lookupParallel bounds the grant lookups one batch has in flight: a
+// batch of 100 items for 100 PUIDs asks the registry 100 times, and one
+// round trip to PostgreSQL after another would dominate the POST.
+const lookupParallel = 8
+
 // usersOf checks that each item's PUID is a grant of app and returns
-// each item's user.
+// each item's user. A refusal names the first bad item, as SQLite's.
 func (n *Notifications) usersOf(ctx context.Context, app core.AppID, items []core.NotificationInput) ([]string, error) {
-	users := make([]string, len(items))
-	byPUID := make(map[string]string, len(items))
+	first := make(map[string]int, len(items)) // PUID -> its first item
+	var puids []string
 	for i, it := range items {
-		if u, ok := byPUID[it.PUID]; ok {
-			users[i] = u
+		if _, ok := first[it.PUID]; !ok {
+			first[it.PUID] = i
+			puids = append(puids, it.PUID)
+		}
+	}
+	type answer struct {
+		user string
+		bad  bool // not a grant of app
+		err  error
+	}
+	answers := make([]answer, len(puids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, lookupParallel)
+	for k, puid := range puids {
+		if !validToken(puid) {
+			answers[k].bad = true
 			continue
 		}
-		if !validToken(it.PUID) {
-			return nil, itemError(i, core.ErrnoUnknownUID, "unknown UID")
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			g, err := n.grants.GrantByPUID(ctx, puid)
+			switch {
+			case errors.Is(err, core.ErrNotFound) || (err == nil && g.AppID != app):
+				// A PUID of another app is as unknown as one that never was.
+				answers[k].bad = true
+			case err != nil:
+				answers[k].err = err
+			default:
+				answers[k].user = g.UserID
+			}
+		})
+	}
+	wg.Wait()
+	byPUID := make(map[string]string, len(puids))
+	for k, puid := range puids { // in item order: the first bad item wins
+		switch a := answers[k]; {
+		case a.bad:
+			return nil, itemError(first[puid], core.ErrnoUnknownUID, "unknown UID")
+		case a.err != nil:
+			return nil, fmt.Errorf("jetstream: add notifications of app %d: %w", app, a.err)
+		default:
+			byPUID[puid] = a.user
 		}
-		g, err := n.grants.GrantByPUID(ctx, it.PUID)
-		if errors.Is(err, core.ErrNotFound) || (err == nil && g.AppID != app) {
-			// A PUID of another app is as unknown as one that never was.
-			return nil, itemError(i, core.ErrnoUnknownUID, "unknown UID")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("jetstream: add notifications of app %d: %w", app, err)
-		}
-		byPUID[it.PUID], users[i] = g.UserID, g.UserID
+	}
+	users := make([]string, len(items))
+	for i, it := range items {
+		users[i] = byPUID[it.PUID]
 	}
 	return users, nil
 }
