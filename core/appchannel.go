@@ -75,7 +75,7 @@ type AttachOptions struct {
 // waiting queue (none older than apps.status_queue_ttl). detach must be
 // called when the channel ends.
 func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts AttachOptions) (detach func(), err error) {
-	if r.shuttingDown.Load() {
+	if r.refusing() {
 		return nil, &Error{Errno: ErrnoShuttingDown}
 	}
 	app, err := r.App(ctx, id)
@@ -112,6 +112,11 @@ func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts Att
 			a.mu.Unlock()
 			r.Metrics.AppChannels.Add(-1)
 		})
+	}
+	if r.linkLost.Load() { // lost while attaching: LinkLost may have swept the app already
+		detach()
+		r.Requeue(id, fromQueue)
+		return nil, &Error{Errno: ErrnoShuttingDown}
 	}
 	if opts.KeyHash != nil {
 		// Registered first, checked second: an invalidation forgets the

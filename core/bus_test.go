@@ -160,3 +160,52 @@ func TestCachesLostRereadsTheRegistry(t *testing.T) {
 		t.Fatalf("after CachesLost the router still shows %q, want the registry's %q", a.Name, "Stout")
 	}
 }
+
+// A node that lost its link ends its devices and channels with -4 and
+// refuses new ones until the link is back (PROTOCOL §10).
+func TestLinkLostRefusesUntilRestored(t *testing.T) {
+	ctx := context.Background()
+	a, _, app := twoNodes(t)
+	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
+	if _, err := a.Grant(ctx, ann, app, "Ann"); err != nil {
+		t.Fatal(err)
+	}
+	device := newDeviceSink()
+	if _, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: device}); err != nil {
+		t.Fatal(err)
+	}
+	channel := newAppSink()
+	if _, err := a.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.LinkLost()
+	select { // Close is called before LinkLost returns
+	case e := <-device.closed:
+		if e != core.ErrnoShuttingDown {
+			t.Fatalf("device closed with %d, want -4", e)
+		}
+	default:
+		t.Fatal("the device session stayed open after the link was lost")
+	}
+	select {
+	case e := <-channel.closed:
+		if e != core.ErrnoShuttingDown {
+			t.Fatalf("app channel closed with %d, want -4", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the app channel stayed open after the link was lost")
+	}
+	if _, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()}); core.ErrnoOf(err) != core.ErrnoShuttingDown {
+		t.Fatalf("connect while the link is down: %v, want errno -4", err)
+	}
+	if _, err := a.AttachApp(ctx, app, newAppSink(), core.AttachOptions{}); core.ErrnoOf(err) != core.ErrnoShuttingDown {
+		t.Fatalf("attach while the link is down: %v, want errno -4", err)
+	}
+	if n := a.Stats().Devices; n != 0 {
+		t.Fatalf("%d devices counted while the link is down, want 0", n)
+	}
+	a.LinkRestored()
+	if _, ignored, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()}); err != nil || len(ignored) != 0 {
+		t.Fatalf("connect after the link is back: %v (ignored %v)", err, ignored)
+	}
+}

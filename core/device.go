@@ -101,7 +101,7 @@ type ConnectRequest struct {
 // inactive or not granted by this user.
 func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []AppID, error) {
 	defer r.Metrics.ConnectSeconds.ObserveSince(time.Now())
-	if r.shuttingDown.Load() {
+	if r.refusing() {
 		return nil, nil, &Error{Errno: ErrnoShuttingDown}
 	}
 	if !ValidDeviceID(req.DeviceID) {
@@ -114,6 +114,9 @@ func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []A
 		return nil, nil, err
 	}
 	defer u.mu.Unlock()
+	if r.linkLost.Load() { // lost while the grants were read: LinkLost may have swept this user already
+		return nil, nil, &Error{Errno: ErrnoShuttingDown}
+	}
 	visible, ignored := g.visible, g.ignored
 	now := r.opts.Now()
 	s := &Session{

@@ -47,7 +47,8 @@ type Router struct {
 	pending      pendingUsers
 
 	shuttingDown atomic.Bool
-	unsubscribe  func() // from the bus, at Shutdown
+	linkLost     atomic.Bool // LinkLost until LinkRestored (linkloss.go)
+	unsubscribe  func()      // from the bus, at Shutdown
 }
 
 const shardCount = 64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,16 +36,19 @@ func (b *backend) openCluster(ctx context.Context, log *slog.Logger) error {
 			if err == nil {
 				return // closed on purpose, at shutdown
 			}
-			log.Error("lost NATS: this node stops serving until it is back", "err", err)
+			log.Warn("lost NATS: trying the other servers", "err", err)
+			b.link.disconnected()
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			log.Warn("NATS is back", "server", c.ConnectedUrlRedacted())
+			log.Info("NATS is back", "server", c.ConnectedUrlRedacted())
+			b.link.reconnected()
 		}),
 	)
 	if err != nil {
 		return fmt.Errorf("cluster.nats_url: cannot reach NATS at %s: %w", cfg.Cluster.NATSURL, err)
 	}
 	b.close = append(b.close, func() error { nc.Close(); return nil })
+	b.nats = nc
 
 	bus, err := natsbus.New(nc, log)
 	if err != nil {
@@ -89,4 +93,60 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// linkLossDelay is how long a node may be without NATS before it stops
+// serving: long enough for the client to fail over to another server of
+// the cluster (one server lost is no outage), short enough that devices
+// are not left on a node that cannot route their updates.
+const linkLossDelay = 3 * time.Second
+
+// linkWatch turns the NATS connection's state into the router's
+// (PROTOCOL §10): NATS gone for linkLossDelay, the router ends every
+// session and channel with errno -4 and refuses new ones; NATS back, it
+// serves again.
+type linkWatch struct {
+	mu     sync.Mutex // guards: router, timer, down
+	router *core.Router
+	timer  *time.Timer // runs from a disconnect until linkLossDelay or a reconnect
+	down   bool        // NATS is unreachable now
+}
+
+// watch hands the router over once it is built; down says whether NATS
+// was unreachable then already.
+func (w *linkWatch) watch(r *core.Router, down bool) {
+	w.mu.Lock()
+	w.router = r
+	w.mu.Unlock()
+	if down {
+		w.disconnected()
+	}
+}
+
+func (w *linkWatch) disconnected() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.down {
+		return
+	}
+	w.down = true
+	w.timer = time.AfterFunc(linkLossDelay, func() {
+		w.mu.Lock() // held across LinkLost, so that a reconnect's LinkRestored comes after it
+		defer w.mu.Unlock()
+		if w.down && w.router != nil {
+			w.router.LinkLost()
+		}
+	})
+}
+
+func (w *linkWatch) reconnected() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.down = false
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	if w.router != nil {
+		w.router.LinkRestored()
+	}
 }

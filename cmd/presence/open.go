@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/nats-io/nats.go"
+
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/core/sqlite"
@@ -26,6 +28,8 @@ type backend struct {
 	deps   core.Deps  // what the router is built on
 	router *core.Router
 	close  []func() error // in reverse order by Close
+	nats   *nats.Conn     // a cluster's link to the other nodes; nil on one node
+	link   linkWatch      // what the router does when nats comes and goes
 }
 
 // openBackend opens the database the configuration names, for a CLI
@@ -77,6 +81,9 @@ func openOrCreateBackend(ctx context.Context, cfg *presence.Config, log *slog.Lo
 		Keys:                   keys,
 		Logger:                 log,
 	})
+	if b.nats != nil {
+		b.link.watch(b.router, !b.nats.IsConnected())
+	}
 	for _, a := range cfg.App {
 		spec := core.DeclaredAppSpec{ID: core.AppID(a.ID), Name: a.Name, Domain: a.Domain, Email: a.Email, APIKey: a.APIKey}
 		if err := b.router.DeclareApp(ctx, spec); err != nil {
