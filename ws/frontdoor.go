@@ -37,7 +37,7 @@ func headWait() time.Duration { return time.Duration(headTimeout.Load()) }
 // The connections it hands to net/http get TCP keep-alive (Go's defaults,
 // as net.Listen gives them). Devices need none: the server's WebSocket
 // pings find dead ones. So make ln without it (net.ListenConfig with
-// KeepAlive -1), which spares four setsockopt calls per device connect.
+// KeepAlive -1).
 func (s *Server) FrontDoor(ln net.Listener) net.Listener {
 	fd := &frontDoor{Listener: ln, s: s, conns: make(chan net.Conn), done: make(chan struct{})}
 	go fd.acceptLoop()

@@ -15,17 +15,15 @@ import (
 // false and encoding/json takes over (decodeNotifyItems), so that what
 // the server accepts and how it words a refusal are encoding/json's;
 // FuzzDecodeNotifyItems checks that both agree wherever this one answers.
-// It reads with the device requests' fastParser (request_fast.go).
-//
-// Why: encoding/json's reflection was about 2.5 CPU-µs of every
-// notification in a batch of 100, an eighth of what the server spent on it.
+// It reads with the device requests' fastParser (request_fast.go), and
+// exists because encoding/json's reflection is a large share of a batch's
+// CPU (docs/decisions.md).
 func decodeNotifyFast(body []byte) ([]core.NotificationInput, bool) {
 	p := fastParser{b: body}
 	if !p.next('[') {
 		return nil, false
 	}
-	// One allocation, sized by the braces (an upper bound on the items):
-	// a fixed guess was seven items too many for the usual single one.
+	// One allocation, sized by the braces (an upper bound on the items).
 	items := make([]core.NotificationInput, 0, min(bytes.Count(body, []byte("{")), core.MaxNotificationBatch))
 	for {
 		if len(items) == core.MaxNotificationBatch {
