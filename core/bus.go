@@ -31,6 +31,10 @@ type Bus interface {
 	Subscribe(node BusSubscriber) (unsubscribe func())
 	// PublishStatus routes u to every channel of app, on every node.
 	PublishStatus(app AppID, u StatusUpdate)
+	// PublishPresence tells every node what this node's devices of a
+	// user now show an app. Like PublishStatus it never blocks, and one
+	// node's NodePresences of a user are delivered in the order published.
+	PublishPresence(p NodePresence)
 	// PublishNotifications tells every node that ns were stored (they
 	// are durable already): each node marks their users as having some
 	// waiting, and pushes them to the users' devices it holds. It never
@@ -48,6 +52,9 @@ type BusSubscriber interface {
 	// DeliverStatus tells the node's channels of app an update, or keeps
 	// it in the app's waiting queue when the node holds none.
 	DeliverStatus(app AppID, u StatusUpdate)
+	// DeliverPresence combines a node's NodePresence into the user's
+	// status and tells the node's channels of the app when it changed.
+	DeliverPresence(p NodePresence)
 	// DeliverNotifications pushes stored notifications to the devices of
 	// their users that the node holds.
 	DeliverNotifications(ns []Notification)

@@ -50,6 +50,13 @@ func (b *LocalBus) PublishStatus(app AppID, u StatusUpdate) {
 	}
 }
 
+// PublishPresence implements Bus: each subscriber gets p before it returns.
+func (b *LocalBus) PublishPresence(p NodePresence) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverPresence(p)
+	}
+}
+
 // PublishNotifications implements Bus: each subscriber gets ns before it
 // returns.
 func (b *LocalBus) PublishNotifications(ns []Notification) {

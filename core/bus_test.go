@@ -209,3 +209,54 @@ func TestLinkLostRefusesUntilRestored(t *testing.T) {
 		t.Fatalf("connect after the link is back: %v (ignored %v)", err, ignored)
 	}
 }
+
+// A user's status is aggregated over their devices on every node: a
+// device going offline on one node does not hide a device online on the
+// other (PROTOCOL §10).
+func TestStatusIsAggregatedAcrossRouters(t *testing.T) {
+	ctx := context.Background()
+	a, b, app := twoNodes(t)
+	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
+	g, err := a.Grant(ctx, ann, app, "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := newAppSink()
+	if _, err := b.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	connect := func(r *core.Router, device string) *core.Session {
+		s, _, err := r.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: device, AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	phone, laptop := connect(a, "phone"), connect(b, "laptop")
+	if err := a.SetStatus(phone, core.Presence{Status: core.Online, Message: "phone"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Online, "phone")
+	if err := b.SetStatus(laptop, core.Presence{Status: core.Online, Message: "desk"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Online, "desk") // the most recent of equals
+	if err := b.SetStatus(laptop, core.Presence{Status: core.Offline}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Online, "phone") // not offline: the phone on the other router shows online
+	b.Disconnect(laptop)
+	if err := a.SetStatus(phone, core.Presence{Status: core.Unavailable}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Unavailable, "") // nothing came between: the laptop's drop changed nothing
+	if err := a.SetStatus(phone, core.Presence{Status: core.Offline}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Offline, "")
+	select {
+	case u := <-channel.updates:
+		t.Fatalf("an update after the last device went offline: %+v", u)
+	default:
+	}
+}

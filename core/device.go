@@ -303,7 +303,9 @@ func aggregateLocked(u *userState, app AppID) Presence {
 	return best
 }
 
-// recomputeLocked tells app the user's new status, if it changed.
+// recomputeLocked tells every node, if it changed, what this node's
+// devices of the user show app; each node combines it with the other
+// nodes' (presenceview.go) and tells its channels of app.
 func (r *Router) recomputeLocked(u *userState, app AppID, now time.Time) {
 	next := aggregateLocked(u, app)
 	prev, shown := u.shown[app]
@@ -318,9 +320,7 @@ func (r *Router) recomputeLocked(u *userState, app AppID, now time.Time) {
 	} else {
 		u.shown[app] = next
 	}
-	for _, puid := range u.puids[app] {
-		r.publish(app, StatusUpdate{PUID: puid, Status: next.Status, Message: next.Message, At: now})
-	}
+	r.bus.PublishPresence(NodePresence{Node: r.nodeID, User: u.id, App: app, PUIDs: u.puids[app], Presence: next, At: now})
 }
 
 // filterApps splits ids into those the device may show (known, active,

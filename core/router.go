@@ -46,6 +46,9 @@ type Router struct {
 	keyGuard     KeyGuard // failed API-key checks, for every edge (keyguard.go)
 	pending      pendingUsers
 
+	nodeID string       // this router's id among the nodes of the Bus
+	view   presenceView // every user's status across the nodes (presenceview.go)
+
 	shuttingDown atomic.Bool
 	linkLost     atomic.Bool // LinkLost until LinkRestored (linkloss.go)
 	unsubscribe  func()      // from the bus, at Shutdown
@@ -112,6 +115,8 @@ func NewRouter(deps Deps, opts Options) *Router {
 	}
 	r.cache.m = make(map[AppID]cachedApp)
 	r.grants.init()
+	r.view.init()
+	r.nodeID = NewSessionID()
 	r.pending.init()
 	r.unsubscribe = r.bus.Subscribe(busSubscriber{r})
 	return r

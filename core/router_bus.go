@@ -10,6 +10,9 @@ func (b busSubscriber) DeliverStatus(app AppID, u StatusUpdate) {
 	b.r.deliverStatus(app, u)
 }
 
+// DeliverPresence implements BusSubscriber.
+func (b busSubscriber) DeliverPresence(p NodePresence) { b.r.deliverPresence(p) }
+
 // DeliverNotifications implements BusSubscriber.
 func (b busSubscriber) DeliverNotifications(ns []Notification) {
 	b.r.deliverNotificationsSafely(ns)
@@ -34,6 +37,7 @@ func (b busSubscriber) Invalidated(inv Invalidation) {
 			u.puids = withoutPUID(u.puids, inv.App, inv.PUID)
 			u.mu.Unlock()
 		}
+		r.view.forgetPUID(inv.User, inv.App, inv.PUID)
 	case AppChanged:
 		r.forgetApp(inv.App)
 		if inv.Close != 0 {

@@ -74,7 +74,8 @@ func (n *node) componentSession(app int64, key string) *clusterComponent {
 // TestClusterDeviceAppAndComponentOnThreeNodes: a device on node A, an
 // app's WebSocket channel on node B and its XMPP component on node C.
 // Every update reaches both channels in order; a probe on C answers the
-// status set on A; a notification POSTed to B reaches the device on A.
+// status set on A; a notification POSTed to B reaches the device on A; a
+// second device of the user on C aggregates with the one on A.
 func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	nodes := startCluster(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -143,4 +144,15 @@ func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	ack, _ := json.Marshal(map[string]any{"type": "ack", "session_id": sid, "ids": []string{pushed.ID}})
 	phone.Send(string(ack))
 	phone.Expect(`{"result":true}`)
+
+	// A second device of ann, on node C: her status is aggregated over
+	// both nodes, so its going offline leaves her online (the phone's).
+	laptop, laptopSID := c.device("ann@example.com", "laptop", app)
+	status(laptop, laptopSID, "unavailable", "desk")
+	status(laptop, laptopSID, "online", "desk")
+	feed.Expect(puid, "online", "desk") // the most recent of two online devices
+	expectPresence(t, comp.in, user, "", "", "desk")
+	status(laptop, laptopSID, "offline", "")
+	feed.Expect(puid, "online", "last") // not offline: the phone on node A still shows online
+	expectPresence(t, comp.in, user, "", "", "last")
 }

@@ -23,6 +23,7 @@ const (
 	statusPrefix      = "presence.bus.s."
 	invalidationSubj  = "presence.bus.i"
 	notificationsSubj = "presence.bus.n"
+	presenceSubj      = "presence.bus.p"
 	everything        = "presence.bus.>"
 	flushTimeout      = 5 * time.Second
 )
@@ -123,6 +124,18 @@ func (b *Bus) PublishStatus(app core.AppID, u core.StatusUpdate) {
 	}
 }
 
+// PublishPresence implements core.Bus: this node's subscribers get p
+// before it returns; other nodes get it through NATS, in the order of
+// this node's calls. It never blocks.
+func (b *Bus) PublishPresence(p core.NodePresence) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverPresence(p)
+	}
+	if err := b.nc.Publish(presenceSubj, encodePresence(b.origin, p)); err != nil {
+		b.sendFailures.Add(1)
+	}
+}
+
 // PublishNotifications implements core.Bus: this node's subscribers get ns
 // before it returns; other nodes get them through NATS. Like
 // PublishStatus, it never blocks.
@@ -214,6 +227,8 @@ func (b *Bus) dispatch(m message) {
 			s.Invalidated(m.inv)
 		case kindNotifications:
 			s.DeliverNotifications(m.notes)
+		case kindPresence:
+			s.DeliverPresence(m.pres)
 		}
 	}
 }

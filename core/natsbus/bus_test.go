@@ -3,6 +3,7 @@ package natsbus_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,11 +17,12 @@ import (
 
 // node is what a router would be: it records what its bus delivers.
 type node struct {
-	mu       sync.Mutex // guards: statuses, apps, invs, notes
+	mu       sync.Mutex // guards: statuses, apps, invs, notes, pres
 	statuses []core.StatusUpdate
 	apps     []core.AppID
 	invs     []core.Invalidation
 	notes    [][]core.Notification
+	pres     []core.NodePresence
 	changed  chan struct{} // a value after each delivery, dropped when full
 }
 
@@ -37,6 +39,13 @@ func (n *node) DeliverStatus(app core.AppID, u core.StatusUpdate) {
 func (n *node) Invalidated(inv core.Invalidation) {
 	n.mu.Lock()
 	n.invs = append(n.invs, inv)
+	n.mu.Unlock()
+	n.poke()
+}
+
+func (n *node) DeliverPresence(p core.NodePresence) {
+	n.mu.Lock()
+	n.pres = append(n.pres, p)
 	n.mu.Unlock()
 	n.poke()
 }
@@ -200,6 +209,30 @@ func TestBusBetweenNodes(t *testing.T) {
 		defer cc.mu.Unlock()
 		if len(cc.invs) != 2 {
 			t.Fatalf("node C applied %d invalidations, want 2: %v", len(cc.invs), cc.invs)
+		}
+	})
+
+	t.Run("a node's presence of a user reaches the others whole and in order", func(t *testing.T) {
+		at := time.Unix(1_700_000_000, 5)
+		sent := []core.NodePresence{
+			{Node: "node-a", User: "ann@example.com", App: 7, PUIDs: []string{"p1", "p2"}, Presence: core.Presence{Status: core.Online, Message: "on the bus 🚌"}, At: at},
+			{Node: "node-a", User: "ann@example.com", App: 7, PUIDs: []string{"p1", "p2"}, Presence: core.Presence{Status: core.Unavailable}, At: at.Add(time.Second)},
+			{Node: "node-a", User: "ann@example.com", App: 7, PUIDs: nil, Presence: core.Presence{Status: core.Offline}, At: at.Add(2 * time.Second)},
+		}
+		for _, p := range sent {
+			busA.PublishPresence(p)
+		}
+		cc.waitFor(t, 10*time.Second, "three presences on node C", func([]core.StatusUpdate, []core.Invalidation) bool {
+			return len(cc.pres) >= len(sent) // waitFor holds cc.mu
+		})
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		for i, w := range sent {
+			g := cc.pres[i]
+			if g.Node != w.Node || g.User != w.User || g.App != w.App || g.Presence != w.Presence || !g.At.Equal(w.At) ||
+				strings.Join(g.PUIDs, ",") != strings.Join(w.PUIDs, ",") {
+				t.Fatalf("presence %d on node C: %+v, want %+v", i, g, w)
+			}
 		}
 	})
 

@@ -16,6 +16,8 @@ import (
 //	kind    1 byte    kindStatus, kindInvalidation or kindNotifications
 //	status:        app i64, status u8, at unix-nanos i64, puid str, message str
 //	invalidation:  inv-kind u8, app i64, close errno i64, user str, puid str
+//	presence:      node str, user str, app i64, status u8, message str, at i64,
+//	               puid count uvarint, then each puid str
 //	notifications: count uvarint, then each: id str, app i64, puid str,
 //	               user str, message str, action str, created i64, expires i64
 //
@@ -24,6 +26,7 @@ const (
 	kindStatus        byte = 1
 	kindInvalidation  byte = 2
 	kindNotifications byte = 3
+	kindPresence      byte = 4
 )
 
 // maxBatch bounds the count a notifications message may claim, so that a
@@ -110,6 +113,25 @@ func encodeNotifications(origin [originLen]byte, ns []core.Notification) []byte 
 	return w
 }
 
+// maxPUIDs bounds the PUIDs a presence message may claim (a user's
+// grants of one app: one per "appear as" string).
+const maxPUIDs = 4096
+
+func encodePresence(origin [originLen]byte, p core.NodePresence) []byte {
+	size := originLen + 1 + 8*2 + 1 + 8 + len(p.Node) + len(p.User) + len(p.Message)
+	for _, puid := range p.PUIDs {
+		size += 1 + len(puid)
+	}
+	w := make(writer, 0, size)
+	w = append(w, origin[:]...)
+	w = w.u8(kindPresence).str(p.Node).str(p.User).i64(int64(p.App)).u8(byte(p.Status)).str(p.Message).i64(p.At.UnixNano())
+	w = binary.AppendUvarint(w, uint64(len(p.PUIDs)))
+	for _, puid := range p.PUIDs {
+		w = w.str(puid)
+	}
+	return w
+}
+
 // message is one decoded bus message.
 type message struct {
 	origin [originLen]byte
@@ -118,6 +140,7 @@ type message struct {
 	status core.StatusUpdate
 	inv    core.Invalidation
 	notes  []core.Notification
+	pres   core.NodePresence
 }
 
 func decode(b []byte) (message, error) {
@@ -143,6 +166,26 @@ func decode(b []byte) (message, error) {
 		m.inv.Close = core.Errno(r.i64())
 		m.inv.User = r.str()
 		m.inv.PUID = r.str()
+	case kindPresence:
+		p := &m.pres
+		p.Node, p.User, p.App = r.str(), r.str(), core.AppID(r.i64())
+		st := r.u8()
+		p.Status, p.Message, p.At = core.Status(st), r.str(), time.Unix(0, r.i64())
+		if r.err != nil {
+			break
+		}
+		if st > byte(core.Online) {
+			return m, errors.New("natsbus: unknown status")
+		}
+		count, k := binary.Uvarint(r.b)
+		if k <= 0 || count > maxPUIDs {
+			return m, errors.New("natsbus: bad PUID count")
+		}
+		r.b = r.b[k:]
+		p.PUIDs = make([]string, 0, count)
+		for range count {
+			p.PUIDs = append(p.PUIDs, r.str())
+		}
 	case kindNotifications:
 		count, k := binary.Uvarint(r.b)
 		if k <= 0 || count == 0 || count > maxBatch {
