@@ -35,6 +35,11 @@ type Bus interface {
 	// user now show an app. Like PublishStatus it never blocks, and one
 	// node's NodePresences of a user are delivered in the order published.
 	PublishPresence(p NodePresence)
+	// PublishDevice tells every node of a device session's news (one
+	// session per user and device across nodes: devicehandover.go). It
+	// never blocks; one node's events are delivered in the order
+	// published, and in order with its NodePresences.
+	PublishDevice(e DeviceEvent)
 	// PublishNotifications tells every node that ns were stored (they
 	// are durable already): each node marks their users as having some
 	// waiting, and pushes them to the users' devices it holds. It never
@@ -55,6 +60,8 @@ type BusSubscriber interface {
 	// DeliverPresence combines a node's NodePresence into the user's
 	// status and tells the node's channels of the app when it changed.
 	DeliverPresence(p NodePresence)
+	// DeliverDevice applies a device event of another node.
+	DeliverDevice(e DeviceEvent)
 	// DeliverNotifications pushes stored notifications to the devices of
 	// their users that the node holds.
 	DeliverNotifications(ns []Notification)

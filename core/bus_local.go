@@ -57,6 +57,13 @@ func (b *LocalBus) PublishPresence(p NodePresence) {
 	}
 }
 
+// PublishDevice implements Bus: each subscriber gets e before it returns.
+func (b *LocalBus) PublishDevice(e DeviceEvent) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverDevice(e)
+	}
+}
+
 // PublishNotifications implements Bus: each subscriber gets ns before it
 // returns.
 func (b *LocalBus) PublishNotifications(ns []Notification) {

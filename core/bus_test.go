@@ -260,3 +260,53 @@ func TestStatusIsAggregatedAcrossRouters(t *testing.T) {
 	default:
 	}
 }
+
+// One session per (user, device) across routers: a newer connect on one
+// ends the older on the other with -2, and the new one takes over what
+// the old showed, so the app sees no offline between them.
+func TestNewerConnectOnAnotherRouterReplacesTheSession(t *testing.T) {
+	ctx := context.Background()
+	a, b, app := twoNodes(t)
+	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
+	g, err := a.Grant(ctx, ann, app, "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := newAppSink()
+	if _, err := b.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	oldSink := newDeviceSink()
+	old, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: oldSink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetStatus(old, core.Presence{Status: core.Online, Message: "on the train"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Online, "on the train")
+
+	s, _, err := b.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-oldSink.closed:
+		if e != core.ErrnoReplaced {
+			t.Fatalf("the older session closed with %d, want -2", e)
+		}
+	default:
+		t.Fatal("the older session on the other router is still open")
+	}
+	if err := a.SetStatus(old, core.Presence{Status: core.Unavailable}, nil); core.ErrnoOf(err) != core.ErrnoUnknownSession {
+		t.Fatalf("a status on the replaced session: %v, want errno %d", err, core.ErrnoUnknownSession)
+	}
+	if n := a.Stats().Devices + b.Stats().Devices; n != 1 {
+		t.Fatalf("%d sessions of ann's phone across the routers, want 1", n)
+	}
+	if err := b.SetStatus(s, core.Presence{Status: core.Unavailable, Message: "off the train"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The next update is the new session's own: no offline came between.
+	channel.expect(t, g.PUID, core.Unavailable, "off the train")
+}

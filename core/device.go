@@ -32,6 +32,7 @@ type Session struct {
 	currentAt  time.Time
 	gone       bool        // socket ended; waiting out the grace
 	replaced   bool        // a newer session took over; it owns the presence now
+	statusSet  bool        // the device set a status itself: a handover no longer applies
 	graceTimer *time.Timer // runs while gone
 	flow       flowState   // notifications pushed and not yet acked (flow.go)
 
@@ -113,6 +114,14 @@ func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []A
 	if err != nil {
 		return nil, nil, err
 	}
+	// The other nodes hear of the session after the user's lock is let
+	// go: on a LocalBus they answer on this goroutine (devicehandover.go).
+	var announce *DeviceEvent
+	defer func() {
+		if announce != nil {
+			r.bus.PublishDevice(*announce)
+		}
+	}()
 	defer u.mu.Unlock()
 	if r.linkLost.Load() { // lost while the grants were read: LinkLost may have swept this user already
 		return nil, nil, &Error{Errno: ErrnoShuttingDown}
@@ -158,6 +167,7 @@ func (r *Router) Connect(ctx context.Context, req ConnectRequest) (*Session, []A
 	for _, app := range uniqueApps(touched) {
 		r.recomputeLocked(u, app, now)
 	}
+	announce = &DeviceEvent{Kind: DeviceConnected, Node: r.nodeID, User: u.id, DeviceID: req.DeviceID, SessionID: s.id, At: now}
 	return s, ignored, nil
 }
 
@@ -175,6 +185,7 @@ func (r *Router) SetStatus(s *Session, p Presence, apps []AppID) error {
 		return &Error{Errno: ErrnoUnknownSession}
 	}
 	now := r.opts.Now()
+	s.statusSet = true
 	r.Metrics.StatusUpdates.Add(1)
 	if apps == nil {
 		s.current, s.currentAt = p, now

@@ -10,6 +10,9 @@ func (b busSubscriber) DeliverStatus(app AppID, u StatusUpdate) {
 	b.r.deliverStatus(app, u)
 }
 
+// DeliverDevice implements BusSubscriber.
+func (b busSubscriber) DeliverDevice(e DeviceEvent) { b.r.deliverDevice(e) }
+
 // DeliverPresence implements BusSubscriber.
 func (b busSubscriber) DeliverPresence(p NodePresence) { b.r.deliverPresence(p) }
 

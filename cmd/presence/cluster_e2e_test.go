@@ -75,7 +75,8 @@ func (n *node) componentSession(app int64, key string) *clusterComponent {
 // app's WebSocket channel on node B and its XMPP component on node C.
 // Every update reaches both channels in order; a probe on C answers the
 // status set on A; a notification POSTed to B reaches the device on A; a
-// second device of the user on C aggregates with the one on A.
+// second device of the user on C aggregates with the one on A; the same
+// device connecting on B ends its session on A with -2.
 func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	nodes := startCluster(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -155,4 +156,14 @@ func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	status(laptop, laptopSID, "offline", "")
 	feed.Expect(puid, "online", "last") // not offline: the phone on node A still shows online
 	expectPresence(t, comp.in, user, "", "", "last")
+
+	// One session per (user, device) across the cluster: the phone
+	// connecting again, on node B, ends its session on node A with -2,
+	// and the app sees no offline between the two.
+	phone2, phone2SID := b.device("ann@example.com", "phone", app)
+	phone.Expect(`{"result":false,"errno":-2,"reason":"replaced by a newer connection of the same user and device"}`)
+	phone.ExpectClosed()
+	status(phone2, phone2SID, "unavailable", "moved to node B")
+	feed.Expect(puid, "unavailable", "moved to node B")
+	expectPresence(t, comp.in, user, "", "away", "moved to node B")
 }

@@ -24,6 +24,7 @@ const (
 	invalidationSubj  = "presence.bus.i"
 	notificationsSubj = "presence.bus.n"
 	presenceSubj      = "presence.bus.p"
+	deviceSubj        = "presence.bus.d"
 	everything        = "presence.bus.>"
 	flushTimeout      = 5 * time.Second
 )
@@ -136,6 +137,18 @@ func (b *Bus) PublishPresence(p core.NodePresence) {
 	}
 }
 
+// PublishDevice implements core.Bus: this node's subscribers get e before
+// it returns; other nodes get it through NATS, in the order of this
+// node's calls. It never blocks.
+func (b *Bus) PublishDevice(e core.DeviceEvent) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverDevice(e)
+	}
+	if err := b.nc.Publish(deviceSubj, encodeDevice(b.origin, e)); err != nil {
+		b.sendFailures.Add(1)
+	}
+}
+
 // PublishNotifications implements core.Bus: this node's subscribers get ns
 // before it returns; other nodes get them through NATS. Like
 // PublishStatus, it never blocks.
@@ -229,6 +242,8 @@ func (b *Bus) dispatch(m message) {
 			s.DeliverNotifications(m.notes)
 		case kindPresence:
 			s.DeliverPresence(m.pres)
+		case kindDevice:
+			s.DeliverDevice(m.dev)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package natsbus_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +18,13 @@ import (
 
 // node is what a router would be: it records what its bus delivers.
 type node struct {
-	mu       sync.Mutex // guards: statuses, apps, invs, notes, pres
+	mu       sync.Mutex // guards: statuses, apps, invs, notes, pres, devs
 	statuses []core.StatusUpdate
 	apps     []core.AppID
 	invs     []core.Invalidation
 	notes    [][]core.Notification
 	pres     []core.NodePresence
+	devs     []core.DeviceEvent
 	changed  chan struct{} // a value after each delivery, dropped when full
 }
 
@@ -46,6 +48,13 @@ func (n *node) Invalidated(inv core.Invalidation) {
 func (n *node) DeliverPresence(p core.NodePresence) {
 	n.mu.Lock()
 	n.pres = append(n.pres, p)
+	n.mu.Unlock()
+	n.poke()
+}
+
+func (n *node) DeliverDevice(e core.DeviceEvent) {
+	n.mu.Lock()
+	n.devs = append(n.devs, e)
 	n.mu.Unlock()
 	n.poke()
 }
@@ -233,6 +242,23 @@ func TestBusBetweenNodes(t *testing.T) {
 				strings.Join(g.PUIDs, ",") != strings.Join(w.PUIDs, ",") {
 				t.Fatalf("presence %d on node C: %+v, want %+v", i, g, w)
 			}
+		}
+	})
+
+	t.Run("a device handover reaches the other nodes whole", func(t *testing.T) {
+		sent := core.DeviceEvent{Kind: core.DeviceHandover, Node: "node-b", User: "ann@example.com", DeviceID: "phone",
+			SessionID: "5f0c-new", At: time.Unix(1_700_000_000, 9), Current: core.Presence{Status: core.Online, Message: "here"},
+			Apps: map[core.AppID]core.Presence{7: {Status: core.Online, Message: "here"}, 8: {Status: core.Unavailable}}}
+		busB.PublishDevice(sent)
+		a.waitFor(t, 10*time.Second, "the handover on node A", func([]core.StatusUpdate, []core.Invalidation) bool {
+			return len(a.devs) > 0 // waitFor holds a.mu
+		})
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		g := a.devs[0]
+		if g.Kind != sent.Kind || g.Node != sent.Node || g.User != sent.User || g.DeviceID != sent.DeviceID ||
+			g.SessionID != sent.SessionID || !g.At.Equal(sent.At) || g.Current != sent.Current || !maps.Equal(g.Apps, sent.Apps) {
+			t.Fatalf("node A got %+v, want %+v", g, sent)
 		}
 	})
 

@@ -7,6 +7,7 @@
 //	presence.bus.s.<app_id>   a routed status update of one of the app's PUIDs
 //	presence.bus.i            an invalidation (grants, apps, keys, CLI changes)
 //	presence.bus.p            what one node's devices of a user show an app: nodes combine them
+//	presence.bus.d            a device session opened, or handed over to a newer one on another node
 //	presence.bus.n            notifications just stored: nodes push them to the devices they hold
 //
 // Each node subscribes once, to presence.bus.>: one subscription per node,

@@ -18,6 +18,9 @@ import (
 //	invalidation:  inv-kind u8, app i64, close errno i64, user str, puid str
 //	presence:      node str, user str, app i64, status u8, message str, at i64,
 //	               puid count uvarint, then each puid str
+//	device:        event u8, node str, user str, device str, session str, at i64,
+//	               current status u8 + message str, app count uvarint, then
+//	               each: app i64, status u8, message str
 //	notifications: count uvarint, then each: id str, app i64, puid str,
 //	               user str, message str, action str, created i64, expires i64
 //
@@ -27,6 +30,7 @@ const (
 	kindInvalidation  byte = 2
 	kindNotifications byte = 3
 	kindPresence      byte = 4
+	kindDevice        byte = 5
 )
 
 // maxBatch bounds the count a notifications message may claim, so that a
@@ -132,6 +136,22 @@ func encodePresence(origin [originLen]byte, p core.NodePresence) []byte {
 	return w
 }
 
+// maxApps bounds the apps a device event may claim (PROTOCOL §2 bounds a
+// connect's application_ids far below it).
+const maxApps = 4096
+
+func encodeDevice(origin [originLen]byte, e core.DeviceEvent) []byte {
+	w := make(writer, 0, 128+len(e.Apps)*16)
+	w = append(w, origin[:]...)
+	w = w.u8(kindDevice).u8(byte(e.Kind)).str(e.Node).str(e.User).str(e.DeviceID).str(e.SessionID).i64(e.At.UnixNano()).
+		u8(byte(e.Current.Status)).str(e.Current.Message)
+	w = binary.AppendUvarint(w, uint64(len(e.Apps)))
+	for app, p := range e.Apps {
+		w = w.i64(int64(app)).u8(byte(p.Status)).str(p.Message)
+	}
+	return w
+}
+
 // message is one decoded bus message.
 type message struct {
 	origin [originLen]byte
@@ -141,6 +161,7 @@ type message struct {
 	inv    core.Invalidation
 	notes  []core.Notification
 	pres   core.NodePresence
+	dev    core.DeviceEvent
 }
 
 func decode(b []byte) (message, error) {
@@ -185,6 +206,27 @@ func decode(b []byte) (message, error) {
 		p.PUIDs = make([]string, 0, count)
 		for range count {
 			p.PUIDs = append(p.PUIDs, r.str())
+		}
+	case kindDevice:
+		e := &m.dev
+		e.Kind = core.DeviceEventKind(r.u8())
+		e.Node, e.User, e.DeviceID, e.SessionID = r.str(), r.str(), r.str(), r.str()
+		e.At = time.Unix(0, r.i64())
+		e.Current = core.Presence{Status: core.Status(r.u8()), Message: r.str()}
+		if r.err != nil {
+			break
+		}
+		count, k := binary.Uvarint(r.b)
+		if k <= 0 || count > maxApps {
+			return m, errors.New("natsbus: bad app count")
+		}
+		r.b = r.b[k:]
+		if count > 0 {
+			e.Apps = make(map[core.AppID]core.Presence, count)
+		}
+		for range count {
+			app := core.AppID(r.i64())
+			e.Apps[app] = core.Presence{Status: core.Status(r.u8()), Message: r.str()}
 		}
 	case kindNotifications:
 		count, k := binary.Uvarint(r.b)
