@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -49,19 +48,4 @@ func MustApp(tb testing.TB, db *postgres.DB, owner string) *core.App {
 		tb.Fatal(err)
 	}
 	return a
-}
-
-// MustGrant makes sure the user exists and grants them app under a
-// PUID derived from the names, returning the PUID.
-func MustGrant(tb testing.TB, db *postgres.DB, user string, app core.AppID, userString string) string {
-	tb.Helper()
-	ctx := context.Background()
-	if err := db.UpsertUser(ctx, core.User{ID: user, Email: user}); err != nil {
-		tb.Fatal(err)
-	}
-	g, _, err := db.Grant(ctx, user, app, userString, fmt.Sprintf("puid-%s-%d-%s", user, app, userString))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return g.PUID
 }
