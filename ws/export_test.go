@@ -19,6 +19,13 @@ func SetHeadTimeout(t testing.TB, d time.Duration) {
 	t.Cleanup(func() { headTimeout.Store(old) })
 }
 
+// SetDeviceWriteWait shortens how long the epoll transport waits for a
+// device's full socket, for the servers made during the rest of t.
+func SetDeviceWriteWait(t testing.TB, d time.Duration) {
+	old := deviceWriteWait.Swap(int64(d))
+	t.Cleanup(func() { deviceWriteWait.Store(old) })
+}
+
 // decodeRequest is decodeRequestInto a new request, for a device without
 // a session.
 func decodeRequest(data []byte) (*request, error) {

@@ -45,6 +45,11 @@ type Server struct {
 // writeWait bounds every write; a peer that takes longer is dropped.
 const writeWait = 10 * time.Second
 
+// deviceWriteWait is the epoll transport's bound on a write that waits
+// for a device's socket, in nanoseconds; zero: netpoll.WriteWait. Tests
+// shorten it.
+var deviceWriteWait atomic.Int64
+
 // New returns the edge. Register its routes on a mux.
 func New(c Config) *Server {
 	if c.Logger == nil {
@@ -68,7 +73,8 @@ func New(c Config) *Server {
 		stop: make(chan struct{}),
 	}
 	if c.Config.Server.TLSCert == "" { // TLS sockets cannot be read without the TLS layer
-		opts := netpoll.Options{MaxMessage: c.Config.Limits.MaxFrameBytes, MaxQueue: deviceOutbox}
+		opts := netpoll.Options{MaxMessage: c.Config.Limits.MaxFrameBytes, MaxQueue: deviceOutbox,
+			WriteWait: time.Duration(deviceWriteWait.Load())}
 		if p, err := netpoll.NewPoller(s.log, opts); err == nil {
 			s.poller = p
 		} else {

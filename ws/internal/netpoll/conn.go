@@ -186,9 +186,12 @@ func (c *Conn) flush() {
 		if len(batch) == 1 {
 			err = c.writeOne(batch[0])
 		} else {
-			c.nc.SetWriteDeadline(time.Now().Add(WriteWait))
+			c.nc.SetWriteDeadline(time.Now().Add(c.p.writeWait()))
 			bufs := net.Buffers(batch)
 			_, err = bufs.WriteTo(c.nc)
+			if err == nil {
+				err = c.clearWriteDeadline()
+			}
 		}
 		if err != nil {
 			c.kill()
@@ -210,9 +213,20 @@ func (c *Conn) writeOne(b []byte) error {
 	if err != nil && err != errWouldBlock {
 		return err
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(WriteWait))
-	_, err = c.nc.Write(b[n:])
-	return err
+	c.nc.SetWriteDeadline(time.Now().Add(c.p.writeWait()))
+	if _, err = c.nc.Write(b[n:]); err != nil {
+		return err
+	}
+	return c.clearWriteDeadline()
+}
+
+// clearWriteDeadline lifts the deadline of a write that had to wait, once
+// it is done. The writes that never wait (writeNow) go through the same
+// socket, and the runtime fails them too once a deadline left behind has
+// passed: the connection would end at its next frame, seconds later,
+// without a close frame, though its peer reads everything.
+func (c *Conn) clearWriteDeadline() error {
+	return c.nc.SetWriteDeadline(time.Time{})
 }
 
 // kill ends the connection now (a write failed).

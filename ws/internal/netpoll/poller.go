@@ -12,8 +12,16 @@ import (
 
 // Options bound every connection of a Poller.
 type Options struct {
-	MaxMessage int // bytes of a frame's payload, and of a whole message; over it: close 1009
-	MaxQueue   int // frames queued for writing; past it: Handler.QueueFull
+	MaxMessage int           // bytes of a frame's payload, and of a whole message; over it: close 1009
+	MaxQueue   int           // frames queued for writing; past it: Handler.QueueFull
+	WriteWait  time.Duration // bounds a write that waits for the socket; zero: the WriteWait constant
+}
+
+func (p *Poller) writeWait() time.Duration {
+	if p.opts.WriteWait > 0 {
+		return p.opts.WriteWait
+	}
+	return WriteWait
 }
 
 // Poller reads its connections through epoll sets of its own, one per
