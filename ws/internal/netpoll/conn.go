@@ -122,6 +122,10 @@ func (c *Conn) writeNowOrLater() {
 			return
 		}
 		c.mu.Lock()
+		if c.dead { // End ran meanwhile: the queue is gone
+			c.mu.Unlock()
+			return
+		}
 		if n == len(b) {
 			last := len(c.queue) - 1
 			copy(c.queue, c.queue[1:])
