@@ -2,49 +2,13 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/sqlreg"
 )
-
-// appRow is a row of apps as sqlx scans it.
-type appRow struct {
-	ID              int64         `db:"id"`
-	Domain          string        `db:"domain"`
-	Name            string        `db:"name"`
-	Description     string        `db:"description"`
-	OwnerEmail      string        `db:"owner_email"`
-	State           string        `db:"state"`
-	VerificationKey string        `db:"verification_key"`
-	KeyHash         []byte        `db:"key_hash"`
-	KeySealed       []byte        `db:"key_sealed"`
-	CreatedAt       sql.NullInt64 `db:"created_at"`
-	VerifiedAt      sql.NullInt64 `db:"verified_at"`
-	ActivatedAt     sql.NullInt64 `db:"activated_at"`
-}
-
-const appColumns = `id, domain, name, description, owner_email, state, verification_key,
-	key_hash, key_sealed, created_at, verified_at, activated_at`
-
-func (r *appRow) app() *core.App {
-	return &core.App{
-		ID:              core.AppID(r.ID),
-		Domain:          r.Domain,
-		Name:            r.Name,
-		Description:     r.Description,
-		OwnerEmail:      r.OwnerEmail,
-		State:           core.AppState(r.State),
-		VerificationKey: r.VerificationKey,
-		KeyHash:         r.KeyHash,
-		KeySealed:       r.KeySealed,
-		CreatedAt:       fromNanos(r.CreatedAt),
-		VerifiedAt:      fromNanos(r.VerifiedAt),
-		ActivatedAt:     fromNanos(r.ActivatedAt),
-	}
-}
 
 // CreateApp inserts a. A zero a.ID is assigned by the database; a given
 // one (an app declared in presence.toml) is kept, and core.ErrConflict
@@ -66,8 +30,8 @@ func (db *DB) CreateApp(ctx context.Context, a *core.App) error {
 		state = core.AppUnverified
 	}
 	args := []any{a.Domain, a.Name, a.Description, a.OwnerEmail, string(state),
-		a.VerificationKey, a.KeyHash, a.KeySealed, nanos(created),
-		nullNanos(a.VerifiedAt), nullNanos(a.ActivatedAt)}
+		a.VerificationKey, a.KeyHash, a.KeySealed, sqlreg.Nanos(created),
+		sqlreg.NullNanos(a.VerifiedAt), sqlreg.NullNanos(a.ActivatedAt)}
 	const columns = `domain, name, description, owner_email, state,
 		verification_key, key_hash, key_sealed, created_at, verified_at, activated_at`
 	var id int64
@@ -96,36 +60,6 @@ func (db *DB) CreateApp(ctx context.Context, a *core.App) error {
 	return nil
 }
 
-// App returns the app with this id, or core.ErrNotFound.
-func (db *DB) App(ctx context.Context, id core.AppID) (*core.App, error) {
-	var r appRow
-	err := db.db.GetContext(ctx, &r, `SELECT `+appColumns+` FROM apps WHERE id = $1`, int64(id))
-	if err != nil {
-		return nil, mapErr(err, fmt.Sprintf("postgres: app %d", id))
-	}
-	return r.app(), nil
-}
-
-// Apps lists the apps of one owner, or every app when ownerEmail is "",
-// by id.
-func (db *DB) Apps(ctx context.Context, ownerEmail string) ([]*core.App, error) {
-	var rows []appRow
-	var err error
-	if ownerEmail == "" {
-		err = db.db.SelectContext(ctx, &rows, `SELECT `+appColumns+` FROM apps ORDER BY id`)
-	} else {
-		err = db.db.SelectContext(ctx, &rows, `SELECT `+appColumns+` FROM apps WHERE owner_email = $1 ORDER BY id`, ownerEmail)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("postgres: apps: %w", err)
-	}
-	apps := make([]*core.App, len(rows))
-	for i := range rows {
-		apps[i] = rows[i].app()
-	}
-	return apps, nil
-}
-
 // UpdateApp writes every column of a but id and created_at, or returns
 // core.ErrNotFound.
 func (db *DB) UpdateApp(ctx context.Context, a *core.App) error {
@@ -133,7 +67,7 @@ func (db *DB) UpdateApp(ctx context.Context, a *core.App) error {
 		owner_email = $4, state = $5, verification_key = $6, key_hash = $7, key_sealed = $8,
 		verified_at = $9, activated_at = $10 WHERE id = $11`,
 		a.Domain, a.Name, a.Description, a.OwnerEmail, string(a.State), a.VerificationKey,
-		a.KeyHash, a.KeySealed, nullNanos(a.VerifiedAt), nullNanos(a.ActivatedAt), int64(a.ID))
+		a.KeyHash, a.KeySealed, sqlreg.NullNanos(a.VerifiedAt), sqlreg.NullNanos(a.ActivatedAt), int64(a.ID))
 	if err != nil {
 		return mapErr(err, fmt.Sprintf("postgres: update app %d", a.ID))
 	}

@@ -13,6 +13,7 @@ import (
 
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/sqlreg"
 )
 
 var _ core.Registry = (*DB)(nil)
@@ -30,7 +31,8 @@ type DB struct {
 	// it between calls. Default: time.Now.
 	Now func() time.Time
 
-	db *sqlx.DB
+	sqlreg.Reads // App, Apps, User, GrantByPUID, UserGrants
+	db           *sqlx.DB
 }
 
 // Open connects to the database at url (postgres://user:pass@host/db?…,
@@ -49,7 +51,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	// to the old one are dropped by the driver on their first error, and
 	// idle ones do not outlive a few minutes.
 	x.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{Now: time.Now, db: x}
+	db := &DB{Now: time.Now, Reads: sqlreg.NewReads(x, "postgres"), db: x}
 	if err := x.PingContext(ctx); err != nil {
 		x.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
@@ -134,30 +136,6 @@ func (db *DB) now() time.Time {
 		return db.Now()
 	}
 	return time.Now()
-}
-
-// nanos is how a time is stored; the zero time is 0.
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// nullNanos stores the zero time as NULL, for the columns that may be NULL.
-func nullNanos(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}
-
-// fromNanos reads a stored time back, in UTC; 0 and NULL are the zero time.
-func fromNanos(n sql.NullInt64) time.Time {
-	if !n.Valid || n.Int64 == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
 }
 
 // notFound wraps core.ErrNotFound with what was missing.

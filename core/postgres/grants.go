@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/sqlreg"
 )
 
 // UpsertUser inserts u, or updates the email of the user with u.ID (the
@@ -23,42 +24,8 @@ func (db *DB) UpsertUser(ctx context.Context, u core.User) error {
 	}
 	_, err := db.db.ExecContext(ctx, `INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET email = COALESCE(NULLIF(excluded.email, ''), users.email)`,
-		u.ID, u.Email, nanos(created))
+		u.ID, u.Email, sqlreg.Nanos(created))
 	return mapErr(err, "postgres: upsert user")
-}
-
-// User returns the user with this id, or core.ErrNotFound.
-func (db *DB) User(ctx context.Context, id string) (*core.User, error) {
-	var r struct {
-		ID        string        `db:"id"`
-		Email     string        `db:"email"`
-		CreatedAt sql.NullInt64 `db:"created_at"`
-	}
-	if err := db.db.GetContext(ctx, &r, `SELECT id, email, created_at FROM users WHERE id = $1`, id); err != nil {
-		return nil, mapErr(err, fmt.Sprintf("postgres: user %q", id))
-	}
-	return &core.User{ID: r.ID, Email: r.Email, CreatedAt: fromNanos(r.CreatedAt)}, nil
-}
-
-// grantRow is a row of grants as sqlx scans it.
-type grantRow struct {
-	PUID       string        `db:"puid"`
-	UserID     string        `db:"user_id"`
-	AppID      int64         `db:"app_id"`
-	UserString string        `db:"userstring"`
-	CreatedAt  sql.NullInt64 `db:"created_at"`
-}
-
-const grantColumns = `puid, user_id, app_id, userstring, created_at`
-
-func (r *grantRow) grant() *core.Grant {
-	return &core.Grant{
-		PUID:       r.PUID,
-		UserID:     r.UserID,
-		AppID:      core.AppID(r.AppID),
-		UserString: r.UserString,
-		CreatedAt:  fromNanos(r.CreatedAt),
-	}
 }
 
 // grantTries bounds Grant's insert-then-read loop (see Grant).
@@ -82,13 +49,13 @@ func (db *DB) Grant(ctx context.Context, userID string, app core.AppID, userStri
 	for range grantTries {
 		res, err := db.db.ExecContext(ctx, `INSERT INTO grants (puid, user_id, app_id, userstring, created_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, app_id, userstring) DO NOTHING`,
-			newPUID, userID, int64(app), userString, nanos(now))
+			newPUID, userID, int64(app), userString, sqlreg.Nanos(now))
 		if err != nil {
 			return nil, false, mapErr(err, what)
 		}
 		n, _ := res.RowsAffected()
-		var r grantRow
-		err = db.db.GetContext(ctx, &r, `SELECT `+grantColumns+` FROM grants
+		var r sqlreg.GrantRow
+		err = db.db.GetContext(ctx, &r, `SELECT `+sqlreg.GrantColumns+` FROM grants
 			WHERE user_id = $1 AND app_id = $2 AND userstring = $3`, userID, int64(app), userString)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // revoked since the insert: insert again
@@ -96,32 +63,9 @@ func (db *DB) Grant(ctx context.Context, userID string, app core.AppID, userStri
 		if err != nil {
 			return nil, false, mapErr(err, what)
 		}
-		return r.grant(), n == 1, nil
+		return r.Grant(), n == 1, nil
 	}
 	return nil, false, fmt.Errorf("%s: revoked as often as it was granted, %d times", what, grantTries)
-}
-
-// GrantByPUID returns the grant with this PUID, or core.ErrNotFound.
-func (db *DB) GrantByPUID(ctx context.Context, puid string) (*core.Grant, error) {
-	var r grantRow
-	if err := db.db.GetContext(ctx, &r, `SELECT `+grantColumns+` FROM grants WHERE puid = $1`, puid); err != nil {
-		return nil, mapErr(err, "postgres: grant")
-	}
-	return r.grant(), nil
-}
-
-// UserGrants lists the user's grants by app, then by age.
-func (db *DB) UserGrants(ctx context.Context, userID string) ([]*core.Grant, error) {
-	var rows []grantRow
-	if err := db.db.SelectContext(ctx, &rows, `SELECT `+grantColumns+` FROM grants
-		WHERE user_id = $1 ORDER BY app_id, created_at, puid`, userID); err != nil {
-		return nil, fmt.Errorf("postgres: user grants: %w", err)
-	}
-	grants := make([]*core.Grant, len(rows))
-	for i := range rows {
-		grants[i] = rows[i].grant()
-	}
-	return grants, nil
 }
 
 // RevokeGrant deletes the grant; an unknown PUID is core.ErrNotFound. The

@@ -18,6 +18,7 @@ import (
 
 	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/sqlreg"
 )
 
 var (
@@ -43,6 +44,8 @@ type DB struct {
 	// caller's goroutine, never the committer's, so a test may swap it
 	// between calls. Default: time.Now.
 	Now func() time.Time
+
+	sqlreg.Reads // App, Apps, User, GrantByPUID, UserGrants, on rdb
 
 	path string
 	rdb  *sqlx.DB // read-only pool, several connections
@@ -129,6 +132,7 @@ func Open(path string) (*DB, error) {
 		db.wdb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db.Reads = sqlreg.NewReads(db.rdb, "sqlite")
 	n := max(4, runtime.GOMAXPROCS(0))
 	db.rdb.SetMaxOpenConns(n)
 	db.rdb.SetMaxIdleConns(n)
@@ -254,30 +258,9 @@ func (db *DB) now() time.Time {
 	return time.Now()
 }
 
-// nanos is how a time is stored; the zero time is 0 (no time.Time before
-// 1970 is ever stored).
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-// nullNanos stores the zero time as NULL, for the columns that may be NULL.
-func nullNanos(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}
-
-// fromNanos reads a stored time back, in UTC; 0 and NULL are the zero time.
-func fromNanos(n sql.NullInt64) time.Time {
-	if !n.Valid || n.Int64 == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
-}
+// The queues store times as the registry does (core/sqlreg).
+func nanos(t time.Time) int64             { return sqlreg.Nanos(t) }
+func fromNanos(n sql.NullInt64) time.Time { return sqlreg.FromNanos(n) }
 
 // notFound wraps core.ErrNotFound with what was missing.
 func notFound(format string, args ...any) error {
