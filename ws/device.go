@@ -39,8 +39,9 @@ type transport interface {
 	Ping()
 	// LastRead is when bytes last came from the device.
 	LastRead() time.Time
-	// End ends the connection now, without a close frame.
-	End()
+	// Drop ends the connection of a peer presumed gone now: a close
+	// frame goes out only if the socket takes it without waiting.
+	Drop(code int, reason string)
 }
 
 // Close codes (RFC 6455 §7.4.1) the device protocol sends.
@@ -51,6 +52,9 @@ const (
 	closePolicy        = 1008
 	closeTryAgainLater = 1013
 )
+
+// idleReason is the close reason of a device dropped by the sweeper.
+const idleReason = "no answer to pings for device.idle_timeout"
 
 // device is the device protocol (PROTOCOL §2) on one connection: it turns
 // messages into router calls and router events into frames, whatever the

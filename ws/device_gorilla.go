@@ -26,6 +26,7 @@ type gorillaConn struct {
 	closing bool // a close is queued: nothing more is
 
 	lastRead atomic.Int64
+	dropped  atomic.Bool // Drop ran: the sweeper calls it at each turn until the reader ends
 	ended    sync.Once
 }
 
@@ -109,6 +110,22 @@ func (g *gorillaConn) LastRead() time.Time { return time.Unix(0, g.lastRead.Load
 
 // End closes the socket; the reader then ends the connection.
 func (g *gorillaConn) End() { g.ws.Close() }
+
+// Drop sends a close frame, waiting for the socket a moment at most, on
+// a goroutine of its own (the sweeper calls it), then ends the
+// connection. gorilla lets WriteControl run beside the writer.
+func (g *gorillaConn) Drop(code int, reason string) {
+	if g.dropped.Swap(true) {
+		return
+	}
+	go func() {
+		g.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(dropWait))
+		g.End()
+	}()
+}
+
+// dropWait bounds Drop's close frame: the peer is presumed gone.
+const dropWait = 100 * time.Millisecond
 
 // queueFrame queues f for the writer; forClose lets a full queue take
 // the close and the errno before it.

@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -202,6 +203,10 @@ func TestOversizeFrameCloses1009(t *testing.T) {
 	})
 }
 
+// A device that answers no ping for idle_timeout is dropped, and is told
+// so with close 1001 when its socket takes the frame: a device that is
+// there after all, but stalled, learns why and reconnects. Before, the
+// socket just ended, as if the server had failed.
 func TestIdleDeviceIsDropped(t *testing.T) {
 	transports(t, func(c *presence.Config) { c.Device.IdleTimeout.Duration = 300 * time.Millisecond }, func(t *testing.T, h *harness) {
 		c, _ := h.connect("ann@example.com", "phone")
@@ -213,7 +218,11 @@ func TestIdleDeviceIsDropped(t *testing.T) {
 				if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
 					t.Fatal("the server kept an idle device for 5 s; idle_timeout is 300 ms")
 				}
-				return // the server dropped us
+				var ce *websocket.CloseError
+				if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || ce.Text != "no answer to pings for device.idle_timeout" {
+					t.Fatalf("dropped with %v, want close 1001 saying why", err)
+				}
+				return
 			}
 		}
 	})

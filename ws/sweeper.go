@@ -63,7 +63,7 @@ func (s *Server) sweep(stop <-chan struct{}) {
 				quiet := now.Sub(d.t.LastRead())
 				switch {
 				case quiet >= idle:
-					d.t.End() // answered nothing, not even our pings
+					d.t.Drop(closeGoingAway, idleReason) // answered nothing, not even our pings
 					continue
 				case quiet >= idle/2 && now.Sub(time.Unix(0, d.lastPing.Load())) >= idle/2:
 					d.lastPing.Store(now.UnixNano())

@@ -242,9 +242,29 @@ func (c *Conn) kill() {
 	c.end()
 }
 
-// End ends the connection now, without a close frame (the peer answers
-// nothing, not even pings).
+// End ends the connection now, without a close frame.
 func (c *Conn) End() { c.kill() }
+
+// Drop ends the connection now, for a peer presumed gone (it answers
+// nothing, not even pings): a close frame with code and reason goes out
+// only if no writer is at work (a frame of its may be half written) and
+// the socket takes it at once. Nothing waits for the peer and nothing
+// lingers, but a peer that is there after all learns why.
+func (c *Conn) Drop(code int, reason string) {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	idle := !c.writing
+	c.dead, c.writing, c.closing = true, false, true
+	c.queue = nil
+	c.mu.Unlock()
+	if idle { // dead: no writer starts after this
+		writeNow(c.raw, encodeClose(code, reason))
+	}
+	c.end()
+}
 
 // end releases the connection once: out of epoll, socket closed, the
 // handler told. Any goroutine may call it; it never waits for a reader.
