@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,9 +39,9 @@ type appNotifyConn struct {
 	seq     int
 }
 
-// appendFrame appends one masked text frame to out: a batch whose id is
+// appendBatch appends one masked text frame to out: a batch whose id is
 // its seq and send time.
-func (a *appNotifyConn) appendFrame(stamp int64) {
+func (a *appNotifyConn) appendBatch(stamp int64) {
 	p := append(a.payload[:0], `{"type":"notification","id":"`...)
 	p = strconv.AppendInt(p, int64(a.seq), 10)
 	p = append(p, '.')
@@ -53,22 +51,7 @@ func (a *appNotifyConn) appendFrame(stamp int64) {
 	p = append(p, '}')
 	a.payload = p
 	a.seq++
-	b := append(a.out, 0x80|wsText)
-	switch n := len(p); {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	mask := rand.Uint32()
-	b = binary.LittleEndian.AppendUint32(b, mask)
-	start := len(b)
-	b = append(b, p...)
-	maskBytes(b[start:], mask)
-	a.out = b
+	a.out = appendFrame(a.out, wsText, p)
 }
 
 // answerStamp reads an answer's id: the send time it carries, and whether
@@ -141,58 +124,21 @@ func runAppNotify(ctx context.Context, t *target, o appNotifyOpts, prog *progres
 		c.rbuf, c.rpos, c.rend = nb, 0, n
 		conns[i] = &appNotifyConn{c: c, bodies: itemsArrays(t, app, i, o.batch)}
 	}
-	var errs errCounts
-	var frames, stored atomic.Int64
 	begin := now()
 	lo, hi := begin+int64(o.warm), begin+int64(o.warm+o.dur)
-	samplers := make([]*sampler, o.conns)
-	var lastStored int64
-	defer prog.set("", nil)
-	prog.set(fmt.Sprintf("appnotify %s batch %d", t.name, o.batch), func() string {
-		s := stored.Load()
-		line := fmt.Sprintf("stored %s/s errors %d", formatNum(float64(s-lastStored)), errs.total())
-		lastStored = s
-		return line
-	})
-	meterc := make(chan cpuMeter, 1)
-	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.pid) })
-	defer cpuTimer.Stop()
+	m := startNotifyMeter(t, fmt.Sprintf("appnotify %s batch %d", t.name, o.batch), o.conns, o.warm, prog)
 	var wg sync.WaitGroup
 	for i, a := range conns {
-		s := &sampler{max: 1 << 20}
-		samplers[i] = s
+		s := m.samplers[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer a.c.Close()
-			a.run(ctx, o.window, lo, hi, s, &errs, &frames, &stored, int64(o.batch))
+			a.run(ctx, o.window, lo, hi, s, &m.errs, &m.posts, &m.stored, int64(o.batch))
 		}()
 	}
 	wg.Wait()
-	res.Server = t.sample()
-	var use cpuUse
-	select {
-	case m := <-meterc:
-		use = m.read()
-	default:
-	}
-	res.OtherCPU = use.Other
-	var all []int64
-	for _, s := range samplers {
-		all = append(all, s.samples...)
-	}
-	res.Window = o.dur.Seconds()
-	res.Posts, res.Stored = frames.Load(), stored.Load()
-	res.PostsPerSec = float64(res.Posts) / res.Window
-	res.PerSec = float64(res.Stored) / res.Window
-	res.Latency = summarize(all)
-	if res.Stored > 0 && t.pid > 0 {
-		res.CPUPerItem = use.Server / float64(res.Stored) * 1e6
-	}
-	if res.Posts > 0 {
-		res.ToolCPU = use.Tool / float64(res.Posts) * 1e6
-	}
-	res.Errors = errs.snapshot()
+	m.finish(t, &res, o.dur)
 	return res, ctx.Err()
 }
 
@@ -203,7 +149,7 @@ func (a *appNotifyConn) run(ctx context.Context, window int, lo, hi int64, s *sa
 	frames, stored *atomic.Int64, batch int64) {
 	a.out = a.out[:0]
 	for range window {
-		a.appendFrame(now())
+		a.appendBatch(now())
 	}
 	inFlight := window
 	for ctx.Err() == nil && (inFlight > 0) {
@@ -236,7 +182,7 @@ func (a *appNotifyConn) run(ctx context.Context, window int, lo, hi int64, s *sa
 					s.add(t - stamp)
 				}
 				if t < hi {
-					a.appendFrame(t)
+					a.appendBatch(t)
 					inFlight++
 				}
 			}

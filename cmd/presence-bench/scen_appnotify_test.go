@@ -10,7 +10,7 @@ import (
 // is a notification batch with the send time in its id.
 func TestAppNotifyFrame(t *testing.T) {
 	a := &appNotifyConn{bodies: [][]byte{[]byte(`[{"UID":"u","message":"m"}]`)}}
-	a.appendFrame(12345)
+	a.appendBatch(12345)
 	b := a.out
 	if b[0] != 0x81 || b[1]&0x80 == 0 {
 		t.Fatalf("head % x: want a final masked text frame", b[:2])

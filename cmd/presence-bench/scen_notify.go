@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -212,26 +211,12 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 		return res, fmt.Errorf("notify needs users and an app")
 	}
 	app := t.apps[0]
-	var errs errCounts
-	var posts, stored atomic.Int64
 	begin := now()
 	lo, hi := begin+int64(o.warm), begin+int64(o.warm+o.dur)
-	samplers := make([]*sampler, o.clients)
+	m := startNotifyMeter(t, fmt.Sprintf("notify %s batch %d", t.name, o.batch), o.clients, o.warm, prog)
 	var wg sync.WaitGroup
-	var lastStored int64
-	defer prog.set("", nil)
-	prog.set(fmt.Sprintf("notify %s batch %d", t.name, o.batch), func() string {
-		s := stored.Load()
-		line := fmt.Sprintf("stored %s/s errors %d", formatNum(float64(s-lastStored)), errs.total())
-		lastStored = s
-		return line
-	})
-	meterc := make(chan cpuMeter, 1)
-	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.pid) })
-	defer cpuTimer.Stop()
 	for c := range o.clients {
-		s := &sampler{max: 1 << 20}
-		samplers[c] = s
+		s := m.samplers[c]
 		bodies := notifyBodies(t, app, c, o.batch, 16)
 		wg.Add(1)
 		go func() {
@@ -248,42 +233,19 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 					err = &httpStatusError{Code: code, Body: string(body)}
 				}
 				if err != nil {
-					errs.addErr(err)
+					m.errs.addErr(err)
 					time.Sleep(5 * time.Millisecond) // a refusing server must not be spun on
 					continue
 				}
 				if start >= lo {
-					posts.Add(1)
-					stored.Add(int64(o.batch))
+					m.posts.Add(1)
+					m.stored.Add(int64(o.batch))
 					s.add(now() - start)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	res.Server = t.sample()
-	var use cpuUse
-	select {
-	case m := <-meterc:
-		use = m.read()
-	default:
-	}
-	res.OtherCPU = use.Other
-	var all []int64
-	for _, s := range samplers {
-		all = append(all, s.samples...)
-	}
-	res.Window = o.dur.Seconds()
-	res.Posts, res.Stored = posts.Load(), stored.Load()
-	res.PostsPerSec = float64(res.Posts) / res.Window
-	res.PerSec = float64(res.Stored) / res.Window
-	res.Latency = summarize(all)
-	if res.Stored > 0 && t.pid > 0 {
-		res.CPUPerItem = use.Server / float64(res.Stored) * 1e6
-	}
-	if res.Posts > 0 {
-		res.ToolCPU = use.Tool / float64(res.Posts) * 1e6
-	}
-	res.Errors = errs.snapshot()
+	m.finish(t, &res, o.dur)
 	return res, ctx.Err()
 }

@@ -158,7 +158,15 @@ func (c *wsConn) WriteText(payload []byte) error { return c.writeFrame(wsText, p
 func (c *wsConn) writeFrame(op byte, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	b := append(c.wbuf[:0], 0x80|op)
+	c.wbuf = appendFrame(c.wbuf[:0], op, payload)
+	_, err := c.nc.Write(c.wbuf)
+	return err
+}
+
+// appendFrame appends one final client frame to b: the header, a fresh
+// masking key, and payload masked with it (RFC 6455 §5.2-5.3).
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, 0x80|op)
 	switch n := len(payload); {
 	case n <= 125:
 		b = append(b, 0x80|byte(n))
@@ -173,9 +181,7 @@ func (c *wsConn) writeFrame(op byte, payload []byte) error {
 	start := len(b)
 	b = append(b, payload...)
 	maskBytes(b[start:], mask)
-	c.wbuf = b
-	_, err := c.nc.Write(b)
-	return err
+	return b
 }
 
 // maskBytes XORs b with the 4-byte key (its little-endian bytes, in wire
