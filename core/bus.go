@@ -40,6 +40,9 @@ type Bus interface {
 	// never blocks; one node's events are delivered in the order
 	// published, and in order with its NodePresences.
 	PublishDevice(e DeviceEvent)
+	// PublishHeartbeat tells every node that node is alive (liveness.go).
+	// It never blocks.
+	PublishHeartbeat(node string)
 	// PublishNotifications tells every node that ns were stored (they
 	// are durable already): each node marks their users as having some
 	// waiting, and pushes them to the users' devices it holds. It never
@@ -62,6 +65,8 @@ type BusSubscriber interface {
 	DeliverPresence(p NodePresence)
 	// DeliverDevice applies a device event of another node.
 	DeliverDevice(e DeviceEvent)
+	// DeliverHeartbeat records that node is alive.
+	DeliverHeartbeat(node string)
 	// DeliverNotifications pushes stored notifications to the devices of
 	// their users that the node holds.
 	DeliverNotifications(ns []Notification)

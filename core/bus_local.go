@@ -64,6 +64,13 @@ func (b *LocalBus) PublishDevice(e DeviceEvent) {
 	}
 }
 
+// PublishHeartbeat implements Bus.
+func (b *LocalBus) PublishHeartbeat(node string) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverHeartbeat(node)
+	}
+}
+
 // PublishNotifications implements Bus: each subscriber gets ns before it
 // returns.
 func (b *LocalBus) PublishNotifications(ns []Notification) {

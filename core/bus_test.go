@@ -310,3 +310,71 @@ func TestNewerConnectOnAnotherRouterReplacesTheSession(t *testing.T) {
 	// The next update is the new session's own: no offline came between.
 	channel.expect(t, g.PUID, core.Unavailable, "off the train")
 }
+
+// A node that stops (its heartbeats stop) is taken for dead within three
+// heartbeats; after the disconnect grace, apps are told offline for its
+// users whose devices did not come back elsewhere, and nothing for those
+// who did.
+func TestDeadNodesUsersGoOfflineUnlessBackElsewhere(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	deps := store.Deps()
+	deps.Bus = core.NewLocalBus()
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	opts := core.Options{Keys: keys, HeartbeatInterval: 20 * time.Millisecond, DisconnectGrace: 300 * time.Millisecond}
+	a, b := core.NewRouter(deps, opts), core.NewRouter(deps, opts)
+	for _, r := range []*core.Router{a, b} {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { b.Shutdown(ctx) })
+	reg, err := a.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.MarkVerified(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ActivateApp(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	app := reg.ID
+	channel := newAppSink()
+	if _, err := b.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	online := func(r *core.Router, email, msg string) string {
+		who := core.Identity{Subject: email, Email: email}
+		g, err := r.Grant(ctx, who, app, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := r.Connect(ctx, core.ConnectRequest{Identity: who, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SetStatus(s, core.Presence{Status: core.Online, Message: msg}, nil); err != nil {
+			t.Fatal(err)
+		}
+		channel.expect(t, g.PUID, core.Online, msg)
+		return g.PUID
+	}
+	ann := online(a, "ann@example.com", "on node A") // b has heard of a now: its NodePresences count as heartbeats
+	online(a, "bob@example.com", "on node A")
+
+	stopped := time.Now()
+	if err := a.Shutdown(ctx); err != nil { // its heartbeats stop, and its part of the bus with them
+		t.Fatal(err)
+	}
+	online(b, "bob@example.com", "back on node B") // within the grace: bob is back elsewhere
+	channel.expect(t, ann, core.Offline, "")
+	if waited := time.Since(stopped); waited < opts.DisconnectGrace {
+		t.Fatalf("ann offline %v after her node stopped, before the %v grace", waited, opts.DisconnectGrace)
+	}
+	select {
+	case u := <-channel.updates:
+		t.Fatalf("an update after the dead node was forgotten: %+v (bob is back on node B: nothing for him)", u)
+	case <-time.After(3 * opts.HeartbeatInterval):
+	}
+}

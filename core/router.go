@@ -17,6 +17,7 @@ type Options struct {
 	NotificationQueueSize  int              // notifications.queue_size
 	NotificationsPerMinute int              // limits.notifications_per_minute, per app
 	NotificationWindow     int              // notifications.window: pushed and unacked, per session
+	HeartbeatInterval      time.Duration    // between this node's heartbeats on the Bus; 0: 2s (liveness.go)
 	Keys                   *Keyring         // seals API keys; required to activate apps
 	Now                    func() time.Time // nil: time.Now
 	Logger                 *slog.Logger     // nil: slog.Default()
@@ -48,6 +49,7 @@ type Router struct {
 
 	nodeID string       // this router's id among the nodes of the Bus
 	view   presenceView // every user's status across the nodes (presenceview.go)
+	live   liveness     // the other nodes' heartbeats (liveness.go)
 
 	shuttingDown atomic.Bool
 	linkLost     atomic.Bool // LinkLost until LinkRestored (linkloss.go)
@@ -102,6 +104,9 @@ func NewRouter(deps Deps, opts Options) *Router {
 	if opts.NotificationsPerMinute <= 0 {
 		opts.NotificationsPerMinute = 6000
 	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 2 * time.Second
+	}
 	if opts.NotificationWindow <= 0 {
 		opts.NotificationWindow = 100
 	}
@@ -116,6 +121,7 @@ func NewRouter(deps Deps, opts Options) *Router {
 	r.cache.m = make(map[AppID]cachedApp)
 	r.grants.init()
 	r.view.init()
+	r.live.init()
 	r.nodeID = NewSessionID()
 	r.pending.init()
 	r.unsubscribe = r.bus.Subscribe(busSubscriber{r})
@@ -135,6 +141,7 @@ func (r *Router) Start(ctx context.Context) error {
 	if err := r.loadPending(ctx); err != nil {
 		return err
 	}
+	go r.runLiveness()
 	since := r.opts.Now().Add(-r.opts.StatusQueueTTL)
 	all, err := r.statuses.AllWaiting(ctx, since)
 	if err != nil {
@@ -175,6 +182,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		}
 		u.mu.Unlock()
 	}
+	r.stopLiveness()
 	r.unsubscribe() // what the node has not yet saved stops growing
 	var firstErr error
 	for _, a := range r.allApps() {

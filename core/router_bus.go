@@ -14,7 +14,13 @@ func (b busSubscriber) DeliverStatus(app AppID, u StatusUpdate) {
 func (b busSubscriber) DeliverDevice(e DeviceEvent) { b.r.deliverDevice(e) }
 
 // DeliverPresence implements BusSubscriber.
-func (b busSubscriber) DeliverPresence(p NodePresence) { b.r.deliverPresence(p) }
+func (b busSubscriber) DeliverPresence(p NodePresence) {
+	b.r.heard(p.Node)
+	b.r.deliverPresence(p)
+}
+
+// DeliverHeartbeat implements BusSubscriber.
+func (b busSubscriber) DeliverHeartbeat(node string) { b.r.heard(node) }
 
 // DeliverNotifications implements BusSubscriber.
 func (b busSubscriber) DeliverNotifications(ns []Notification) {

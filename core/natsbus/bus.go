@@ -25,6 +25,7 @@ const (
 	notificationsSubj = "presence.bus.n"
 	presenceSubj      = "presence.bus.p"
 	deviceSubj        = "presence.bus.d"
+	heartbeatSubj     = "presence.bus.h"
 	everything        = "presence.bus.>"
 	flushTimeout      = 5 * time.Second
 )
@@ -149,6 +150,16 @@ func (b *Bus) PublishDevice(e core.DeviceEvent) {
 	}
 }
 
+// PublishHeartbeat implements core.Bus. It is not delivered to this
+// node's own subscribers: a node does not watch its own liveness.
+func (b *Bus) PublishHeartbeat(node string) {
+	w := make(writer, 0, originLen+2+len(node))
+	w = append(w, b.origin[:]...)
+	if err := b.nc.Publish(heartbeatSubj, w.u8(kindHeartbeat).str(node)); err != nil {
+		b.sendFailures.Add(1)
+	}
+}
+
 // PublishNotifications implements core.Bus: this node's subscribers get ns
 // before it returns; other nodes get them through NATS. Like
 // PublishStatus, it never blocks.
@@ -244,6 +255,8 @@ func (b *Bus) dispatch(m message) {
 			s.DeliverPresence(m.pres)
 		case kindDevice:
 			s.DeliverDevice(m.dev)
+		case kindHeartbeat:
+			s.DeliverHeartbeat(m.node)
 		}
 	}
 }

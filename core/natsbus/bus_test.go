@@ -59,6 +59,8 @@ func (n *node) DeliverDevice(e core.DeviceEvent) {
 	n.poke()
 }
 
+func (n *node) DeliverHeartbeat(string) {}
+
 func (n *node) DeliverNotifications(ns []core.Notification) {
 	n.mu.Lock()
 	n.notes = append(n.notes, ns)

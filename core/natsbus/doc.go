@@ -8,6 +8,7 @@
 //	presence.bus.i            an invalidation (grants, apps, keys, CLI changes)
 //	presence.bus.p            what one node's devices of a user show an app: nodes combine them
 //	presence.bus.d            a device session opened, or handed over to a newer one on another node
+//	presence.bus.h            a node's heartbeat, every 2 s: a silent node is taken for dead
 //	presence.bus.n            notifications just stored: nodes push them to the devices they hold
 //
 // Each node subscribes once, to presence.bus.>: one subscription per node,

@@ -21,6 +21,7 @@ import (
 //	device:        event u8, node str, user str, device str, session str, at i64,
 //	               current status u8 + message str, app count uvarint, then
 //	               each: app i64, status u8, message str
+//	heartbeat:     node str
 //	notifications: count uvarint, then each: id str, app i64, puid str,
 //	               user str, message str, action str, created i64, expires i64
 //
@@ -31,6 +32,7 @@ const (
 	kindNotifications byte = 3
 	kindPresence      byte = 4
 	kindDevice        byte = 5
+	kindHeartbeat     byte = 6
 )
 
 // maxBatch bounds the count a notifications message may claim, so that a
@@ -162,6 +164,7 @@ type message struct {
 	notes  []core.Notification
 	pres   core.NodePresence
 	dev    core.DeviceEvent
+	node   string // heartbeat
 }
 
 func decode(b []byte) (message, error) {
@@ -228,6 +231,8 @@ func decode(b []byte) (message, error) {
 			app := core.AppID(r.i64())
 			e.Apps[app] = core.Presence{Status: core.Status(r.u8()), Message: r.str()}
 		}
+	case kindHeartbeat:
+		m.node = r.str()
 	case kindNotifications:
 		count, k := binary.Uvarint(r.b)
 		if k <= 0 || count == 0 || count > maxBatch {
