@@ -378,3 +378,35 @@ func TestDeadNodesUsersGoOfflineUnlessBackElsewhere(t *testing.T) {
 	case <-time.After(3 * opts.HeartbeatInterval):
 	}
 }
+
+// The handover reaches every node's view, the old session's node
+// included: a channel there sees no offline either.
+func TestHandoverLeavesNoOfflineOnTheOldNode(t *testing.T) {
+	ctx := context.Background()
+	a, b, app := twoNodes(t)
+	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
+	g, err := a.Grant(ctx, ann, app, "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := newAppSink()
+	if _, err := a.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil { // on the old session's node
+		t.Fatal(err)
+	}
+	old, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetStatus(old, core.Presence{Status: core.Online, Message: "on the train"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Online, "on the train")
+	s, _, err := b.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetStatus(s, core.Presence{Status: core.Unavailable, Message: "off the train"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	channel.expect(t, g.PUID, core.Unavailable, "off the train")
+}

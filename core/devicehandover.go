@@ -26,6 +26,7 @@ const (
 type DeviceEvent struct {
 	Kind      DeviceEventKind
 	Node      string // the publishing router's id
+	To        string // DeviceHandover: the router id of the new session's node
 	User      string
 	DeviceID  string
 	SessionID string
@@ -45,14 +46,21 @@ func (s *Session) newerThan(e DeviceEvent) bool {
 
 // deliverDevice applies another node's device event.
 func (r *Router) deliverDevice(e DeviceEvent) {
-	if e.Node == r.nodeID {
-		return // this node's own: Connect did the local part
-	}
 	switch e.Kind {
 	case DeviceConnected:
-		r.endOlderSession(e)
+		if e.Node != r.nodeID { // this node's own: Connect did the local part
+			r.endOlderSession(e)
+		}
 	case DeviceHandover:
-		r.takeHandover(e)
+		// Every node moves what the old node showed to the new one
+		// before the old node's offline arrives (it follows the
+		// handover, from the same publisher): no channel anywhere sees
+		// an offline between the two sessions. The old node too, for its
+		// own channels.
+		r.view.handOver(e)
+		if e.To == r.nodeID {
+			r.takeHandover(e)
+		}
 	}
 }
 
@@ -88,7 +96,7 @@ func (r *Router) endOlderSession(e DeviceEvent) {
 	u.mu.Unlock()
 	// Published without the user's lock: on a LocalBus the new session's
 	// node takes the handover on this goroutine.
-	r.bus.PublishDevice(DeviceEvent{Kind: DeviceHandover, Node: r.nodeID, User: e.User, DeviceID: e.DeviceID,
+	r.bus.PublishDevice(DeviceEvent{Kind: DeviceHandover, Node: r.nodeID, To: e.Node, User: e.User, DeviceID: e.DeviceID,
 		SessionID: e.SessionID, At: now, Current: s.current, Apps: shown})
 	if u = r.lockUser(e.User, false); u == nil {
 		return
@@ -109,10 +117,18 @@ func (r *Router) takeHandover(e DeviceEvent) {
 	}
 	defer u.mu.Unlock()
 	s := u.sessions[e.DeviceID]
-	if s == nil || s.id != e.SessionID || s.statusSet || s.replaced {
-		return // not the session it was meant for, or it said something newer itself
+	if s == nil || s.id != e.SessionID || s.replaced {
+		return // not the session it was meant for
 	}
 	now := r.opts.Now()
+	if s.statusSet {
+		// The device spoke first: what it said stands. Say it again, so
+		// that every node replaces what the handover moved in its view.
+		for app := range s.apps {
+			r.bus.PublishPresence(NodePresence{Node: r.nodeID, User: u.id, App: app, PUIDs: u.puids[app], Presence: aggregateLocked(u, app), At: now})
+		}
+		return
+	}
 	s.current, s.currentAt = e.Current, now
 	for app, p := range e.Apps {
 		if _, ok := s.apps[app]; ok {

@@ -127,6 +127,27 @@ func (r *Router) forgetNode(node string) {
 	}
 }
 
+// handOver moves what e's old node showed of the device's user to the
+// new session's node, where that node has no part of its own yet; the
+// new node's next NodePresence replaces it.
+func (v *presenceView) handOver(e DeviceEvent) {
+	sh := &v.shards[shardOf(e.User)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for app, p := range e.Apps {
+		if p.Status == Offline {
+			continue
+		}
+		ent := sh.m[viewKey{e.User, app}]
+		if ent == nil {
+			continue
+		}
+		if _, ok := ent.byNode[e.To]; !ok {
+			ent.byNode[e.To] = nodeShown{p, e.At}
+		}
+	}
+}
+
 // forgetPUID stops telling channels about a revoked PUID.
 func (v *presenceView) forgetPUID(user string, app AppID, puid string) {
 	sh := &v.shards[shardOf(user)]

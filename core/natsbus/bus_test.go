@@ -248,7 +248,7 @@ func TestBusBetweenNodes(t *testing.T) {
 	})
 
 	t.Run("a device handover reaches the other nodes whole", func(t *testing.T) {
-		sent := core.DeviceEvent{Kind: core.DeviceHandover, Node: "node-b", User: "ann@example.com", DeviceID: "phone",
+		sent := core.DeviceEvent{Kind: core.DeviceHandover, Node: "node-b", To: "node-a", User: "ann@example.com", DeviceID: "phone",
 			SessionID: "5f0c-new", At: time.Unix(1_700_000_000, 9), Current: core.Presence{Status: core.Online, Message: "here"},
 			Apps: map[core.AppID]core.Presence{7: {Status: core.Online, Message: "here"}, 8: {Status: core.Unavailable}}}
 		busB.PublishDevice(sent)
@@ -258,7 +258,7 @@ func TestBusBetweenNodes(t *testing.T) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		g := a.devs[0]
-		if g.Kind != sent.Kind || g.Node != sent.Node || g.User != sent.User || g.DeviceID != sent.DeviceID ||
+		if g.Kind != sent.Kind || g.Node != sent.Node || g.To != sent.To || g.User != sent.User || g.DeviceID != sent.DeviceID ||
 			g.SessionID != sent.SessionID || !g.At.Equal(sent.At) || g.Current != sent.Current || !maps.Equal(g.Apps, sent.Apps) {
 			t.Fatalf("node A got %+v, want %+v", g, sent)
 		}

@@ -18,7 +18,7 @@ import (
 //	invalidation:  inv-kind u8, app i64, close errno i64, user str, puid str
 //	presence:      node str, user str, app i64, status u8, message str, at i64,
 //	               puid count uvarint, then each puid str
-//	device:        event u8, node str, user str, device str, session str, at i64,
+//	device:        event u8, node str, to str, user str, device str, session str, at i64,
 //	               current status u8 + message str, app count uvarint, then
 //	               each: app i64, status u8, message str
 //	heartbeat:     node str
@@ -145,7 +145,7 @@ const maxApps = 4096
 func encodeDevice(origin [originLen]byte, e core.DeviceEvent) []byte {
 	w := make(writer, 0, 128+len(e.Apps)*16)
 	w = append(w, origin[:]...)
-	w = w.u8(kindDevice).u8(byte(e.Kind)).str(e.Node).str(e.User).str(e.DeviceID).str(e.SessionID).i64(e.At.UnixNano()).
+	w = w.u8(kindDevice).u8(byte(e.Kind)).str(e.Node).str(e.To).str(e.User).str(e.DeviceID).str(e.SessionID).i64(e.At.UnixNano()).
 		u8(byte(e.Current.Status)).str(e.Current.Message)
 	w = binary.AppendUvarint(w, uint64(len(e.Apps)))
 	for app, p := range e.Apps {
@@ -213,7 +213,7 @@ func decode(b []byte) (message, error) {
 	case kindDevice:
 		e := &m.dev
 		e.Kind = core.DeviceEventKind(r.u8())
-		e.Node, e.User, e.DeviceID, e.SessionID = r.str(), r.str(), r.str(), r.str()
+		e.Node, e.To, e.User, e.DeviceID, e.SessionID = r.str(), r.str(), r.str(), r.str(), r.str()
 		e.At = time.Unix(0, r.i64())
 		e.Current = core.Presence{Status: core.Status(r.u8()), Message: r.str()}
 		if r.err != nil {
