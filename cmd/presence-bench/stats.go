@@ -168,11 +168,14 @@ func (e *errnoError) Error() string { return fmt.Sprintf("errno %d: %s", e.Errno
 // gets its own kind so that it is never mistaken for a server failure.
 func errKind(err error) string {
 	var en *errnoError
+	var ce *errClosed
 	switch {
 	case err == nil:
 		return "none"
 	case errors.As(err, &en):
 		return fmt.Sprintf("errno %d", en.Errno)
+	case errors.As(err, &ce): // the code says which path ended it (docs/decisions.md, close codes)
+		return fmt.Sprintf("close %d", ce.code)
 	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
 		return "file limit (EMFILE)"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):

@@ -197,7 +197,8 @@ func maskBytes(b []byte, key uint32) {
 	}
 }
 
-// errClosed is a close frame from the server; errKind files it as "closed".
+// errClosed is a close frame from the server; errKind files it as
+// "close" and its code. A connection that ends without one is "eof".
 type errClosed struct{ code int }
 
 func (e *errClosed) Error() string { return fmt.Sprintf("websocket: close %d", e.code) }

@@ -94,7 +94,7 @@ func TestWSClientAgainstGorilla(t *testing.T) {
 	}
 	c.WriteText([]byte("close"))
 	var ce *errClosed
-	if _, _, err := c.ReadMessage(); !errors.As(err, &ce) || ce.code != 4001 || errKind(err) != "closed" {
+	if _, _, err := c.ReadMessage(); !errors.As(err, &ce) || ce.code != 4001 || errKind(err) != "close 4001" {
 		t.Fatalf("close: %v", err)
 	}
 }
