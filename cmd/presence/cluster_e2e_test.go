@@ -167,3 +167,62 @@ func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	feed.Expect(puid, "unavailable", "moved to node B")
 	expectPresence(t, comp.in, user, "", "away", "moved to node B")
 }
+
+// nextWithin is the feed's next update, waiting up to within (longer
+// than presencetest's timeout: a node's death takes seconds to notice).
+func nextWithin(t *testing.T, f *presencetest.Feed, within time.Duration) presencetest.Update {
+	t.Helper()
+	f.Conn.SetReadDeadline(time.Now().Add(within))
+	defer f.Conn.SetReadDeadline(time.Time{})
+	var batch []presencetest.Update
+	for len(batch) == 0 {
+		_, data, err := f.Conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("no update within %v: %v", within, err)
+		}
+		if err := json.Unmarshal(data, &batch); err != nil {
+			t.Fatalf("app frame %s: %v", data, err)
+		}
+	}
+	if len(batch) > 1 {
+		t.Fatalf("want one update, got %d at once: %+v", len(batch), batch)
+	}
+	return batch[0]
+}
+
+// PROTOCOL §10: when a node goes, the others notice within 10 s; after
+// device.disconnect_grace apps see offline for its users who are not back
+// elsewhere, and nothing for those who are.
+func TestClusterNodeGoneItsUsersOfflineUnlessBack(t *testing.T) {
+	nodes := startCluster(t)
+	a, b := nodes[0], nodes[1]
+	app, key := b.newApp("beer.example")
+	appID := fmt.Sprint(app)
+	puids := map[string]string{}
+	for _, who := range []string{"ann", "bob"} {
+		br := presencetest.NewBrowser(t, a.http(""))
+		br.Login(who + "@example.com")
+		puids[who] = br.Allow(appID, "https://beer.example/", who)
+	}
+	feed := presencetest.OpenFeed(t, b.ws("/"+appID), key)
+	annPhone, annSID := a.device("ann@example.com", "phone", app)
+	bobPhone, bobSID := a.device("bob@example.com", "phone", app)
+	status(annPhone, annSID, "online", "on node A")
+	feed.Expect(puids["ann"], "online", "on node A")
+	status(bobPhone, bobSID, "online", "on node A")
+	feed.Expect(puids["bob"], "online", "on node A")
+
+	gone := time.Now()
+	a.stop()
+	bobPhone.Expect(`{"result":false,"errno":-4,"reason":"server shutting down: connect again"}`)
+	bobPhone, bobSID = b.device("bob@example.com", "phone", app) // bob is back, on node B
+	status(bobPhone, bobSID, "online", "on node B")
+	feed.Expect(puids["bob"], "online", "on node B")
+	u := nextWithin(t, feed, 20*time.Second)
+	if u.UID != puids["ann"] || u.Status != "offline" {
+		t.Fatalf("after node A went, the app got %+v, want ann offline (and nothing for bob, who is back)", u)
+	}
+	if waited := time.Since(gone); waited > 10*time.Second+300*time.Millisecond {
+		t.Fatalf("ann offline %v after node A went: more than 10 s and the grace", waited)
+	}
+}
