@@ -40,6 +40,10 @@ type Bus interface {
 	// never blocks; one node's events are delivered in the order
 	// published, and in order with its NodePresences.
 	PublishDevice(e DeviceEvent)
+	// RequestPresences asks every other node to publish again the
+	// NodePresences it stands by (a node that starts: presencesync.go).
+	// It never blocks.
+	RequestPresences(node string)
 	// PublishHeartbeat tells every node that node is alive (liveness.go).
 	// It never blocks.
 	PublishHeartbeat(node string)
@@ -65,6 +69,8 @@ type BusSubscriber interface {
 	DeliverPresence(p NodePresence)
 	// DeliverDevice applies a device event of another node.
 	DeliverDevice(e DeviceEvent)
+	// DeliverPresenceRequest answers a starting node's RequestPresences.
+	DeliverPresenceRequest(node string)
 	// DeliverHeartbeat records that node is alive.
 	DeliverHeartbeat(node string)
 	// DeliverNotifications pushes stored notifications to the devices of

@@ -64,6 +64,13 @@ func (b *LocalBus) PublishDevice(e DeviceEvent) {
 	}
 }
 
+// RequestPresences implements Bus.
+func (b *LocalBus) RequestPresences(node string) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverPresenceRequest(node)
+	}
+}
+
 // PublishHeartbeat implements Bus.
 func (b *LocalBus) PublishHeartbeat(node string) {
 	for _, s := range *b.subs.Load() {

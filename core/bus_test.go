@@ -410,3 +410,51 @@ func TestHandoverLeavesNoOfflineOnTheOldNode(t *testing.T) {
 	}
 	channel.expect(t, g.PUID, core.Unavailable, "off the train")
 }
+
+// A node that starts asks the others what their devices show: its probes
+// answer at once for users who came online before it started.
+func TestStartingRouterLearnsWhatOthersShow(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	deps := store.Deps()
+	deps.Bus = core.NewLocalBus()
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	a := core.NewRouter(deps, core.Options{Keys: keys})
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := a.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.MarkVerified(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ActivateApp(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
+	g, err := a.Grant(ctx, ann, reg.ID, "Ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{reg.ID}, Sink: newDeviceSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetStatus(s, core.Presence{Status: core.Unavailable, Message: "lunch"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	late := core.NewRouter(deps, core.Options{Keys: keys})
+	if err := late.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := late.Probe(ctx, reg.ID, []string{g.PUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got[0].Known || got[0].Status != core.Unavailable || got[0].Message != "lunch" {
+		t.Fatalf("a probe on the router that started later: %+v, want unavailable \"lunch\"", got[0])
+	}
+}

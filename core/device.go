@@ -296,6 +296,13 @@ func (r *Router) removeSessionLocked(s *Session) {
 // aggregateLocked is the user's status for app: the best of the devices
 // that show it to app; between equals, the most recent (its message wins).
 func aggregateLocked(u *userState, app AppID) Presence {
+	p, _ := aggregateWithTimeLocked(u, app)
+	return p
+}
+
+// aggregateWithTimeLocked is aggregateLocked with the time of the device
+// status it chose.
+func aggregateWithTimeLocked(u *userState, app AppID) (Presence, time.Time) {
 	best := Presence{Status: Offline}
 	var bestAt time.Time
 	found := false
@@ -309,9 +316,9 @@ func aggregateLocked(u *userState, app AppID) Presence {
 		}
 	}
 	if best.Status == Offline {
-		return Presence{Status: Offline} // an offline user carries no message
+		return Presence{Status: Offline}, bestAt // an offline user carries no message
 	}
-	return best
+	return best, bestAt
 }
 
 // recomputeLocked tells every node, if it changed, what this node's

@@ -142,6 +142,7 @@ func (r *Router) Start(ctx context.Context) error {
 		return err
 	}
 	go r.runLiveness()
+	r.bus.RequestPresences(r.nodeID) // presencesync.go
 	since := r.opts.Now().Add(-r.opts.StatusQueueTTL)
 	all, err := r.statuses.AllWaiting(ctx, since)
 	if err != nil {

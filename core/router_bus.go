@@ -19,6 +19,9 @@ func (b busSubscriber) DeliverPresence(p NodePresence) {
 	b.r.deliverPresence(p)
 }
 
+// DeliverPresenceRequest implements BusSubscriber.
+func (b busSubscriber) DeliverPresenceRequest(node string) { b.r.answerPresenceRequest(node) }
+
 // DeliverHeartbeat implements BusSubscriber.
 func (b busSubscriber) DeliverHeartbeat(node string) { b.r.heard(node) }
 

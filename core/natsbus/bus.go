@@ -26,6 +26,7 @@ const (
 	presenceSubj      = "presence.bus.p"
 	deviceSubj        = "presence.bus.d"
 	heartbeatSubj     = "presence.bus.h"
+	syncSubj          = "presence.bus.sync"
 	everything        = "presence.bus.>"
 	flushTimeout      = 5 * time.Second
 )
@@ -150,6 +151,15 @@ func (b *Bus) PublishDevice(e core.DeviceEvent) {
 	}
 }
 
+// RequestPresences implements core.Bus. Only the other nodes answer.
+func (b *Bus) RequestPresences(node string) {
+	w := make(writer, 0, originLen+2+len(node))
+	w = append(w, b.origin[:]...)
+	if err := b.nc.Publish(syncSubj, w.u8(kindSyncRequest).str(node)); err != nil {
+		b.sendFailures.Add(1)
+	}
+}
+
 // PublishHeartbeat implements core.Bus. It is not delivered to this
 // node's own subscribers: a node does not watch its own liveness.
 func (b *Bus) PublishHeartbeat(node string) {
@@ -257,6 +267,8 @@ func (b *Bus) dispatch(m message) {
 			s.DeliverDevice(m.dev)
 		case kindHeartbeat:
 			s.DeliverHeartbeat(m.node)
+		case kindSyncRequest:
+			s.DeliverPresenceRequest(m.node)
 		}
 	}
 }

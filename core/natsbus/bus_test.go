@@ -61,6 +61,8 @@ func (n *node) DeliverDevice(e core.DeviceEvent) {
 
 func (n *node) DeliverHeartbeat(string) {}
 
+func (n *node) DeliverPresenceRequest(string) {}
+
 func (n *node) DeliverNotifications(ns []core.Notification) {
 	n.mu.Lock()
 	n.notes = append(n.notes, ns)

@@ -9,6 +9,7 @@
 //	presence.bus.p            what one node's devices of a user show an app: nodes combine them
 //	presence.bus.d            a device session opened, or handed over to a newer one on another node
 //	presence.bus.h            a node's heartbeat, every 2 s: a silent node is taken for dead
+//	presence.bus.sync         a starting node asks every node to say again what its devices show
 //	presence.bus.n            notifications just stored: nodes push them to the devices they hold
 //
 // Each node subscribes once, to presence.bus.>: one subscription per node,

@@ -22,6 +22,7 @@ import (
 //	               current status u8 + message str, app count uvarint, then
 //	               each: app i64, status u8, message str
 //	heartbeat:     node str
+//	sync request:  node str (a node that starts asks for every NodePresence)
 //	notifications: count uvarint, then each: id str, app i64, puid str,
 //	               user str, message str, action str, created i64, expires i64
 //
@@ -33,6 +34,7 @@ const (
 	kindPresence      byte = 4
 	kindDevice        byte = 5
 	kindHeartbeat     byte = 6
+	kindSyncRequest   byte = 7
 )
 
 // maxBatch bounds the count a notifications message may claim, so that a
@@ -231,7 +233,7 @@ func decode(b []byte) (message, error) {
 			app := core.AppID(r.i64())
 			e.Apps[app] = core.Presence{Status: core.Status(r.u8()), Message: r.str()}
 		}
-	case kindHeartbeat:
+	case kindHeartbeat, kindSyncRequest:
 		m.node = r.str()
 	case kindNotifications:
 		count, k := binary.Uvarint(r.b)
