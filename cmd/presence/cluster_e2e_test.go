@@ -76,7 +76,8 @@ func (n *node) componentSession(app int64, key string) *clusterComponent {
 // Every update reaches both channels in order; a probe on C answers the
 // status set on A; a notification POSTed to B reaches the device on A; a
 // second device of the user on C aggregates with the one on A; the same
-// device connecting on B ends its session on A with -2.
+// device connecting on B ends its session on A with -2; a notification
+// sent over C's component reaches it on B.
 func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	nodes := startCluster(t)
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -166,6 +167,19 @@ func TestClusterDeviceAppAndComponentOnThreeNodes(t *testing.T) {
 	status(phone2, phone2SID, "unavailable", "moved to node B")
 	feed.Expect(puid, "unavailable", "moved to node B")
 	expectPresence(t, comp.in, user, "", "away", "moved to node B")
+
+	// A notification sent over node C's component stream reaches the
+	// phone, now on node B.
+	noteBody := xmlstream.Wrap(xmlstream.Token(xml.CharData("Carol: over XMPP on node C")), xml.StartElement{Name: xml.Name{Local: "body"}})
+	note := xstanza.Message{To: jid.MustParse(user), From: jid.MustParse(appID + ".presence.localhost"), Type: xstanza.NormalMessage}
+	if err := comp.session.Send(ctx, note.Wrap(noteBody)); err != nil {
+		t.Fatal(err)
+	}
+	pushed.Type, pushed.Message = "", ""
+	phone2.Decode(&pushed)
+	if pushed.Type != "notification" || pushed.UID != puid || pushed.Message != "Carol: over XMPP on node C" {
+		t.Fatalf("the phone on node B got %+v, want the notification sent on node C", pushed)
+	}
 }
 
 // nextWithin is the feed's next update, waiting up to within (longer
