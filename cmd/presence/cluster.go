@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -68,22 +69,42 @@ func (b *backend) openCluster(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cluster.nats_url: JetStream: %w", err)
 	}
+	waiting := func(err error) {
+		log.Info("waiting for JetStream (servers starting or electing a leader)", "nats_url", cfg.Cluster.NATSURL, "err", err)
+	}
 	notes, err := pjs.OpenNotifications(pctx, js, reg, pjs.NotificationConfig{
 		Replicas:  cfg.Cluster.Replicas,
 		QueueSize: cfg.Notifications.QueueSize,
+		Waiting:   waiting,
 	})
+	if errors.Is(err, pjs.ErrNotReady) {
+		return jetStreamNotReady(cfg.Cluster.NATSURL, cfg.Cluster.Replicas, err)
+	}
 	if err != nil {
 		return fmt.Errorf("cluster.nats_url: %w (does NATS run JetStream, with at least cluster.replicas = %d servers?)", err, cfg.Cluster.Replicas)
 	}
 	statuses, err := pjs.OpenStatuses(pctx, js, reg, pjs.StatusConfig{
 		Replicas: cfg.Cluster.Replicas,
 		TTL:      cfg.Apps.StatusQueueTTL.Duration,
+		Waiting:  waiting,
 	})
+	if errors.Is(err, pjs.ErrNotReady) {
+		return jetStreamNotReady(cfg.Cluster.NATSURL, cfg.Cluster.Replicas, err)
+	}
 	if err != nil {
 		return fmt.Errorf("cluster.nats_url: %w", err)
 	}
 	b.deps = core.Deps{Registry: reg, Notifications: notes, Statuses: statuses, Bus: bus}
 	return nil
+}
+
+// jetStreamNotReady is the start's error when the NATS servers answered
+// but JetStream did not become ready within the start limit.
+func jetStreamNotReady(urls string, replicas int, err error) error {
+	return fmt.Errorf("cluster.nats_url: JetStream did not become ready within %v at %s: "+
+		"check that every server runs with JetStream enabled, that they are routed to each other "+
+		"(same cluster name) and have elected a meta leader (their /healthz answers ok), "+
+		"and that at least cluster.replicas = %d of them are up (%w)", clusterOpenTimeout, urls, replicas, err)
 }
 
 // redactURL is a connection URL with its password hidden, for messages.

@@ -32,6 +32,10 @@ type Grants interface {
 type NotificationConfig struct {
 	Replicas  int // cluster.replicas; 0: DefaultReplicas
 	QueueSize int // notifications.queue_size, the cap per PUID; 0: DefaultQueueSize
+	// Waiting, if set, hears why the stream cannot be created yet while
+	// JetStream is still forming (at most every few seconds); Open retries
+	// until ctx ends.
+	Waiting func(error)
 }
 
 // Notifications is core.NotificationQueues on a JetStream stream. It is
@@ -56,7 +60,7 @@ func OpenNotifications(ctx context.Context, js jetstream.JetStream, grants Grant
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := createStream(ctx, js, jetstream.StreamConfig{
 		Name:        NotificationStream,
 		Description: "Presence live notifications: one subject, one queue, per PUID",
 		Subjects:    []string{notificationRoot + ".>"},
@@ -68,7 +72,7 @@ func OpenNotifications(ctx context.Context, js jetstream.JetStream, grants Grant
 		Discard:            jetstream.DiscardOld,
 		AllowDirect:        true, // batch reads of a user's queues
 		AllowAtomicPublish: true, // a POST's batch stored whole or not at all
-	})
+	}, cfg.Waiting)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: notification stream: %w", err)
 	}

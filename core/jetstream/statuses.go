@@ -22,6 +22,7 @@ const DefaultStatusTTL = time.Hour
 type StatusConfig struct {
 	Replicas int           // cluster.replicas; 0: DefaultReplicas
 	TTL      time.Duration // apps.status_queue_ttl; 0: DefaultStatusTTL
+	Waiting  func(error)   // as NotificationConfig.Waiting
 }
 
 // Statuses is core.StatusQueue on a JetStream stream: one subject per
@@ -43,7 +44,7 @@ func OpenStatuses(ctx context.Context, js jetstream.JetStream, grants Grants, cf
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultStatusTTL
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := createStream(ctx, js, jetstream.StreamConfig{
 		Name:               StatusStream,
 		Description:        "Presence status updates waiting for an app: the newest per PUID",
 		Subjects:           []string{statusRoot + ".>"},
@@ -54,7 +55,7 @@ func OpenStatuses(ctx context.Context, js jetstream.JetStream, grants Grants, cf
 		Discard:            jetstream.DiscardOld,
 		AllowDirect:        true,
 		AllowAtomicPublish: true, // SaveWaiting stores all of its updates or none
-	})
+	}, cfg.Waiting)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: status stream: %w", err)
 	}

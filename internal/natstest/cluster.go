@@ -33,6 +33,16 @@ type Cluster struct {
 // a meta leader; they are shut down when the test ends.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
+	c := StartUnready(tb, n)
+	c.WaitJetStream()
+	return c
+}
+
+// StartUnready runs n servers as Start does, but returns as soon as each
+// accepts clients: JetStream has no meta leader yet (it takes seconds),
+// as for a node started together with its NATS servers.
+func StartUnready(tb testing.TB, n int) *Cluster {
+	tb.Helper()
 	clientPorts, routePorts := freePorts(tb, n), freePorts(tb, n)
 	c := &Cluster{tb: tb, opts: make([]*server.Options, n), servers: make([]*server.Server, n)}
 	for i := range n {
@@ -64,7 +74,6 @@ func Start(tb testing.TB, n int) *Cluster {
 	for i := range n {
 		c.start(i)
 	}
-	c.WaitJetStream()
 	return c
 }
 
