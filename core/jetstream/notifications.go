@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/presence-service/presence/core"
 )
@@ -161,7 +160,7 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 	}
 
 	pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	ack, err := jetstreamext.PublishMsgBatch(pctx, n.js, msgs)
+	ack, err := publishBatch(pctx, n.js, msgs)
 	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream: add notifications of app %d: %w", app, err)

@@ -132,7 +132,7 @@ func (s *Statuses) SaveWaiting(ctx context.Context, app core.AppID, updates []co
 	}
 	pctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if _, err := jetstreamext.PublishMsgBatch(pctx, s.js, msgs); err != nil {
+	if _, err := publishBatch(pctx, s.js, msgs); err != nil {
 		return fmt.Errorf("jetstream: save waiting statuses of app %d: %w", app, err)
 	}
 	return nil
