@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/internal/presencetest"
 )
 
 // TestBrowser walks a real chromium through the pages with
@@ -24,24 +25,7 @@ import (
 // Install both with admin/browsertest/install.sh. Screenshots go to
 // PRESENCE_SCREENSHOTS (default admin/browsertest/out).
 func TestBrowser(t *testing.T) {
-	if os.Getenv("PRESENCE_BROWSER") != "1" {
-		t.Skip("set PRESENCE_BROWSER=1 to drive chromium (install with admin/browsertest/install.sh)")
-	}
-	chromium := os.Getenv("PRESENCE_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("PRESENCE_BROWSER=1 but no chromium at %s (run admin/browsertest/install.sh): %v", chromium, err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("PRESENCE_BROWSER=1 but no node: %v", err)
-	}
-	dir, _ := filepath.Abs("browsertest")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("PRESENCE_BROWSER=1 but playwright-core is not installed (run admin/browsertest/install.sh): %v", err)
-	}
+	chromium, node, dir := presencetest.BrowserPeers(t, "browsertest")
 	out := os.Getenv("PRESENCE_SCREENSHOTS")
 	if out == "" {
 		out = filepath.Join(dir, "out")

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-service/presence/internal/presencetest"
 )
 
 // TestBrowserDevicePages walks headless chromium through /device (two
@@ -23,28 +25,12 @@ import (
 // admin/browsertest/install.sh. Screenshots go to PRESENCE_SCREENSHOTS
 // (default: a new temporary folder, named in the log).
 func TestBrowserDevicePages(t *testing.T) {
-	if os.Getenv("PRESENCE_BROWSER") != "1" {
-		t.Skip("set PRESENCE_BROWSER=1 to drive chromium (install with admin/browsertest/install.sh)")
-	}
-	chromium := os.Getenv("PRESENCE_CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("PRESENCE_BROWSER=1 but no chromium at %s (run admin/browsertest/install.sh): %v", chromium, err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("PRESENCE_BROWSER=1 but no node: %v", err)
-	}
-	dir, _ := filepath.Abs("../../admin/browsertest")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Fatalf("PRESENCE_BROWSER=1 but playwright-core is not installed (run admin/browsertest/install.sh): %v", err)
-	}
+	chromium, node, dir := presencetest.BrowserPeers(t, "../../admin/browsertest")
 	out := os.Getenv("PRESENCE_SCREENSHOTS")
 	if out != "" {
 		out = filepath.Join(out, "device") // admin's browser test empties PRESENCE_SCREENSHOTS
 	} else {
+		var err error
 		if out, err = os.MkdirTemp("", "presence-device-screenshots-"); err != nil {
 			t.Fatal(err)
 		}
