@@ -14,30 +14,56 @@ import (
 // cluster share their services: what one router does, the other hears.
 func twoNodes(t *testing.T) (a, b *core.Router, app core.AppID) {
 	t.Helper()
-	store := memstore.New()
-	bus := core.NewLocalBus()
-	keys, _ := core.NewKeyring(make([]byte, 32))
-	deps := store.Deps()
-	deps.Bus = bus
-	a = core.NewRouter(deps, core.Options{Keys: keys})
-	b = core.NewRouter(deps, core.Options{Keys: keys})
-	ctx := context.Background()
-	for _, r := range []*core.Router{a, b} {
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+	n := newNodes(t, core.Options{})
+	a, b = n.start(), n.start()
+	return a, b, activeApp(t, a)
+}
+
+// nodes are services shared by routers, one store and one LocalBus, as
+// the nodes of a cluster share theirs: what one router does, the others
+// hear.
+type nodes struct {
+	t    *testing.T
+	deps core.Deps
+	opts core.Options
+}
+
+// newNodes makes the shared services; opts are every router's (a node key
+// is made when opts has none).
+func newNodes(t *testing.T, opts core.Options) *nodes {
+	deps := memstore.New().Deps()
+	deps.Bus = core.NewLocalBus()
+	if opts.Keys == nil {
+		opts.Keys, _ = core.NewKeyring(make([]byte, 32))
 	}
-	reg, err := a.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
+	return &nodes{t: t, deps: deps, opts: opts}
+}
+
+// start starts one more router on the shared services.
+func (n *nodes) start() *core.Router {
+	n.t.Helper()
+	r := core.NewRouter(n.deps, n.opts)
+	if err := r.Start(context.Background()); err != nil {
+		n.t.Fatal(err)
+	}
+	return r
+}
+
+// activeApp registers, verifies and activates an app through r.
+func activeApp(t *testing.T, r *core.Router) core.AppID {
+	t.Helper()
+	ctx := context.Background()
+	reg, err := r.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.MarkVerified(ctx, reg.ID); err != nil {
+	if _, err := r.MarkVerified(ctx, reg.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.ActivateApp(ctx, reg.ID); err != nil {
+	if _, _, err := r.ActivateApp(ctx, reg.ID); err != nil {
 		t.Fatal(err)
 	}
-	return a, b, reg.ID
+	return reg.ID
 }
 
 func TestBusCarriesStatusesBetweenRouters(t *testing.T) {
@@ -317,29 +343,10 @@ func TestNewerConnectOnAnotherRouterReplacesTheSession(t *testing.T) {
 // who did.
 func TestDeadNodesUsersGoOfflineUnlessBackElsewhere(t *testing.T) {
 	ctx := context.Background()
-	store := memstore.New()
-	deps := store.Deps()
-	deps.Bus = core.NewLocalBus()
-	keys, _ := core.NewKeyring(make([]byte, 32))
-	opts := core.Options{Keys: keys, HeartbeatInterval: 20 * time.Millisecond, DisconnectGrace: 300 * time.Millisecond}
-	a, b := core.NewRouter(deps, opts), core.NewRouter(deps, opts)
-	for _, r := range []*core.Router{a, b} {
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := newNodes(t, core.Options{HeartbeatInterval: 20 * time.Millisecond, DisconnectGrace: 300 * time.Millisecond})
+	a, b := n.start(), n.start()
 	t.Cleanup(func() { b.Shutdown(ctx) })
-	reg, err := a.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.MarkVerified(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := a.ActivateApp(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
-	app := reg.ID
+	app := activeApp(t, a)
 	channel := newAppSink()
 	if _, err := b.AttachApp(ctx, app, channel, core.AttachOptions{}); err != nil {
 		t.Fatal(err)
@@ -369,13 +376,13 @@ func TestDeadNodesUsersGoOfflineUnlessBackElsewhere(t *testing.T) {
 	}
 	online(b, "bob@example.com", "back on node B") // within the grace: bob is back elsewhere
 	channel.expect(t, ann, core.Offline, "")
-	if waited := time.Since(stopped); waited < opts.DisconnectGrace {
-		t.Fatalf("ann offline %v after her node stopped, before the %v grace", waited, opts.DisconnectGrace)
+	if waited := time.Since(stopped); waited < n.opts.DisconnectGrace {
+		t.Fatalf("ann offline %v after her node stopped, before the %v grace", waited, n.opts.DisconnectGrace)
 	}
 	select {
 	case u := <-channel.updates:
 		t.Fatalf("an update after the dead node was forgotten: %+v (bob is back on node B: nothing for him)", u)
-	case <-time.After(3 * opts.HeartbeatInterval):
+	case <-time.After(3 * n.opts.HeartbeatInterval):
 	}
 }
 
@@ -415,30 +422,15 @@ func TestHandoverLeavesNoOfflineOnTheOldNode(t *testing.T) {
 // answer at once for users who came online before it started.
 func TestStartingRouterLearnsWhatOthersShow(t *testing.T) {
 	ctx := context.Background()
-	store := memstore.New()
-	deps := store.Deps()
-	deps.Bus = core.NewLocalBus()
-	keys, _ := core.NewKeyring(make([]byte, 32))
-	a := core.NewRouter(deps, core.Options{Keys: keys})
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	reg, err := a.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.MarkVerified(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := a.ActivateApp(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
+	n := newNodes(t, core.Options{})
+	a := n.start()
+	app := activeApp(t, a)
 	ann := core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}
-	g, err := a.Grant(ctx, ann, reg.ID, "Ann")
+	g, err := a.Grant(ctx, ann, app, "Ann")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{reg.ID}, Sink: newDeviceSink()})
+	s, _, err := a.Connect(ctx, core.ConnectRequest{Identity: ann, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,11 +438,8 @@ func TestStartingRouterLearnsWhatOthersShow(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	late := core.NewRouter(deps, core.Options{Keys: keys})
-	if err := late.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got, err := late.Probe(ctx, reg.ID, []string{g.PUID})
+	late := n.start()
+	got, err := late.Probe(ctx, app, []string{g.PUID})
 	if err != nil {
 		t.Fatal(err)
 	}
