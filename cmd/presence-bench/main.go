@@ -29,18 +29,34 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// serverFlags name the server a run measures: one it spawns, or one already
+// running. Every scenario, the soak included, takes these flags.
+type serverFlags struct {
+	spawn, keep          bool
+	src, bin, addr, conf string
+	xmppAddr, xmppDomain string
+	extraConf            string
+	pid                  int
+}
+
+func (t *serverFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&t.spawn, "spawn", false, "build and start the server with a temp config and data dir (knows its pid)")
+	fs.BoolVar(&t.keep, "keep", false, "with -spawn, keep the temp dir (config, database, server log) instead of removing it")
+	fs.StringVar(&t.src, "src", ".", "module root to build ./cmd/presence from, with -spawn")
+	fs.StringVar(&t.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
+	fs.StringVar(&t.addr, "addr", "", "address of a running server (without -spawn), loopback only")
+	fs.StringVar(&t.conf, "config", "", "config file of the running server, for the provisioning CLI (without -spawn)")
+	fs.StringVar(&t.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty: no XMPP app")
+	fs.StringVar(&t.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
+	fs.StringVar(&t.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
+	fs.IntVar(&t.pid, "pid", 0, "pid of the running server (without -spawn), for RSS, threads and fds")
+}
+
 // options are the command-line flags.
 type options struct {
-	spawn       bool
-	keep        bool
-	src, bin    string
-	addr, conf  string
-	xmppAddr    string
-	xmppDomain  string
+	serverFlags
 	xmppRun     bool
-	pid         int
 	only        string // "", "presence" or "relay"
-	extraConf   string
 	jsonOut     string
 	cpuProfile  string
 	maxTime     time.Duration
@@ -91,18 +107,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 			strings.Join(allScenarios, "|"))
 		fs.PrintDefaults()
 	}
-	fs.BoolVar(&o.spawn, "spawn", false, "build and start the server with a temp config and data dir (knows its pid)")
-	fs.BoolVar(&o.keep, "keep", false, "with -spawn, keep the temp dir (config, database, server log) instead of removing it")
-	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/presence from, with -spawn")
-	fs.StringVar(&o.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
-	fs.StringVar(&o.addr, "addr", "", "address of a running server (without -spawn), loopback only")
-	fs.StringVar(&o.conf, "config", "", "config file of the running server, for the provisioning CLI (without -spawn)")
-	fs.StringVar(&o.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty skips the XMPP run")
-	fs.StringVar(&o.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
+	o.serverFlags.register(fs)
 	fs.BoolVar(&o.xmppRun, "xmpp", true, "status: also run the open-loop load with every app on the XMPP component channel")
-	fs.IntVar(&o.pid, "pid", 0, "pid of the running server, for RSS/threads/fds (without -spawn)")
 	fs.StringVar(&o.only, "only", "", `run one side only: "presence" or "relay" (default both)`)
-	fs.StringVar(&o.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this tool's CPU profile here (to see whether the tool is the bottleneck)")
 	fs.DurationVar(&o.maxTime, "max-time", 30*time.Minute, "watchdog: the tool stops whatever happens after this")

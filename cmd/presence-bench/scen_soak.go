@@ -24,11 +24,9 @@ import (
 
 // soakOpts are the soak's flags.
 type soakOpts struct {
-	spawn, keep          bool
-	src, bin, addr, conf string
-	xmppAddr, xmppDomain string
-	extraConf, jsonOut   string
-	pid, perIP           int
+	serverFlags
+	jsonOut string
+	perIP   int
 
 	devices, perUser  int
 	conc              int // connects in flight at once
@@ -55,17 +53,8 @@ func soakFlags(o *soakOpts, stderr io.Writer) *flag.FlagSet {
 		fmt.Fprintln(stderr, "usage: presence-bench soak -spawn [flags]\n       presence-bench soak -addr host:port -config presence.toml -bin presence -pid N [flags]")
 		fs.PrintDefaults()
 	}
-	fs.BoolVar(&o.spawn, "spawn", false, "build and start the server with a temp config and data dir")
-	fs.BoolVar(&o.keep, "keep", false, "with -spawn, keep the temp dir (config, database, server log)")
-	fs.StringVar(&o.src, "src", ".", "module root to build ./cmd/presence from, with -spawn")
-	fs.StringVar(&o.bin, "bin", "", "presence binary: used instead of building with -spawn, and for the CLI without -spawn")
-	fs.StringVar(&o.addr, "addr", "", "address of a running server (without -spawn), loopback only")
-	fs.StringVar(&o.conf, "config", "", "config file of the running server, for the provisioning CLI (without -spawn)")
-	fs.StringVar(&o.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty puts every app on WebSocket")
-	fs.StringVar(&o.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
-	fs.StringVar(&o.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
+	o.serverFlags.register(fs)
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
-	fs.IntVar(&o.pid, "pid", 0, "pid of the running server (without -spawn); without it RSS and fds come from /metrics")
 	fs.IntVar(&o.perIP, "per-ip", 50, "connections per 127.0.x.y source address")
 	fs.IntVar(&o.devices, "devices", 10000, "devices that flap")
 	fs.IntVar(&o.perUser, "devices-per-user", 5, "devices of one user (each user is provisioned once, with a grant per app)")
