@@ -3,7 +3,8 @@
 //
 // Where the databases come from:
 //   - PRESENCE_PG_URL set: the server it names (its role needs CREATEDB);
-//   - otherwise a throwaway cluster of the test process's own: initdb
+//   - otherwise a throwaway cluster of the test process's own (package
+//     internal/pgserver, which the benchmark tool uses too): initdb
 //     into a temporary folder, then the postgres of Debian's postgresql
 //     package (found on PATH or under /usr/lib/postgresql/*/bin) listening
 //     on a Unix socket only, in that folder. PostgreSQL refuses to run as

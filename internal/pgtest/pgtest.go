@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/presence-service/presence/internal/pgserver"
 )
 
 // Env names the variables that decide where (and whether) the tests run.
@@ -21,6 +22,10 @@ const (
 	EnvURL     = "PRESENCE_PG_URL"  // an existing server to create databases in
 	EnvCluster = "PRESENCE_CLUSTER" // "1": cluster tests must run; a missing engine fails them
 )
+
+// Server is a throwaway PostgreSQL cluster (package pgserver), for
+// tests that stop and restart it.
+type Server = pgserver.Server
 
 var (
 	mu       sync.Mutex // guards: local, localErr, started
@@ -121,7 +126,10 @@ func localServer() (*Server, error) {
 	defer mu.Unlock()
 	if !started {
 		started = true
-		local, localErr = Start()
+		local, localErr = pgserver.Start()
+		if errors.Is(localErr, pgserver.ErrNoEngine) {
+			localErr = fmt.Errorf("%w, or set %s", localErr, EnvURL)
+		}
 	}
 	return local, localErr
 }
@@ -142,16 +150,4 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// errNoEngine says what to install.
-var errNoEngine = errors.New("PostgreSQL not found (no postgres and initdb on PATH nor under /usr/lib/postgresql/*/bin): apt-get install postgresql, or set " + EnvURL)
-
-// lastLines is the end of a log, for error messages.
-func lastLines(b []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,4 +1,4 @@
-package pgtest
+package pgserver
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func (s *Server) URL() string {
 // returns once it accepts connections.
 func (s *Server) Restart() error {
 	if s.cmd != nil {
-		return errors.New("pgtest: server already running")
+		return errors.New("pgserver: server already running")
 	}
 	logf, err := os.OpenFile(s.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -103,7 +103,7 @@ func (s *Server) Restart() error {
 	err = cmd.Start()
 	logf.Close()
 	if err != nil {
-		return fmt.Errorf("pgtest: start postgres: %w", err)
+		return fmt.Errorf("pgserver: start postgres: %w", err)
 	}
 	s.cmd, s.done = cmd, make(chan error, 1)
 	go func(done chan<- error) { done <- cmd.Wait() }(s.done)
@@ -120,11 +120,11 @@ func (s *Server) Restart() error {
 		select {
 		case werr := <-s.done:
 			s.cmd = nil
-			return fmt.Errorf("pgtest: postgres exited (%v):\n%s", werr, s.logTail())
+			return fmt.Errorf("pgserver: postgres exited (%v):\n%s", werr, s.logTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgtest: postgres did not accept connections within %v: %v\n%s", startTimeout, err, s.logTail())
+			return fmt.Errorf("pgserver: postgres did not accept connections within %v: %v\n%s", startTimeout, err, s.logTail())
 		}
 	}
 }
@@ -149,6 +149,15 @@ func (s *Server) StopServer() error {
 		err = nil
 	}
 	return err
+}
+
+// PID is the postmaster's process id (0 while stopped); each connection
+// is served by a child of it.
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // Stop stops the server and removes its folder.
@@ -192,7 +201,7 @@ func binDir() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errNoEngine
+	return "", ErrNoEngine
 }
 
 // version reads the major version out of /usr/lib/postgresql/<v>/bin.
@@ -204,4 +213,16 @@ func version(bin string) int {
 func isExec(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// ErrNoEngine says what to install.
+var ErrNoEngine = errors.New("PostgreSQL not found (no postgres and initdb on PATH nor under /usr/lib/postgresql/*/bin): apt-get install postgresql")
+
+// lastLines is the end of a log, for error messages.
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
