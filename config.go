@@ -51,6 +51,8 @@ type ClusterConfig struct {
 	NATSURL     string `toml:"nats_url"`      // NATS server URLs, comma-separated
 	Replicas    int    `toml:"replicas"`      // JetStream replicas of the cluster's streams and buckets
 	NodeKeyFile string `toml:"node_key_file"` // the node key every node shares; empty: presence.key in the data folder
+	NATSCreds   string `toml:"nats_creds"`    // a NATS user's .creds file (JWT and NKey seed); empty: credentials, if any, in the URLs
+	NATSCA      string `toml:"nats_ca"`       // PEM CA certificates that sign the NATS servers' (tls:// URLs); empty: the system's roots
 }
 
 // DefaultReplicas is cluster.replicas when the file does not say.
@@ -260,6 +262,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Clustered() && len(c.NATSURLs()) == 0 {
 		bad("cluster.nats_url", "no URL in %q", c.Cluster.NATSURL)
+	}
+	if !c.Clustered() && (c.Cluster.NATSCreds != "" || c.Cluster.NATSCA != "") {
+		bad("cluster.nats_creds", "cluster.nats_creds and cluster.nats_ca are for a cluster: set cluster.nats_url too")
 	}
 	if r := c.Cluster.Replicas; r < 1 || r > MaxReplicas {
 		bad("cluster.replicas", "must be within 1 and %d", MaxReplicas)

@@ -37,6 +37,8 @@ func TestDefaultsAreTheContract(t *testing.T) {
 		"cluster.nats_url":                {c.Cluster.NATSURL, ""},
 		"cluster.replicas":                {c.Cluster.Replicas, 3},
 		"cluster.node_key_file":           {c.Cluster.NodeKeyFile, ""},
+		"cluster.nats_creds":              {c.Cluster.NATSCreds, ""},
+		"cluster.nats_ca":                 {c.Cluster.NATSCA, ""},
 	}
 	for key, v := range checks {
 		if v[0] != v[1] {
@@ -93,6 +95,7 @@ func TestBadConfigSaysWhichKey(t *testing.T) {
 		clusterTOML(" , ", ""):                                                               "cluster.nats_url",
 		clusterTOML("nats://127.0.0.1:4222", "replicas = 0"):                                 "cluster.replicas",
 		clusterTOML("nats://127.0.0.1:4222", "replicas = 7"):                                 "cluster.replicas",
+		"[cluster]\nnats_creds = \"/etc/presence/nats.creds\"":                               "cluster.nats_creds",
 	}
 	for text, want := range cases {
 		_, err := presence.Parse(text)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	presence "github.com/presence-service/presence"
 	"github.com/presence-service/presence/core"
 	pjs "github.com/presence-service/presence/core/jetstream"
 	"github.com/presence-service/presence/core/natsbus"
@@ -28,25 +30,9 @@ const clusterOpenTimeout = 30 * time.Second
 // no NATS must not serve.
 func (b *backend) openCluster(ctx context.Context, log *slog.Logger) error {
 	cfg := b.cfg
-	nc, err := nats.Connect(cfg.Cluster.NATSURL,
-		nats.Name("presence "+cfg.NodeName()),
-		nats.Timeout(5*time.Second),
-		nats.MaxReconnects(-1), // a node waits for NATS to come back (and says 503 meanwhile)
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err == nil {
-				return // closed on purpose, at shutdown
-			}
-			log.Warn("lost NATS: trying the other servers", "err", err)
-			b.link.disconnected()
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) {
-			log.Info("NATS is back", "server", c.ConnectedUrlRedacted())
-			b.link.reconnected()
-		}),
-	)
+	nc, err := connectNATS(cfg, log, &b.link)
 	if err != nil {
-		return fmt.Errorf("cluster.nats_url: cannot reach NATS at %s: %w", cfg.Cluster.NATSURL, err)
+		return err
 	}
 	b.close = append(b.close, func() error { nc.Close(); return nil })
 	b.nats = nc
@@ -96,6 +82,58 @@ func (b *backend) openCluster(ctx context.Context, log *slog.Logger) error {
 	}
 	b.deps = core.Deps{Registry: reg, Notifications: notes, Statuses: statuses, Bus: bus}
 	return nil
+}
+
+// connectNATS connects to cluster.nats_url, as the user of
+// cluster.nats_creds when set, verifying tls:// servers against
+// cluster.nats_ca when set. The connection tries every server of the list
+// and reconnects for ever; link hears its losses and returns.
+func connectNATS(cfg *presence.Config, log *slog.Logger, link *linkWatch) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("presence " + cfg.NodeName()),
+		nats.Timeout(5 * time.Second),
+		nats.MaxReconnects(-1), // a node waits for NATS to come back (and says 503 meanwhile)
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // closed on purpose, at shutdown
+			}
+			log.Warn("lost NATS: trying the other servers", "err", err)
+			link.disconnected()
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("NATS is back", "server", c.ConnectedUrlRedacted())
+			link.reconnected()
+		}),
+	}
+	// The files are read by the client at each (re)connect; a start
+	// without them must say which key names which path, not "no such file".
+	if path := cfg.Cluster.NATSCreds; path != "" {
+		if err := readable(path); err != nil {
+			return nil, fmt.Errorf("cluster.nats_creds: cannot read the NATS credentials file %s: %w", path, err)
+		}
+		opts = append(opts, nats.UserCredentials(path))
+	}
+	if path := cfg.Cluster.NATSCA; path != "" {
+		if err := readable(path); err != nil {
+			return nil, fmt.Errorf("cluster.nats_ca: cannot read the NATS CA file %s: %w", path, err)
+		}
+		opts = append(opts, nats.RootCAs(path))
+	}
+	nc, err := nats.Connect(cfg.Cluster.NATSURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.nats_url: cannot reach NATS at %s: %w", cfg.Cluster.NATSURL, err)
+	}
+	return nc, nil
+}
+
+// readable returns nil when path is a file this process can open.
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // jetStreamNotReady is the start's error when the NATS servers answered
