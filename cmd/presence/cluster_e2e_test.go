@@ -40,13 +40,18 @@ func startCluster(t *testing.T) [3]*node {
 	return nodes
 }
 
-// clusterComponent is an XEP-0114 component session and what it receives.
+// clusterComponent is an XEP-0114 component session, what it receives,
+// and how its stream ended (ended gets Serve's error once).
 type clusterComponent struct {
 	session *xmpp.Session
 	in      chan stanza
+	ended   chan error
 }
 
-func (n *node) componentSession(app int64, key string) *clusterComponent {
+// dialComponent opens app's component stream on the node with key, and
+// returns the session or the handshake's error (the stream error a
+// refused key gets, as a *stream.Error).
+func (n *node) dialComponent(app int64, key string) (*xmpp.Session, error) {
 	n.t.Helper()
 	nc, err := net.DialTimeout("tcp", n.srv.XMPPAddr, 5*time.Second)
 	if err != nil {
@@ -56,19 +61,34 @@ func (n *node) componentSession(app int64, key string) *clusterComponent {
 	defer cancel()
 	s, err := component.NewSession(ctx, jid.MustParse(fmt.Sprintf("%d.presence.localhost", app)), []byte(key), nc)
 	if err != nil {
-		n.t.Fatalf("component handshake: %v", err)
+		nc.Close()
+		return nil, err
 	}
 	n.t.Cleanup(func() { s.Close(); nc.Close() })
-	c := &clusterComponent{session: s, in: make(chan stanza, 100)}
-	go s.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	return s, nil
+}
+
+func (n *node) componentSession(app int64, key string) *clusterComponent {
+	n.t.Helper()
+	s, err := n.dialComponent(app, key)
+	if err != nil {
+		n.t.Fatalf("component handshake: %v", err)
+	}
+	c := &clusterComponent{session: s, in: make(chan stanza, 100), ended: make(chan error, 1)}
+	go func() { c.ended <- s.Serve(c.handler()) }()
+	return c
+}
+
+// handler decodes each stanza the component receives into c.in.
+func (c *clusterComponent) handler() xmpp.Handler {
+	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		var st stanza
 		if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), r)).Decode(&st); err != nil {
 			return err
 		}
 		c.in <- st
 		return nil
-	}))
-	return c
+	})
 }
 
 // TestClusterDeviceAppAndComponentOnThreeNodes: a device on node A, an
