@@ -23,6 +23,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "nats-server" { // natsserver.go: for -spawn -cluster, not for people
+		if err := runNATSServer(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "nats-server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "soak" { // scen_soak.go: its own flags
 		os.Exit(runSoakCommand(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -37,6 +44,7 @@ type serverFlags struct {
 	xmppAddr, xmppDomain string
 	extraConf            string
 	pid                  int
+	pprofPort            int
 }
 
 func (t *serverFlags) register(fs *flag.FlagSet) {
@@ -49,6 +57,7 @@ func (t *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty: no XMPP app")
 	fs.StringVar(&t.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
 	fs.StringVar(&t.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
+	fs.IntVar(&t.pprofPort, "pprof-port", 0, "with -spawn: the server's profiler on 127.0.0.1:PORT (-cluster: node i on PORT+i)")
 	fs.IntVar(&t.pid, "pid", 0, "pid of the running server (without -spawn), for RSS, threads and fds")
 }
 
@@ -56,6 +65,8 @@ func (t *serverFlags) register(fs *flag.FlagSet) {
 type options struct {
 	serverFlags
 	xmppRun     bool
+	cluster     bool // -spawn -cluster: one node against three, side by side
+	replicas    int
 	only        string // "", "presence" or "relay"
 	jsonOut     string
 	cpuProfile  string
@@ -95,6 +106,9 @@ type options struct {
 
 var allScenarios = []string{"connect", "status", "notify", "appnotify", "mixed", "slowapp"}
 
+// clusterScenarios are those -cluster runs ("all" means these there).
+var clusterScenarios = []string{"connect", "status", "notify", "appnotify"}
+
 // longScenarios run only when named: "all" leaves them out.
 var longScenarios = []string{"soak"}
 
@@ -108,6 +122,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		fs.PrintDefaults()
 	}
 	o.serverFlags.register(fs)
+	fs.BoolVar(&o.cluster, "cluster", false, "with -spawn: also start three NATS servers, PostgreSQL and three nodes, and run each scenario\n"+
+		"against one node (SQLite) and against the cluster, side by side; scenarios "+strings.Join(clusterScenarios, ", "))
+	fs.IntVar(&o.replicas, "replicas", 3, "-cluster: cluster.replicas, the JetStream copies of every stream")
 	fs.BoolVar(&o.xmppRun, "xmpp", true, "status: also run the open-loop load with every app on the XMPP component channel")
 	fs.StringVar(&o.only, "only", "", `run one side only: "presence" or "relay" (default both)`)
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
@@ -131,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		"status: devices sending updates. Many, so that each PUID changes a few times a second\n"+
 			"as real ones do: Presence coalesces a PUID's pending updates (newest wins), which a fleet of 100 would trigger")
 	fs.IntVar(&o.inflight, "inflight", 128, "status: closed-loop senders, each with one update in flight, cycling over its share of devices")
-	fs.Float64Var(&o.rate, "rate", 0, "status: open-loop total updates/s (0 = half the relay's closed-loop rate)")
+	fs.Float64Var(&o.rate, "rate", 0, "status: open-loop total updates/s (0 = half the relay's closed-loop rate; 5,000 with -cluster)")
 	fs.IntVar(&o.clients, "clients", 64, "notify: concurrent clients for single-item POSTs")
 	fs.IntVar(&o.batchClients, "batch-clients", 16, "notify: concurrent clients for batch-100 POSTs")
 	fs.IntVar(&o.appConns, "app-conns", 4, "appnotify: app channels sending notification batches")
@@ -156,10 +173,26 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	}
 	if slices.Contains(scen, "all") {
 		scen = allScenarios
+		if o.cluster {
+			scen = clusterScenarios
+		}
 	}
 	for _, s := range scen {
 		if !slices.Contains(allScenarios, s) && !slices.Contains(longScenarios, s) {
 			return nil, nil, fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	if o.cluster {
+		if !o.spawn || o.only != "" {
+			return nil, nil, fmt.Errorf("-cluster needs -spawn, and runs both set-ups (no -only)")
+		}
+		for _, s := range scen {
+			if !slices.Contains(clusterScenarios, s) {
+				return nil, nil, fmt.Errorf("-cluster runs %s, not %q", strings.Join(clusterScenarios, ", "), s)
+			}
+		}
+		if o.rate == 0 {
+			o.rate = 5000 // issue 19: cross-node status updates at 5,000/s
 		}
 	}
 	if o.only != "" && o.only != "presence" && o.only != "relay" {
@@ -238,11 +271,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "connect":
 			b.connect(ctx)
 		case "status":
-			err = b.status(ctx)
+			if o.cluster {
+				err = b.clusterStatus(ctx)
+			} else {
+				err = b.status(ctx)
+			}
 		case "notify":
 			err = b.notify(ctx)
 		case "appnotify":
-			err = b.appNotify(ctx)
+			if o.cluster {
+				err = b.clusterAppNotify(ctx)
+			} else {
+				err = b.appNotify(ctx)
+			}
 		case "mixed":
 			err = b.mixed(ctx)
 		case "slowapp":
@@ -257,7 +298,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	prog.set("", nil)
 	fmt.Fprintf(stdout, "\npresence-bench %s\nmachine: %s\n\n%s\nerrors by kind:\n%s", strings.Join(args, " "),
-		b.rep.Machine, formatTable(b.rep.Rows), b.rep.errorLines())
+		b.rep.Machine, formatTable(b.rep.Rows, b.rep.Columns), b.rep.errorLines())
 	if o.jsonOut != "" {
 		if err := b.rep.writeJSON(o.jsonOut); err != nil {
 			fmt.Fprintln(stderr, "presence-bench:", err)

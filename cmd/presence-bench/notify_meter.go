@@ -35,7 +35,7 @@ func startNotifyMeter(t *target, phase string, clients int, warm time.Duration, 
 		lastStored = s
 		return line
 	})
-	m.cpuTimer = time.AfterFunc(warm, func() { m.meterc <- startCPU(t.pid) })
+	m.cpuTimer = time.AfterFunc(warm, func() { m.meterc <- startCPU(t.cpuPids()) })
 	return m
 }
 
@@ -61,7 +61,7 @@ func (m *notifyMeter) finish(t *target, res *notifyResult, dur time.Duration) {
 	res.PostsPerSec = float64(res.Posts) / res.Window
 	res.PerSec = float64(res.Stored) / res.Window
 	res.Latency = summarize(all)
-	if res.Stored > 0 && t.pid > 0 {
+	if res.Stored > 0 && len(t.cpuPids()) > 0 {
 		res.CPUPerItem = use.Server / float64(res.Stored) * 1e6
 	}
 	if res.Posts > 0 {

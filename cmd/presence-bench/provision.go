@@ -33,67 +33,6 @@ type userCred struct {
 	PUIDs     map[int]string
 }
 
-// target is one server under test: Presence or the relay, with the
-// identities the scenarios use on it.
-type target struct {
-	name  string // "presence" or "relay"
-	addr  string // host:port
-	pid   int
-	apps  []appCred  // apps that receive in the status scenarios
-	slow  appCred    // the app the slowapp scenario stalls
-	users []userCred // device users of the connect, status and mixed scenarios
-	// notifyUsers receive the notify scenario's notifications. They are
-	// kept apart because a device's connect pushes its user's queued
-	// notifications: 100 per user would land in the next status run.
-	notifyUsers []userCred
-	d           *sourceDialer
-	xmpp        xmppTarget // the component listener, if the target has one
-	// grantErr says why users have no PUIDs (the grant pages failed); only
-	// the connect scenario can run then, as its devices need no grant.
-	grantErr error
-}
-
-func (t *target) metricsURL() string {
-	if t.name != "presence" {
-		return ""
-	}
-	return "http://" + t.addr + "/metrics"
-}
-
-func (t *target) sample() procSample {
-	s, _ := sampleProc(t.pid, t.metricsURL())
-	return s
-}
-
-func (t *target) appIDs(withSlow bool) []int {
-	ids := make([]int, 0, len(t.apps)+1)
-	for _, a := range t.apps {
-		ids = append(ids, a.ID)
-	}
-	if withSlow {
-		ids = append(ids, t.slow.ID)
-	}
-	return ids
-}
-
-// relayTarget needs no provisioning: the relay checks nothing.
-func relayTarget(addr string, pid, nApps, nUsers, nNotify, perIP int) *target {
-	t := &target{name: "relay", addr: addr, pid: pid, d: newSourceDialer(addr, perIP)}
-	for i := range nApps {
-		t.apps = append(t.apps, appCred{ID: 1 + i, Key: "relay", Domain: "relay.example"})
-	}
-	t.slow = appCred{ID: 1 + nApps, Key: "relay"}
-	for i := range nUsers + nNotify {
-		u := userCred{Email: fmt.Sprintf("u%d@relay", i), Assertion: "relay", PUIDs: map[int]string{}}
-		for _, id := range t.appIDs(true) {
-			u.PUIDs[id] = fmt.Sprintf("puid-%d-%d", id, i)
-		}
-		t.users = append(t.users, u)
-	}
-	t.users, t.notifyUsers = t.users[:nUsers], t.users[nUsers:]
-	return t
-}
-
 // cli runs the presence binary's operator commands (§9) with --json.
 type cli struct {
 	bin, config string
@@ -257,7 +196,7 @@ func (w *web) grant(ctx context.Context, app appCred, userstring string) (string
 // assertion and a grant to every app through the web pages.
 func provision(ctx context.Context, c cli, addr string, nApps, nUsers, nNotify, perIP int, prog *progress) (*target, error) {
 	total := nUsers + nNotify
-	t := &target{name: "presence", addr: addr, d: newSourceDialer(addr, perIP)}
+	t := &target{name: "presence", side: sideMeasured, addr: addr, d: newSourceDialer(addr, perIP)}
 	stamp := time.Now().Unix()
 	for i := range nApps + 1 {
 		domain := fmt.Sprintf("app%d-%d.bench.example", i, stamp)

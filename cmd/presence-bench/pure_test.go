@@ -92,7 +92,7 @@ func TestFormatTableAlignsAndJudges(t *testing.T) {
 		newRow("status", "latency p99", "ms", 12.5, 1.5).atMost(12.5, 10, "≤ 10 ms"),
 		newRow("connect", "relay only", "", none, 5),
 	}
-	out := formatTable(rows)
+	out := formatTable(rows, [2]string{})
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	if len(lines) != 6 {
 		t.Fatalf("want header, rule and 4 rows:\n%s", out)
@@ -170,7 +170,7 @@ func TestParseStatCPU(t *testing.T) {
 
 func TestNegativeFiguresShow(t *testing.T) {
 	r := newRow("slowapp", "RSS growth", "KiB", -1200, none).atMost(-1200, 4096, "≤ 4,096 KiB")
-	if r.Presence == nil || r.Verdict != "ok" || !strings.Contains(formatTable([]row{r}), "-1,200 KiB") {
+	if r.Presence == nil || r.Verdict != "ok" || !strings.Contains(formatTable([]row{r}, [2]string{}), "-1,200 KiB") {
 		t.Errorf("a negative growth must print and pass: %+v", r)
 	}
 }

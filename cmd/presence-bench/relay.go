@@ -253,16 +253,8 @@ func runRelay(args []string) error {
 		return err
 	}
 	fmt.Printf("listening %s\n", ln.Addr())
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := childContext(*watchStdin, *lifetime)
 	defer cancel()
-	ctx, cancel2 := context.WithTimeout(ctx, *lifetime)
-	defer cancel2()
-	if *watchStdin {
-		go func() { // a parent that dies closes our stdin pipe
-			io.Copy(io.Discard, os.Stdin)
-			cancel()
-		}()
-	}
 	srv := &http.Server{Handler: newRelay().handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -272,6 +264,22 @@ func runRelay(args []string) error {
 		return err
 	}
 	return nil
+}
+
+// childContext is the life of a process the tool spawns (the relay, a
+// NATS server): it ends on SIGTERM or SIGINT, when stdin closes (with
+// watchStdin: the parent died and its end of the pipe closed), or after
+// lifetime, whichever comes first.
+func childContext(watchStdin bool, lifetime time.Duration) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := context.WithTimeout(ctx, lifetime)
+	if watchStdin {
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			cancel()
+		}()
+	}
+	return ctx, func() { cancel(); stop() }
 }
 
 // requireLoopback refuses any address that is not on loopback: this tool

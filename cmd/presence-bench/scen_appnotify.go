@@ -111,7 +111,7 @@ func runAppNotify(ctx context.Context, t *target, o appNotifyOpts, prog *progres
 	app := t.apps[0]
 	conns := make([]*appNotifyConn, o.conns)
 	for i := range conns {
-		c, err := connectApp(ctx, t.d, app.ID, app.Key)
+		c, err := connectApp(ctx, t.spreadDialer(i), app.ID, app.Key)
 		if err != nil {
 			for _, a := range conns[:i] {
 				a.c.Close()
@@ -193,6 +193,20 @@ func (a *appNotifyConn) run(ctx context.Context, window int, lo, hi int64, s *sa
 	}
 }
 
+// appNotifySpec is one appnotify round: items per batch, POST clients,
+// batches in flight per channel.
+type appNotifySpec struct {
+	batch, postClients, window int
+	what                       string
+}
+
+func appNotifySpecs(o *options) []appNotifySpec {
+	return []appNotifySpec{
+		{1, o.clients, o.appWindow, "single items"},
+		{100, o.batchClients, max(1, o.batchClients/o.appConns), "notifications in batches of 100"},
+	}
+}
+
 // appNotify measures notifications over the app channel against POSTs in
 // the same run, on Presence only.
 func (b *bench) appNotify(ctx context.Context) error {
@@ -202,15 +216,7 @@ func (b *bench) appNotify(ctx context.Context) error {
 		b.prog.logf("appnotify: Presence is not running (-only relay): skipped")
 		return nil
 	}
-	type spec struct {
-		batch, postClients, window int
-		what                       string
-	}
-	specs := []spec{
-		{1, o.clients, o.appWindow, "single items"},
-		{100, o.batchClients, max(1, o.batchClients/o.appConns), "notifications in batches of 100"},
-	}
-	for _, sp := range specs {
+	for _, sp := range appNotifySpecs(o) {
 		post, ch, err := b.appNotifyRound(ctx, t, sp.batch, sp.postClients, sp.window)
 		if err != nil {
 			return err

@@ -136,8 +136,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 
 	defer prog.set("", nil)
 	prog.set("connect "+t.name, func() string {
-		s := sampleLight(t.pid)
-		return fmt.Sprintf("held %d/%d errors %d server RSS %s KiB, %d threads", f.alive.Load(), o.n, f.errs.total()+fails.Load(), formatNum(float64(s.RSSKiB)), s.Threads)
+		return fmt.Sprintf("held %d/%d errors %d server RSS %s KiB", f.alive.Load(), o.n, f.errs.total()+fails.Load(), formatNum(float64(t.rssKiB())))
 	})
 	var dialTime time.Duration
 	var cpuDial, toolDial float64 // server and tool CPU seconds while dialing
@@ -147,7 +146,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 			continue
 		}
 		segStart := time.Now()
-		cpuStart, toolStart := readCPU(t.pid), readCPU(os.Getpid())
+		cpuStart, toolStart := treeCPU(t.cpuPids()), readCPU(os.Getpid())
 		var wg sync.WaitGroup
 		for range o.conc {
 			wg.Add(1)
@@ -167,7 +166,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 					}
 					u := users[int(i)%len(users)]
 					start := now()
-					d, err := connectDevice(ctx, t.d, u.Assertion, apps, fmt.Sprintf("c%d-%d", run, i))
+					d, err := connectDevice(ctx, t.spreadDialer(int(i)), u.Assertion, apps, fmt.Sprintf("c%d-%d", run, i))
 					if err != nil {
 						reserved.Add(-1)
 						fails.Add(1)
@@ -192,7 +191,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		wg.Wait()
 		seg := time.Since(segStart)
 		dialTime += seg
-		cpuDial += readCPU(t.pid) - cpuStart
+		cpuDial += treeCPU(t.cpuPids()) - cpuStart
 		toolDial += readCPU(os.Getpid()) - toolStart
 		f.startReaders()
 		held := int(f.alive.Load())
@@ -218,7 +217,7 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 	if dialTime > 0 {
 		res.ConnectsPerSec = float64(res.Held) / dialTime.Seconds()
 	}
-	if res.Held > 0 && t.pid > 0 {
+	if res.Held > 0 && len(t.cpuPids()) > 0 {
 		res.CPUPerConnect = cpuDial / float64(res.Held) * 1e6
 	}
 	if res.Held > 0 {

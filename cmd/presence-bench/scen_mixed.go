@@ -56,7 +56,7 @@ func (b *bench) mixed(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s mixed: %w", t.name, err)
 		}
-		res[t.name] = r
+		res[t.side] = r
 		b.rep.detail("mixed_"+t.name, r)
 		b.rep.errs("mixed idle "+t.name, r.Idle.Errors)
 		b.rep.errs("mixed status "+t.name, r.Status.Errors)

@@ -221,7 +221,7 @@ func runNotify(ctx context.Context, t *target, o notifyOpts, prog *progress) (no
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pc := newPostConn(t.d, app.ID, app.Key)
+			pc := newPostConn(t.spreadDialer(c), app.ID, app.Key)
 			defer pc.close()
 			for i := 0; ctx.Err() == nil; i++ {
 				start := now()

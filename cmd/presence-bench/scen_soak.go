@@ -152,7 +152,7 @@ func runSoakCommand(args []string, stdout, stderr io.Writer) int {
 		rep.detail("soak_error", err.Error())
 	}
 	fmt.Fprintf(stdout, "\npresence-bench soak %s\nmachine: %s\n\n%s\nerrors seen by clients:\n%s", strings.Join(args, " "),
-		rep.Machine, formatTable(rep.Rows), rep.errorLines())
+		rep.Machine, formatTable(rep.Rows, rep.Columns), rep.errorLines())
 	if res != nil {
 		fmt.Fprintf(stdout, "\nserver readings (s since the load began: RSS MiB, goroutines, fds, devices by its count):\n%s", res.readingLines())
 	}
@@ -190,7 +190,7 @@ func runSoak(ctx context.Context, o *soakOpts, rep *report, prog *progress) (*so
 			// a loss and not an expiry.
 			extra += "\n[notifications]\ndefault_ttl = \"1h\"\n"
 		}
-		srv, sc, dir, err := spawnServer(ctx, o.src, o.bin, extra, prog)
+		srv, sc, dir, err := spawnServer(ctx, o.src, o.bin, extra, o.pprofPort, prog)
 		if srv != nil {
 			defer func() {
 				srv.stop()

@@ -96,7 +96,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 		s := &sampler{max: o.maxSamples / len(t.apps)}
 		samplers[i] = s
 		if i < o.xmppApps && t.xmpp.addr != "" {
-			x, err := connectXMPPApp(ctx, t.d, t.xmpp.addr, a.ID, t.xmpp.domain, a.Key)
+			x, err := connectXMPPApp(ctx, t.statusAppDialer(), t.xmpp.addr, a.ID, t.xmpp.domain, a.Key)
 			if err != nil {
 				return res, err
 			}
@@ -113,7 +113,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 			}()
 			continue
 		}
-		c, err := connectApp(ctx, t.d, a.ID, a.Key)
+		c, err := connectApp(ctx, t.statusAppDialer(), a.ID, a.Key)
 		if err != nil {
 			return res, err
 		}
@@ -130,7 +130,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	}
 	var slowFrames atomic.Int64
 	if o.withSlow {
-		c, err := connectApp(ctx, t.d, t.slow.ID, t.slow.Key)
+		c, err := connectApp(ctx, t.statusAppDialer(), t.slow.ID, t.slow.Key)
 		if err != nil {
 			return res, err
 		}
@@ -153,7 +153,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	apps := t.appIDs(o.withSlow)
 	devs := make([]*device, o.devices)
 	err := parallel(ctx, o.devices, 16, func(i int) error {
-		d, err := connectDevice(ctx, t.d, t.users[i].Assertion, apps, fmt.Sprintf("s%d-%d", run, i))
+		d, err := connectDevice(ctx, t.statusDialer(i), t.users[i].Assertion, apps, fmt.Sprintf("s%d-%d", run, i))
 		if err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	end.Store(begin + int64(o.warm+o.dur))
 	start()
 	meterc := make(chan cpuMeter, 1)
-	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.pid) })
+	cpuTimer := time.AfterFunc(o.warm, func() { meterc <- startCPU(t.cpuPids()) })
 	defer cpuTimer.Stop()
 	rssDone := make(chan struct{})
 	go func() { // server RSS once a second through the window, for its trend
@@ -190,9 +190,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 				return
 			case <-tick.C:
 				if now() >= warmStart.Load() {
-					if s, err := sampleProc(t.pid, ""); err == nil {
-						res.RSSSeries = append(res.RSSSeries, s.RSSKiB)
-					}
+					res.RSSSeries = append(res.RSSSeries, t.rssKiB())
 				}
 			}
 		}
@@ -266,7 +264,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	res.UpdatesPerSec = float64(res.Acked) / res.Window
 	res.DeliveredPerSec = float64(res.Delivered) / res.Window
 	res.Latency = summarize(all)
-	if res.Acked > 0 && t.pid > 0 {
+	if res.Acked > 0 && len(t.cpuPids()) > 0 {
 		res.CPUPerUpdate = use.Server / float64(res.Acked) * 1e6
 	}
 	if res.Acked > 0 {

@@ -52,13 +52,20 @@ func dieWithParent() *syscall.SysProcAttr {
 // spawnRelay starts `presence-bench relay` from this same binary and reads
 // the address it listens on.
 func spawnRelay(ctx context.Context) (*child, error) {
+	return spawnSelf(ctx, os.Stderr, 10*time.Second, "relay", "-listen", "127.0.0.1:0", "-watch-stdin", "-lifetime", "2h")
+}
+
+// spawnSelf starts this binary with a subcommand (args[0]) that prints
+// "listening ADDR" once it serves and exits when its stdin closes, and
+// returns it with that address.
+func spawnSelf(ctx context.Context, stderr io.Writer, timeout time.Duration, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "relay", "-listen", "127.0.0.1:0", "-watch-stdin", "-lifetime", "2h")
+	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = dieWithParent()
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	stdin, _ := cmd.StdinPipe()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -68,10 +75,10 @@ func spawnRelay(ctx context.Context) (*child, error) {
 		return nil, err
 	}
 	c := &child{cmd: cmd, stdin: stdin}
-	line, err := readLine(ctx, out, 10*time.Second)
+	line, err := readLine(ctx, out, timeout)
 	if err != nil {
 		c.stop()
-		return nil, fmt.Errorf("relay did not say where it listens: %w", err)
+		return nil, fmt.Errorf("%s did not say where it listens: %w", args[0], err)
 	}
 	c.addr = strings.TrimSpace(strings.TrimPrefix(line, "listening "))
 	go io.Copy(io.Discard, out)
@@ -121,21 +128,36 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// benchConfig is the server config a spawned server runs with: loopback
-// ports, a temp database, and abuse limits raised so the limits measured
-// are the server's, not its rate limiter's. A short disconnect grace lets
-// the offline updates of one run's devices end before the next run starts
-// (with the default 10 s, 19,000 offlines would land in the middle of it).
-// extra is appended verbatim.
-func benchConfig(dir string, httpPort, xmppPort int, extra string) string {
-	return fmt.Sprintf(`# written by presence-bench -spawn
-[server]
-listen = "127.0.0.1:%d"
-public_url = "http://127.0.0.1:%d"
+// serverConfig is the config a spawned server runs with: loopback ports,
+// a temp database, and abuse limits raised so the limits measured are the
+// server's, not its rate limiter's. A short disconnect grace lets the
+// offline updates of one run's devices end before the next run starts
+// (with the default 10 s, 19,000 offlines would land in the middle of
+// it). With natsURL set it is a cluster node: the registry in PostgreSQL
+// at pgURL, the live plane on NATS with replicas JetStream copies, the
+// node key and the other secrets in dataDir, shared by every node.
+type serverConfig struct {
+	dataDir            string
+	httpPort, xmppPort int
+	node               string // server.node; empty on one node
+	pgURL, natsURL     string
+	replicas           int
+	pprof              string // not a config key: `serve -pprof` takes it
+	extra              string // appended verbatim (-server-config-extra)
+}
 
-[database]
-path = %q
-
+func (c serverConfig) toml() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by presence-bench -spawn\n[server]\nlisten = \"127.0.0.1:%d\"\npublic_url = \"http://127.0.0.1:%d\"\n",
+		c.httpPort, c.httpPort)
+	if c.node != "" {
+		fmt.Fprintf(&b, "node = %q\n", c.node)
+	}
+	fmt.Fprintf(&b, "\n[database]\npath = %q\n", filepath.Join(c.dataDir, "presence.db"))
+	if c.natsURL != "" {
+		fmt.Fprintf(&b, "driver = \"postgres\"\nurl = %q\n", c.pgURL)
+	}
+	fmt.Fprintf(&b, `
 [xmpp]
 listen = "127.0.0.1:%d"
 
@@ -150,13 +172,19 @@ disconnect_grace = "1s"
 status_per_minute = 100000000
 notifications_per_minute = 1000000000
 max_consecutive_errors = 1000000
-%s
-`, httpPort, httpPort, filepath.Join(dir, "presence.db"), xmppPort, extra)
+`, c.xmppPort)
+	if c.natsURL != "" {
+		fmt.Fprintf(&b, "\n[cluster]\nnats_url = %q\nreplicas = %d\n", c.natsURL, c.replicas)
+	}
+	if c.extra != "" {
+		b.WriteString(c.extra + "\n")
+	}
+	return b.String()
 }
 
 // spawnServer builds (unless bin is given) and starts `presence serve` with a
 // temp config and data dir, and waits for /healthz.
-func spawnServer(ctx context.Context, src, bin, extra string, prog *progress) (*child, cli, string, error) {
+func spawnServer(ctx context.Context, src, bin, extra string, pprofPort int, prog *progress) (*child, cli, string, error) {
 	dir, err := os.MkdirTemp("", "presence-bench-")
 	if err != nil {
 		return nil, cli{}, "", err
@@ -167,37 +195,57 @@ func spawnServer(ctx context.Context, src, bin, extra string, prog *progress) (*
 			return nil, cli{}, dir, err
 		}
 	}
-	hp, err := freePort()
+	sc := serverConfig{dataDir: dir, extra: extra}
+	if pprofPort > 0 {
+		sc.pprof = fmt.Sprintf("127.0.0.1:%d", pprofPort)
+	}
+	c, cfg, err := startPresence(ctx, bin, dir, "server", sc, prog)
 	if err != nil {
 		return nil, cli{}, dir, err
 	}
-	xp, err := freePort()
+	return c, cli{bin: bin, config: cfg}, dir, nil
+}
+
+// startPresence writes cfg (with free ports) to dir/NAME.toml, starts
+// `presence serve` on it with its log in dir/NAME.log, and waits for
+// /healthz. It returns the child and its config file.
+func startPresence(ctx context.Context, bin, dir, name string, cfg serverConfig, prog *progress) (*child, string, error) {
+	var err error
+	if cfg.httpPort, err = freePort(); err != nil {
+		return nil, "", err
+	}
+	if cfg.xmppPort, err = freePort(); err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, name+".toml")
+	if err := os.WriteFile(path, []byte(cfg.toml()), 0o600); err != nil {
+		return nil, "", err
+	}
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, cli{}, dir, err
+		return nil, "", err
 	}
-	cfg := filepath.Join(dir, "presence.toml")
-	if err := os.WriteFile(cfg, []byte(benchConfig(dir, hp, xp, extra)), 0o600); err != nil {
-		return nil, cli{}, dir, err
+	defer logf.Close()
+	args := []string{"serve", "-config", path}
+	if cfg.pprof != "" {
+		args = append(args, "-pprof", cfg.pprof)
 	}
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		return nil, cli{}, dir, err
-	}
-	cmd := exec.Command(bin, "serve", "-config", cfg)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
-		return nil, cli{}, dir, err
+		return nil, "", err
 	}
-	c := &child{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", hp), xmppAddr: fmt.Sprintf("127.0.0.1:%d", xp)}
-	prog.logf("server pid %d on %s, data and log in %s", c.pid(), c.addr, dir)
-	if err := waitHealthy(ctx, c.addr, 30*time.Second); err != nil {
+	c := &child{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", cfg.httpPort), xmppAddr: fmt.Sprintf("127.0.0.1:%d", cfg.xmppPort)}
+	prog.logf("%s pid %d on %s, config and log in %s", name, c.pid(), c.addr, dir)
+	if err := waitHealthy(ctx, c.addr, 60*time.Second); err != nil {
 		c.stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		return nil, cli{}, dir, fmt.Errorf("server did not become healthy: %w\n%s", err, tail(string(log), 2000))
+		log, _ := os.ReadFile(logPath)
+		return nil, "", fmt.Errorf("%s did not become healthy: %w\n%s", name, err, tail(string(log), 2000))
 	}
-	return c, cli{bin: bin, config: cfg}, dir, nil
+	return c, path, nil
 }
 
 func waitHealthy(ctx context.Context, addr string, timeout time.Duration) error {

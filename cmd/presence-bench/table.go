@@ -121,8 +121,11 @@ func cell(v *float64, unit string) string {
 
 // formatTable renders rows as an aligned text table: text columns left,
 // number columns right, so figures line up by their last digit.
-func formatTable(rows []row) string {
-	header := []string{"scenario", "metric", "presence", "relay", "ratio", "floor", "verdict"}
+func formatTable(rows []row, columns [2]string) string {
+	if columns[0] == "" {
+		columns = [2]string{"presence", "relay"}
+	}
+	header := []string{"scenario", "metric", columns[0], columns[1], "ratio", "floor", "verdict"}
 	rightAligned := []bool{false, false, true, true, true, false, false}
 	cells := [][]string{header}
 	for _, r := range rows {
@@ -180,6 +183,10 @@ func orDash(s string) string {
 // report is the JSON form of a run: the rows plus the detail behind them
 // (checkpoints, errors by kind, the machine).
 type report struct {
+	// Columns names the two sides: Presence and the relay unless set
+	// (-cluster: the cluster and one node). The JSON keeps the fields
+	// presence and relay for them.
+	Columns [2]string                   `json:"columns"`
 	Started string                      `json:"started"`
 	Machine machineInfo                 `json:"machine"`
 	Args    []string                    `json:"args"`
