@@ -223,6 +223,7 @@ func (b *bench) connect(ctx context.Context) {
 	rows = append(rows, newRow("connect", "connect p99", "ms", p, r))
 	p, r = pair(res, func(c connectResult) float64 { return c.CPUPerConnect })
 	rows = append(rows, newRow("connect", "server CPU per connect", "µs", p, r))
+	rows = append(rows, roleRows(res, "connect", func(c connectResult) map[string]float64 { return c.CPUByRole })...)
 	p, r = pair(res, func(c connectResult) float64 { return c.ToolCPU })
 	rows = append(rows, newRow("connect", "tool CPU per connect", "µs", p, r))
 	pc := res[sideMeasured]
@@ -384,6 +385,7 @@ func (b *bench) notify(ctx context.Context) error {
 		pc, rc := pair(res, func(n notifyResult) float64 { return n.CPUPerItem })
 		b.rep.add(main, newRow("notify", fmt.Sprintf("POST p99 (batch %d)", s.batch), "ms", p, r),
 			newRow("notify", fmt.Sprintf("server CPU per notification (batch %d)", s.batch), "µs", pc, rc))
+		b.rep.add(roleRows(res, "notify", func(n notifyResult) map[string]float64 { return n.CPUByRole })...)
 		pc, rc = pair(res, func(n notifyResult) float64 { return n.ToolCPU })
 		b.rep.add(newRow("notify", fmt.Sprintf("tool CPU per POST (batch %d)", s.batch), "µs", pc, rc))
 		pc, rc = pair(res, func(n notifyResult) float64 { return 100 * n.OtherCPU })

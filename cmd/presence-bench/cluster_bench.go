@@ -31,7 +31,7 @@ func (b *bench) setupCluster(ctx context.Context) error {
 	for _, n := range cs.nodes {
 		t.nodes = append(t.nodes, clusterNode{addr: n.addr, pid: n.pid(), d: newSourceDialer(n.addr, o.perIP)})
 	}
-	t.cpuProcs = cs.pids()
+	t.cpuProcs, t.cpuRoles = cs.pids()
 	b.pres = t
 	b.rep.detail("cluster_pids", map[string]any{"nodes": pidsOf(cs.nodes), "nats": pidsOf(cs.nats), "postgres": cs.pg.PID()})
 	b.rep.detail("server_pid", one.pid)
@@ -76,11 +76,31 @@ func (b *bench) clusterStatus(ctx context.Context) error {
 		p99,
 		pairRow(res, "status", "latency p99.9, device → app", "ms", func(s sr) float64 { return s.Latency.P999 }),
 		cpu,
+	}
+	rows = append(rows, roleRows(res, "status", func(s sr) map[string]float64 { return s.CPUByRole })...)
+	rows = append(rows,
 		pairRow(res, "status", "tool CPU per update", "µs", func(s sr) float64 { return s.ToolCPU }),
 		pairRow(res, "status", "machine taken by other work", "%", func(s sr) float64 { return 100 * s.OtherCPU }),
-	}
+	)
 	b.rep.add(rows...)
 	return nil
+}
+
+// cpuRoles are the parts of a cluster's CPU, as target.cpuRoles names them.
+var cpuRoles = []string{"nodes", "NATS", "PostgreSQL"}
+
+// roleRows split the cluster's CPU per operation by role, so that a
+// figure says where the time goes; one node has no column there.
+func roleRows[T any](res map[string]T, scenario string, byRole func(T) map[string]float64) []row {
+	m, ok := res[sideMeasured]
+	if !ok || byRole(m) == nil {
+		return nil
+	}
+	var rows []row
+	for _, role := range cpuRoles {
+		rows = append(rows, newRow(scenario, fmt.Sprintf("  of which %s", role), "µs", byRole(m)[role], none))
+	}
+	return rows
 }
 
 // pairValue is a row's figure, NaN when its side did not run.
@@ -119,6 +139,9 @@ func (b *bench) clusterAppNotify(ctx context.Context) error {
 				func(n nr) float64 { return n.Latency.P99 }),
 			pairRow(chans, "appnotify", fmt.Sprintf("CPU per notification over the channel (batch %d), all processes", sp.batch), "µs",
 				func(n nr) float64 { return n.CPUPerItem }),
+		)
+		b.rep.add(roleRows(chans, "appnotify", func(n nr) map[string]float64 { return n.CPUByRole })...)
+		b.rep.add(
 			pairRow(chans, "appnotify", fmt.Sprintf("machine taken by other work, channel (batch %d)", sp.batch), "%",
 				func(n nr) float64 { return 100 * n.OtherCPU }),
 		)

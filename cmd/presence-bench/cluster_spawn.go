@@ -50,7 +50,8 @@ func natsClientURL(clientPorts []int) string {
 
 // spawnCluster starts the engines, then node 1 (which creates the
 // streams and the tables), then nodes 2 and 3. pprofPort, when set, gives
-// node i the profiler on pprofPort+i.
+// node i (1-3) the profiler on pprofPort+i, and NATS server i on
+// pprofPort+10+i.
 func spawnCluster(ctx context.Context, bin string, replicas, pprofPort int, extra string, prog *progress) (*clusterSet, error) {
 	dir, err := os.MkdirTemp("", "presence-bench-cluster-")
 	if err != nil {
@@ -73,7 +74,11 @@ func spawnCluster(ctx context.Context, bin string, replicas, pprofPort int, extr
 		}
 	}
 	for i := range clusterSize {
-		c, err := spawnNATS(ctx, dir, i, clientPorts[i], routePorts[i], natsRoutes(routePorts))
+		profPort := 0
+		if pprofPort > 0 {
+			profPort = pprofPort + 11 + i
+		}
+		c, err := spawnNATS(ctx, dir, i, clientPorts[i], routePorts[i], profPort, natsRoutes(routePorts))
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +144,7 @@ func writeNodeKey(dataDir string) error {
 
 // spawnNATS starts server i from this binary and waits until it accepts
 // clients.
-func spawnNATS(ctx context.Context, dir string, i, port, routePort int, routes string) (*child, error) {
+func spawnNATS(ctx context.Context, dir string, i, port, routePort, profPort int, routes string) (*child, error) {
 	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("nats%d.log", i+1)))
 	if err != nil {
 		return nil, err
@@ -148,7 +153,7 @@ func spawnNATS(ctx context.Context, dir string, i, port, routePort int, routes s
 	name := fmt.Sprintf("nats%d", i+1)
 	c, err := spawnSelf(ctx, logf, 30*time.Second, "nats-server", "-name", name,
 		"-port", fmt.Sprint(port), "-cluster-port", fmt.Sprint(routePort), "-routes", routes,
-		"-store", filepath.Join(dir, name), "-watch-stdin")
+		"-store", filepath.Join(dir, name), "-prof-port", fmt.Sprint(profPort), "-watch-stdin")
 	if err != nil {
 		return nil, err
 	}
@@ -156,17 +161,20 @@ func spawnNATS(ctx context.Context, dir string, i, port, routePort int, routes s
 	return c, nil
 }
 
-// pids lists every process of the set, for CPU: the nodes, the NATS
-// servers and the postmaster (its backends are its children).
-func (cs *clusterSet) pids() []int {
-	var pids []int
-	for _, c := range append(append([]*child{}, cs.nodes...), cs.nats...) {
-		pids = append(pids, c.pid())
+// pids lists every process of the set, for CPU, with its role: the
+// nodes, the NATS servers and the postmaster (its backends are its
+// children).
+func (cs *clusterSet) pids() (pids []int, roles []string) {
+	for _, c := range cs.nodes {
+		pids, roles = append(pids, c.pid()), append(roles, "nodes")
+	}
+	for _, c := range cs.nats {
+		pids, roles = append(pids, c.pid()), append(roles, "NATS")
 	}
 	if pid := cs.pg.PID(); pid > 0 {
-		pids = append(pids, pid)
+		pids, roles = append(pids, pid), append(roles, "PostgreSQL")
 	}
-	return pids
+	return pids, roles
 }
 
 // stop ends the nodes first (they write back what they hold), then the

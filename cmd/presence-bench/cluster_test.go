@@ -74,6 +74,10 @@ func TestParseFlagsCluster(t *testing.T) {
 	if o, _, err := parseFlags([]string{"-spawn", "-cluster", "-rate", "2000", "status"}, io.Discard); err != nil || o.rate != 2000 {
 		t.Errorf("-rate 2000 with -cluster: %v, %v", o, err)
 	}
+	if _, scen, err := parseFlags([]string{"-spawn", "-cluster", "notify", "status", "connect"}, io.Discard); err != nil ||
+		strings.Join(scen, ",") != "connect,status,notify" {
+		t.Errorf("-cluster runs connect first: %v, %v", scen, err)
+	}
 	for _, bad := range [][]string{
 		{"-cluster", "status"},                                // no -spawn
 		{"-spawn", "-cluster", "-only", "presence", "status"}, // both set-ups always run
@@ -121,6 +125,15 @@ func TestTreeCPUCountsDescendantsOnce(t *testing.T) {
 	kids := map[int][]int{0: {1, 4, 5}, 1: {2}, 2: {3}}
 	if got := sumTree([]int{1, 4, 2}, stats, kids); got != 15 {
 		t.Errorf("sumTree = %v, want 15 (1+2+4+8, the backend once)", got)
+	}
+
+	c := &target{cpuProcs: []int{10, 11, 20, 30}, cpuRoles: []string{"nodes", "nodes", "NATS", "PostgreSQL"}}
+	by := c.cpuByRole([]float64{0.001, 0.003, 0.002, 0.0005}, 100) // seconds over 100 operations
+	if by["nodes"] != 40 || by["NATS"] != 20 || by["PostgreSQL"] != 5 {
+		t.Errorf("cpuByRole = %v, want nodes 40, NATS 20, PostgreSQL 5 µs per operation", by)
+	}
+	if (&target{pid: 1}).cpuByRole([]float64{1}, 10) != nil {
+		t.Error("one server has no split by role")
 	}
 }
 

@@ -57,7 +57,7 @@ func (t *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.xmppAddr, "xmpp-addr", "", "XEP-0114 listener of the running server (without -spawn); empty: no XMPP app")
 	fs.StringVar(&t.xmppDomain, "xmpp-domain", "presence.localhost", "xmpp.domain of the server")
 	fs.StringVar(&t.extraConf, "server-config-extra", "", "TOML appended to the spawned server's config")
-	fs.IntVar(&t.pprofPort, "pprof-port", 0, "with -spawn: the server's profiler on 127.0.0.1:PORT (-cluster: node i on PORT+i)")
+	fs.IntVar(&t.pprofPort, "pprof-port", 0, "with -spawn: the server's profiler on 127.0.0.1:PORT (-cluster: node i on PORT+i, NATS server i on PORT+10+i)")
 	fs.IntVar(&t.pid, "pid", 0, "pid of the running server (without -spawn), for RSS, threads and fds")
 }
 
@@ -194,6 +194,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		if o.rate == 0 {
 			o.rate = 5000 // issue 19: cross-node status updates at 5,000/s
 		}
+		// connect first: its memory figures start from servers that no
+		// earlier scenario has grown (a node's RSS shrinking after a status
+		// run read as a negative RSS per device).
+		slices.SortStableFunc(scen, func(a, b string) int {
+			return slices.Index(clusterScenarios, a) - slices.Index(clusterScenarios, b)
+		})
 	}
 	if o.only != "" && o.only != "presence" && o.only != "relay" {
 		return nil, nil, fmt.Errorf(`-only must be "presence" or "relay"`)

@@ -24,6 +24,7 @@ func runNATSServer(args []string) error {
 	clusterPort := fs.Int("cluster-port", 0, "route port on 127.0.0.1")
 	routes := fs.String("routes", "", "comma-separated nats-route:// URLs of every server (its own is skipped)")
 	store := fs.String("store", "", "JetStream store folder")
+	profPort := fs.Int("prof-port", 0, "the Go profiler on 127.0.0.1:PORT (/debug/pprof/), 0 for none")
 	lifetime := fs.Duration("lifetime", 2*time.Hour, "exit after this long, whatever happens")
 	watchStdin := fs.Bool("watch-stdin", false, "exit when stdin closes (set by the tool that spawns it)")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +53,7 @@ func runNATSServer(args []string) error {
 		JetStreamMaxStore:  4 << 30,
 		Cluster:            server.ClusterOpts{Name: "presence-bench", Host: "127.0.0.1", Port: *clusterPort},
 		Routes:             server.RoutesFromStr(strings.Join(others, ",")),
+		ProfPort:           *profPort,
 		NoLog:              true,
 		NoSigs:             true,
 	})

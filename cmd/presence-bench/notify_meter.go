@@ -63,6 +63,7 @@ func (m *notifyMeter) finish(t *target, res *notifyResult, dur time.Duration) {
 	res.Latency = summarize(all)
 	if res.Stored > 0 && len(t.cpuPids()) > 0 {
 		res.CPUPerItem = use.Server / float64(res.Stored) * 1e6
+		res.CPUByRole = t.cpuByRole(use.Each, res.Stored)
 	}
 	if res.Posts > 0 {
 		res.ToolCPU = use.Tool / float64(res.Posts) * 1e6

@@ -256,8 +256,17 @@ func parseStatTree(stat string) (procStat, bool) {
 // a child of its postmaster. It reads every /proc/<pid>/stat once, so it
 // is for the edges of a window, not for a hot loop.
 func treeCPU(pids []int) float64 {
+	var total float64
+	for _, v := range treeCPUEach(pids) {
+		total += v
+	}
+	return total
+}
+
+// treeCPUEach is treeCPU of each of pids apart, in their order.
+func treeCPUEach(pids []int) []float64 {
 	if len(pids) == 0 {
-		return 0
+		return nil
 	}
 	ents, _ := os.ReadDir("/proc")
 	stats := map[int]procStat{}
@@ -276,7 +285,11 @@ func treeCPU(pids []int) float64 {
 			kids[s.ppid] = append(kids[s.ppid], pid)
 		}
 	}
-	return sumTree(pids, stats, kids)
+	each := make([]float64, len(pids))
+	for i, pid := range pids {
+		each[i] = sumTree([]int{pid}, stats, kids)
+	}
+	return each
 }
 
 // sumTree adds up the cpu of roots and their descendants, each once.
@@ -303,25 +316,33 @@ func sumTree(roots []int, stats map[int]procStat, kids map[int][]int) float64 {
 // server is every process of pids (and their children): one, or a
 // cluster's nodes, NATS servers and PostgreSQL.
 type cpuMeter struct {
-	pids                  []int
-	server, tool, machine float64
-	at                    time.Time
+	pids          []int
+	server        []float64 // of each of pids
+	tool, machine float64
+	at            time.Time
 }
 
 func startCPU(pids []int) cpuMeter {
-	return cpuMeter{pids: pids, server: treeCPU(pids), tool: readCPU(os.Getpid()), machine: machineBusy(), at: time.Now()}
+	return cpuMeter{pids: pids, server: treeCPUEach(pids), tool: readCPU(os.Getpid()), machine: machineBusy(), at: time.Now()}
 }
 
 // cpuUse is what a cpuMeter read: server and tool CPU seconds, and the share
-// (0–1) of all CPUs that other processes used.
+// (0–1) of all CPUs that other processes used. Each is the server's CPU
+// seconds by process, in the order of the meter's pids.
 type cpuUse struct {
 	Server, Tool, Other float64
+	Each                []float64
 }
 
 func (m cpuMeter) read() cpuUse {
 	u := cpuUse{Tool: readCPU(os.Getpid()) - m.tool}
 	if len(m.pids) > 0 {
-		u.Server = treeCPU(m.pids) - m.server
+		now := treeCPUEach(m.pids)
+		u.Each = make([]float64, len(now))
+		for i := range now {
+			u.Each[i] = now[i] - m.server[i]
+			u.Server += u.Each[i]
+		}
 	}
 	wall := time.Since(m.at).Seconds() * float64(runtime.NumCPU())
 	if wall > 0 {

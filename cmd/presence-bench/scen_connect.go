@@ -32,18 +32,19 @@ type checkpoint struct {
 }
 
 type connectResult struct {
-	Target         string           `json:"target"`
-	Asked          int              `json:"asked"`
-	Held           int              `json:"held"`
-	StillHeld      int              `json:"still_held_after_hold"`
-	ConnectsPerSec float64          `json:"connects_per_s"`
-	CPUPerConnect  float64          `json:"server_cpu_us_per_connect"`
-	ToolCPU        float64          `json:"tool_cpu_us_per_connect"` // this process: what the load costs to make
-	Latency        latencySummary   `json:"connect_latency"`
-	Base           procSample       `json:"server_base"`
-	Checkpoints    []checkpoint     `json:"checkpoints"`
-	Stopped        string           `json:"stopped,omitempty"` // why it held fewer than asked
-	Errors         map[string]int64 `json:"errors"`
+	Target         string             `json:"target"`
+	Asked          int                `json:"asked"`
+	Held           int                `json:"held"`
+	StillHeld      int                `json:"still_held_after_hold"`
+	ConnectsPerSec float64            `json:"connects_per_s"`
+	CPUPerConnect  float64            `json:"server_cpu_us_per_connect"`
+	CPUByRole      map[string]float64 `json:"server_cpu_us_per_connect_by_role,omitempty"`
+	ToolCPU        float64            `json:"tool_cpu_us_per_connect"` // this process: what the load costs to make
+	Latency        latencySummary     `json:"connect_latency"`
+	Base           procSample         `json:"server_base"`
+	Checkpoints    []checkpoint       `json:"checkpoints"`
+	Stopped        string             `json:"stopped,omitempty"` // why it held fewer than asked
+	Errors         map[string]int64   `json:"errors"`
 }
 
 // fleet is a set of idle devices held open. Each gets a reader, so the
@@ -139,14 +140,15 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		return fmt.Sprintf("held %d/%d errors %d server RSS %s KiB", f.alive.Load(), o.n, f.errs.total()+fails.Load(), formatNum(float64(t.rssKiB())))
 	})
 	var dialTime time.Duration
-	var cpuDial, toolDial float64 // server and tool CPU seconds while dialing
+	var toolDial float64                         // tool CPU seconds while dialing
+	cpuDial := make([]float64, len(t.cpuPids())) // server CPU seconds while dialing, by process
 	prevHeld, prevRSS := 0, res.Base.RSSKiB
 	for _, cp := range append(sortedCheckpoints(o.checkpoints, o.n), o.n) {
 		if cp <= prevHeld || stop.Load() != nil || ctx.Err() != nil {
 			continue
 		}
 		segStart := time.Now()
-		cpuStart, toolStart := treeCPU(t.cpuPids()), readCPU(os.Getpid())
+		cpuStart, toolStart := treeCPUEach(t.cpuPids()), readCPU(os.Getpid())
 		var wg sync.WaitGroup
 		for range o.conc {
 			wg.Add(1)
@@ -191,7 +193,9 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		wg.Wait()
 		seg := time.Since(segStart)
 		dialTime += seg
-		cpuDial += treeCPU(t.cpuPids()) - cpuStart
+		for i, v := range treeCPUEach(t.cpuPids()) {
+			cpuDial[i] += v - cpuStart[i]
+		}
 		toolDial += readCPU(os.Getpid()) - toolStart
 		f.startReaders()
 		held := int(f.alive.Load())
@@ -218,7 +222,12 @@ func holdDevices(ctx context.Context, t *target, o connectOpts, f *fleet, prog *
 		res.ConnectsPerSec = float64(res.Held) / dialTime.Seconds()
 	}
 	if res.Held > 0 && len(t.cpuPids()) > 0 {
-		res.CPUPerConnect = cpuDial / float64(res.Held) * 1e6
+		var total float64
+		for _, v := range cpuDial {
+			total += v
+		}
+		res.CPUPerConnect = total / float64(res.Held) * 1e6
+		res.CPUByRole = t.cpuByRole(cpuDial, int64(res.Held))
 	}
 	if res.Held > 0 {
 		res.ToolCPU = toolDial / float64(res.Held) * 1e6

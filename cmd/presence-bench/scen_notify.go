@@ -161,20 +161,21 @@ type notifyOpts struct {
 }
 
 type notifyResult struct {
-	Target      string           `json:"target"`
-	Clients     int              `json:"clients"`
-	Batch       int              `json:"batch"`
-	Window      float64          `json:"window_s"`
-	Posts       int64            `json:"posts"`
-	Stored      int64            `json:"stored"`
-	PostsPerSec float64          `json:"posts_per_s"`
-	PerSec      float64          `json:"stored_per_s"`
-	Latency     latencySummary   `json:"post_latency"`
-	CPUPerItem  float64          `json:"server_cpu_us_per_item"`
-	ToolCPU     float64          `json:"tool_cpu_us_per_post"`
-	OtherCPU    float64          `json:"other_cpu_share"`
-	Errors      map[string]int64 `json:"errors"`
-	Server      procSample       `json:"server"`
+	Target      string             `json:"target"`
+	Clients     int                `json:"clients"`
+	Batch       int                `json:"batch"`
+	Window      float64            `json:"window_s"`
+	Posts       int64              `json:"posts"`
+	Stored      int64              `json:"stored"`
+	PostsPerSec float64            `json:"posts_per_s"`
+	PerSec      float64            `json:"stored_per_s"`
+	Latency     latencySummary     `json:"post_latency"`
+	CPUPerItem  float64            `json:"server_cpu_us_per_item"`
+	CPUByRole   map[string]float64 `json:"server_cpu_us_per_item_by_role,omitempty"`
+	ToolCPU     float64            `json:"tool_cpu_us_per_post"`
+	OtherCPU    float64            `json:"other_cpu_share"`
+	Errors      map[string]int64   `json:"errors"`
+	Server      procSample         `json:"server"`
 }
 
 // notifyBodies prebuilds the batches a client cycles through, spreading items

@@ -24,28 +24,29 @@ type statusOpts struct {
 // statusResult is one status run on one target. Counts are for updates sent
 // inside the measured window (after warm-up), whenever they arrived.
 type statusResult struct {
-	Target          string           `json:"target"`
-	Mode            string           `json:"mode"`
-	TargetRate      float64          `json:"target_rate,omitempty"`
-	Devices         int              `json:"devices"`
-	Apps            int              `json:"apps"`
-	XMPPApps        int              `json:"xmpp_apps"`
-	Window          float64          `json:"window_s"`
-	Sent            int64            `json:"sent"`
-	Acked           int64            `json:"acked"`
-	Delivered       int64            `json:"delivered"`
-	UpdatesPerSec   float64          `json:"updates_per_s"`
-	DeliveredPerSec float64          `json:"delivered_per_s"`
-	Latency         latencySummary   `json:"latency"`
-	SlowFrames      int64            `json:"slow_app_frames,omitempty"`
-	Errors          map[string]int64 `json:"errors"`
-	CPUPerUpdate    float64          `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
-	ToolCPU         float64          `json:"tool_cpu_us_per_update"`   // the same for this process
-	OtherCPU        float64          `json:"other_cpu_share"`          // share of the machine other processes used
-	ServerBefore    procSample       `json:"server_before"`
-	ServerMid       procSample       `json:"server_mid"` // halfway through the window
-	RSSSeries       []int64          `json:"rss_kib_each_second"`
-	ServerAfter     procSample       `json:"server_after"`
+	Target          string             `json:"target"`
+	Mode            string             `json:"mode"`
+	TargetRate      float64            `json:"target_rate,omitempty"`
+	Devices         int                `json:"devices"`
+	Apps            int                `json:"apps"`
+	XMPPApps        int                `json:"xmpp_apps"`
+	Window          float64            `json:"window_s"`
+	Sent            int64              `json:"sent"`
+	Acked           int64              `json:"acked"`
+	Delivered       int64              `json:"delivered"`
+	UpdatesPerSec   float64            `json:"updates_per_s"`
+	DeliveredPerSec float64            `json:"delivered_per_s"`
+	Latency         latencySummary     `json:"latency"`
+	SlowFrames      int64              `json:"slow_app_frames,omitempty"`
+	Errors          map[string]int64   `json:"errors"`
+	CPUPerUpdate    float64            `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
+	CPUByRole       map[string]float64 `json:"server_cpu_us_per_update_by_role,omitempty"`
+	ToolCPU         float64            `json:"tool_cpu_us_per_update"` // the same for this process
+	OtherCPU        float64            `json:"other_cpu_share"`        // share of the machine other processes used
+	ServerBefore    procSample         `json:"server_before"`
+	ServerMid       procSample         `json:"server_mid"` // halfway through the window
+	RSSSeries       []int64            `json:"rss_kib_each_second"`
+	ServerAfter     procSample         `json:"server_after"`
 }
 
 var runSeq atomic.Int64 // makes device ids unique per run: no run replaces another's devices
@@ -266,6 +267,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	res.Latency = summarize(all)
 	if res.Acked > 0 && len(t.cpuPids()) > 0 {
 		res.CPUPerUpdate = use.Server / float64(res.Acked) * 1e6
+		res.CPUByRole = t.cpuByRole(use.Each, res.Acked)
 	}
 	if res.Acked > 0 {
 		res.ToolCPU = use.Tool / float64(res.Acked) * 1e6

@@ -15,6 +15,7 @@ type target struct {
 	// for one server, which is addr and pid alone.
 	nodes    []clusterNode
 	cpuProcs []int
+	cpuRoles []string   // "nodes", "NATS" or "PostgreSQL", by cpuProcs
 	bin      string     // the presence binary it runs, when spawned
 	apps     []appCred  // apps that receive in the status scenarios
 	slow     appCred    // the app the slowapp scenario stalls
@@ -72,6 +73,19 @@ func (t *target) cpuPids() []int {
 		return []int{t.pid}
 	}
 	return nil
+}
+
+// cpuByRole turns CPU seconds by process (cpuUse.Each) into µs per
+// operation by role (nodes, NATS, PostgreSQL); nil for one server.
+func (t *target) cpuByRole(each []float64, ops int64) map[string]float64 {
+	if len(t.cpuRoles) == 0 || len(each) != len(t.cpuRoles) || ops <= 0 {
+		return nil
+	}
+	by := map[string]float64{}
+	for i, s := range each {
+		by[t.cpuRoles[i]] += s / float64(ops) * 1e6
+	}
+	return by
 }
 
 // sample reads every server process and sums what adds up (RSS, threads,
