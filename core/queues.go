@@ -56,8 +56,9 @@ type NotificationQueues interface {
 
 // StatusQueue keeps the status updates that wait for an app while none of
 // its channels is connected (PROTOCOL §3): per (app, PUID) only the newest,
-// since presence is state. The Router keeps the live queue in memory and
-// writes it here at shutdown, reading it back at start. core/sqlite
+// since presence is state. On one node the Router keeps the live queue in
+// memory and writes it here at shutdown, reading it back at start; a
+// cluster's is a SharedStatusQueue, written as updates are routed. core/sqlite
 // implements it on one node; a cluster implements it on a JetStream stream
 // with one message per subject (app.PUID) and a max age.
 //
@@ -75,4 +76,22 @@ type StatusQueue interface {
 	SaveWaiting(ctx context.Context, app AppID, updates []StatusUpdate) error
 	TakeWaiting(ctx context.Context, app AppID, since time.Time) ([]StatusUpdate, error)
 	AllWaiting(ctx context.Context, since time.Time) (map[AppID][]StatusUpdate, error)
+}
+
+// SharedStatusQueue is a StatusQueue that every node of a cluster shares
+// (core/jetstream's). With one, the Router keeps no app's waiting queue in
+// memory: each node writes there what it routes while no node holds a
+// channel of the app, and the first channel to attach takes it
+// (sharedqueue.go). One node runs without it.
+//
+// Contract, beside StatusQueue's:
+//   - PutWaiting stores each update as its (app, PUID)'s waiting one,
+//     replacing whatever waits there, whatever its time: the caller
+//     writes one PUID's updates in the order it routed them. It checks no
+//     grant (TakeWaiting skips revoked PUIDs) and is durable on return.
+//   - DropWaiting deletes every waiting update of the app.
+type SharedStatusQueue interface {
+	StatusQueue
+	PutWaiting(ctx context.Context, app AppID, updates []StatusUpdate) error
+	DropWaiting(ctx context.Context, app AppID) error
 }

@@ -15,6 +15,8 @@
 //     notifications are one filtered read of presence.n.<user>.>.
 //   - PRESENCE_STATUS holds presence.s.<app>.<puid>, one message per
 //     subject (the newest status), dropped after apps.status_queue_ttl.
+//     It is a core.SharedStatusQueue: nodes put what they route while no
+//     node holds a channel of the app, and the first channel takes it.
 //
 // A notification's id is its stream sequence in 16 hex digits followed by
 // 128 random bits kept in the message: an ack finds the message by the

@@ -33,7 +33,7 @@ type Statuses struct {
 	grants Grants
 }
 
-var _ core.StatusQueue = (*Statuses)(nil)
+var _ core.SharedStatusQueue = (*Statuses)(nil)
 
 // OpenStatuses creates the status stream, or updates its settings to
 // cfg's.
@@ -138,6 +138,47 @@ func (s *Statuses) SaveWaiting(ctx context.Context, app core.AppID, updates []co
 	return nil
 }
 
+// putChunk bounds the messages of one atomic batch of PutWaiting: a
+// server refuses larger batches.
+const putChunk = 500
+
+// PutWaiting implements core.SharedStatusQueue: each update replaces what
+// waits for its PUID (one message per subject), in atomic batches of at
+// most putChunk, in order. It reads nothing first and checks no grant:
+// nodes write what they routed, and a take skips revoked PUIDs.
+func (s *Statuses) PutWaiting(ctx context.Context, app core.AppID, updates []core.StatusUpdate) error {
+	for chunk := range slices.Chunk(updates, putChunk) {
+		msgs := make([]*nats.Msg, 0, len(chunk))
+		for _, u := range chunk {
+			if !validToken(u.PUID) {
+				continue // not a subject token: never a PUID this service made
+			}
+			data, err := json.Marshal(&waiting{App: app, PUID: u.PUID, Status: u.Status, Message: u.Message, At: u.At.UnixNano()})
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, &nats.Msg{Subject: statusSubject(app, u.PUID), Data: data, Header: nats.Header{}})
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		_, err := publishBatch(pctx, s.js, msgs)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("jetstream: put waiting statuses of app %d: %w", app, err)
+		}
+	}
+	return nil
+}
+
+// DropWaiting implements core.SharedStatusQueue: it purges every subject
+// of the app.
+func (s *Statuses) DropWaiting(ctx context.Context, app core.AppID) error {
+	_, err := purge(ctx, s.js, StatusStream, map[string]any{"filter": appStatuses(app)})
+	return err
+}
+
 // granted says whether puid is still a grant of app.
 func (s *Statuses) granted(ctx context.Context, app core.AppID, puid string) (bool, error) {
 	if !validToken(puid) {
@@ -169,11 +210,16 @@ func (s *Statuses) TakeWaiting(ctx context.Context, app core.AppID, since time.T
 	for _, m := range msgs {
 		last = max(last, m.Sequence)
 	}
+	// Grants are checked before the purge: a take that fails leaves the
+	// queue whole for the next.
+	out, err := s.stillGranted(ctx, updatesSince(msgs, since))
+	if err != nil {
+		return nil, err
+	}
 	if _, err := purge(ctx, s.js, StatusStream, map[string]any{"filter": appStatuses(app), "seq": last + 1}); err != nil {
 		return nil, err
 	}
-	out, err := s.stillGranted(ctx, updatesSince(msgs, since))
-	return out[app], err
+	return out[app], nil
 }
 
 // AllWaiting returns every waiting update at or after since, by app,

@@ -69,3 +69,37 @@ func TestStatusQueue(t *testing.T) {
 		t.Fatalf("app 2's take = %v, %v; want %v", got, err, want2)
 	}
 }
+
+// A put replaces what waits for its PUID, whatever the times (a node
+// writes one PUID's updates in the order it routed them); a drop empties
+// the app's queue and no other app's.
+func TestStatusQueuePutAndDrop(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	pa := e.grants.add("alice", 1, "pa")
+	po := e.grants.add("alice", 2, "po")
+	if err := e.s.PutWaiting(ctx, 1, []core.StatusUpdate{{PUID: pa, Status: core.Online, At: t0.Add(time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	routedLast := core.StatusUpdate{PUID: pa, Status: core.Offline, At: t0}
+	if err := e.s.PutWaiting(ctx, 1, []core.StatusUpdate{routedLast}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.PutWaiting(ctx, 2, []core.StatusUpdate{{PUID: po, Status: core.Online, At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := e.s.AllWaiting(ctx, time.Time{})
+	if err != nil || !reflect.DeepEqual(all[1], []core.StatusUpdate{routedLast}) || len(all[2]) != 1 {
+		t.Fatalf("after the puts: %v, %v; want app 1's last put alone, and app 2's", all, err)
+	}
+	if err := e.s.DropWaiting(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.s.TakeWaiting(ctx, 1, time.Time{}); err != nil || len(got) != 0 {
+		t.Fatalf("app 1 after the drop: %v, %v; want nothing", got, err)
+	}
+	if got, err := e.s.TakeWaiting(ctx, 2, time.Time{}); err != nil || len(got) != 1 {
+		t.Fatalf("app 2 after app 1's drop: %v, %v; want its update", got, err)
+	}
+}
