@@ -24,10 +24,18 @@ type AppSink interface {
 // connected.
 type appState struct {
 	id      AppID
-	mu      sync.Mutex // guards: sinks, current, waiting
+	mu      sync.Mutex // guards: sinks, current, waiting, holders, recent, taking, held, epoch
 	sinks   map[AppSink]struct{}
 	current map[string]StatusUpdate // non-offline PUIDs, for probes and XMPP's initial presence
-	waiting map[string]StatusUpdate // newest per PUID while no sink is attached
+	waiting map[string]StatusUpdate // one node: newest per PUID while no sink is attached
+
+	// A cluster's shared queue (sharedqueue.go); unused on one node.
+	attachMu sync.Mutex              // serializes this node's takes of the app's queue
+	holders  map[string]struct{}     // other nodes holding channels of the app
+	recent   map[string]recentUpdate // routed while only other nodes hold channels
+	taking   bool                    // a first channel here is taking the queue
+	held     map[string]StatusUpdate // routed while taking: sent after the queue
+	epoch    uint64                  // counts this node's takes, for their sweeps
 }
 
 // publish tells app an update, through the bus, on every node. Callers
@@ -49,6 +57,10 @@ func (r *Router) deliverStatus(app AppID, u StatusUpdate) {
 	}
 	r.Metrics.UpdatesPublished.Add(1)
 	if len(a.sinks) == 0 {
+		if r.shared != nil {
+			r.parkShared(a, u)
+			return
+		}
 		a.waiting[u.PUID] = u
 		return
 	}
@@ -86,29 +98,21 @@ func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts Att
 		return nil, &Error{Errno: ErrnoAppInactive}
 	}
 	a := r.appState(id)
-	a.mu.Lock()
-	if opts.Initial {
-		for _, u := range sortedUpdates(a.current) {
-			sink.SendStatus(u)
-		}
-	}
-	oldest := r.opts.Now().Add(-r.opts.StatusQueueTTL)
 	var fromQueue []StatusUpdate
-	for _, u := range sortedUpdates(a.waiting) {
-		if !u.At.Before(oldest) {
-			sink.SendStatus(u)
-			fromQueue = append(fromQueue, u)
+	if r.shared != nil {
+		if fromQueue, err = r.attachShared(ctx, a, sink, opts); err != nil {
+			return nil, err
 		}
+	} else {
+		fromQueue = r.attachLocal(a, sink, opts)
 	}
-	clear(a.waiting)
-	a.sinks[sink] = struct{}{}
-	a.mu.Unlock()
 	r.Metrics.AppChannels.Add(1)
 	var once sync.Once
 	detach = func() {
 		once.Do(func() {
 			a.mu.Lock()
 			delete(a.sinks, sink)
+			r.detachedLocked(a)
 			a.mu.Unlock()
 			r.Metrics.AppChannels.Add(-1)
 		})
@@ -136,6 +140,29 @@ func (r *Router) AttachApp(ctx context.Context, id AppID, sink AppSink, opts Att
 	return detach, nil
 }
 
+// attachLocal registers the sink after the app's in-memory queue (one
+// node), and returns what it got from it.
+func (r *Router) attachLocal(a *appState, sink AppSink, opts AttachOptions) []StatusUpdate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if opts.Initial {
+		for _, u := range sortedUpdates(a.current) {
+			sink.SendStatus(u)
+		}
+	}
+	oldest := r.opts.Now().Add(-r.opts.StatusQueueTTL)
+	var fromQueue []StatusUpdate
+	for _, u := range sortedUpdates(a.waiting) {
+		if !u.At.Before(oldest) {
+			sink.SendStatus(u)
+			fromQueue = append(fromQueue, u)
+		}
+	}
+	clear(a.waiting)
+	a.sinks[sink] = struct{}{}
+	return fromQueue
+}
+
 // Requeue gives back updates that a channel had queued but not written
 // when it ended (call it after detach). If no other channel of the app is
 // connected, they wait for the next one, unless something newer for the
@@ -147,6 +174,10 @@ func (r *Router) Requeue(id AppID, updates []StatusUpdate) {
 	a := r.appState(id)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if r.shared != nil {
+		r.requeueShared(a, updates)
+		return
+	}
 	if len(a.sinks) > 0 {
 		return
 	}

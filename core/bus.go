@@ -53,6 +53,10 @@ type Bus interface {
 	// blocks, like PublishStatus; a node that misses it still finds them
 	// queued when a device of the user connects or acks.
 	PublishNotifications(ns []Notification)
+	// PublishAppChannels tells every node that a node now holds a channel
+	// of an app, or no longer does (sharedqueue.go). It never blocks; one
+	// node's are delivered in the order published.
+	PublishAppChannels(c AppChannels)
 	// Invalidate tells every node that something it may cache changed.
 	Invalidate(ctx context.Context, inv Invalidation) error
 	// Ping returns nil while the bus can deliver (GET /healthz).
@@ -76,9 +80,21 @@ type BusSubscriber interface {
 	// DeliverNotifications pushes stored notifications to the devices of
 	// their users that the node holds.
 	DeliverNotifications(ns []Notification)
+	// DeliverAppChannels records which nodes hold channels of an app.
+	DeliverAppChannels(c AppChannels)
 	// Invalidated drops what the node caches about the invalidation's
 	// subject and applies it to the live state it holds.
 	Invalidated(inv Invalidation)
+}
+
+// AppChannels says whether Node holds at least one channel of App: a node
+// says Held when its first channel of the app attaches and not Held when
+// its last detaches (and Held again for each app it holds when a starting
+// node asks, RequestPresences).
+type AppChannels struct {
+	Node string
+	App  AppID
+	Held bool
 }
 
 // InvalidationKind says what changed in the Registry.

@@ -86,6 +86,14 @@ func (b *LocalBus) PublishNotifications(ns []Notification) {
 	}
 }
 
+// PublishAppChannels implements Bus: each subscriber gets c before it
+// returns.
+func (b *LocalBus) PublishAppChannels(c AppChannels) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverAppChannels(c)
+	}
+}
+
 // Invalidate implements Bus: each subscriber has applied inv when it
 // returns.
 func (b *LocalBus) Invalidate(_ context.Context, inv Invalidation) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/core/memstore"
+	"github.com/presence-service/presence/internal/routertest"
 )
 
 // twoNodes is two routers on one store and one LocalBus, as two nodes of a
@@ -50,21 +51,7 @@ func (n *nodes) start() *core.Router {
 }
 
 // activeApp registers, verifies and activates an app through r.
-func activeApp(t *testing.T, r *core.Router) core.AppID {
-	t.Helper()
-	ctx := context.Background()
-	reg, err := r.RegisterApp(ctx, "dev@beer.example", "beer.example", "Beer", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.MarkVerified(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.ActivateApp(ctx, reg.ID); err != nil {
-		t.Fatal(err)
-	}
-	return reg.ID
-}
+func activeApp(t *testing.T, r *core.Router) core.AppID { return routertest.ActiveApp(t, r) }
 
 func TestBusCarriesStatusesBetweenRouters(t *testing.T) {
 	ctx := context.Background()

@@ -40,6 +40,7 @@ func (r *Router) LinkLost() {
 func (r *Router) LinkRestored() {
 	if r.linkLost.Swap(false) {
 		r.log.Info("the link to the cluster is back: accepting devices and apps")
+		r.releaseApps(false) // sharedqueue.go
 	}
 }
 

@@ -63,6 +63,7 @@ func (r *Router) runLiveness() {
 		}
 		r.bus.PublishHeartbeat(r.nodeID)
 		r.findDeadNodes(time.Now(), time.Duration(deadAfterBeats)*every)
+		r.pruneRecent(time.Now()) // sharedqueue.go
 	}
 }
 

@@ -106,6 +106,7 @@ func (r *Router) deliverPresence(p NodePresence) {
 // forgetNode drops what node showed of every user, telling channels here
 // what changes by it (a node that left the cluster, or died).
 func (r *Router) forgetNode(node string) {
+	r.forgetHolder(node) // sharedqueue.go
 	now := r.opts.Now()
 	for i := range r.view.shards {
 		sh := &r.view.shards[i]

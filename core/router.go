@@ -32,6 +32,7 @@ type Router struct {
 	reg      Registry
 	queues   NotificationQueues
 	statuses StatusQueue
+	shared   *sharedQueue // a cluster's StatusQueue (sharedqueue.go); nil on one node
 	bus      Bus
 	opts     Options
 	log      *slog.Logger
@@ -118,6 +119,9 @@ func NewRouter(deps Deps, opts Options) *Router {
 	for i := range r.apps {
 		r.apps[i].m = make(map[AppID]*appState)
 	}
+	if q, ok := deps.Statuses.(SharedStatusQueue); ok {
+		r.shared = newSharedQueue(q)
+	}
 	r.cache.m = make(map[AppID]cachedApp)
 	r.grants.init()
 	r.view.init()
@@ -135,14 +139,20 @@ func (r *Router) Now() time.Time { return r.opts.Now() }
 func (r *Router) Options() Options { return r.opts }
 
 // Start loads the status updates that were waiting for apps when the
-// server last stopped. They then live in memory until an app takes them
-// or the server stops again (Shutdown writes them back).
+// server last stopped. On one node they then live in memory until an app
+// takes them or the server stops again (Shutdown writes them back); a
+// cluster's stay in its shared queue (sharedqueue.go).
 func (r *Router) Start(ctx context.Context) error {
 	if err := r.loadPending(ctx); err != nil {
 		return err
 	}
 	go r.runLiveness()
 	r.bus.RequestPresences(r.nodeID) // presencesync.go
+	if r.shared != nil {
+		r.shared.started.Store(true)
+		go r.runSharedWriter()
+		return nil
+	}
 	since := r.opts.Now().Add(-r.opts.StatusQueueTTL)
 	all, err := r.statuses.AllWaiting(ctx, since)
 	if err != nil {
@@ -166,7 +176,8 @@ func (r *Router) Start(ctx context.Context) error {
 }
 
 // Shutdown tells every device errno -4 and writes the waiting status
-// queues to the store, so that nothing an app has not yet seen is lost.
+// queues to the store (a cluster: what its outbox holds), so that
+// nothing an app has not yet seen is lost.
 // Apps are not told offline: a restart is a hand-over, and devices
 // connect again (to this node or another).
 func (r *Router) Shutdown(ctx context.Context) error {
@@ -184,7 +195,11 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		u.mu.Unlock()
 	}
 	r.stopLiveness()
-	r.unsubscribe() // what the node has not yet saved stops growing
+	r.releaseApps(true) // sharedqueue.go: the others queue what this node no longer hears
+	r.unsubscribe()     // what the node has not yet saved stops growing
+	if r.shared != nil {
+		return r.stopShared()
+	}
 	var firstErr error
 	for _, a := range r.allApps() {
 		a.mu.Lock()

@@ -30,6 +30,9 @@ func (b busSubscriber) DeliverNotifications(ns []Notification) {
 	b.r.deliverNotificationsSafely(ns)
 }
 
+// DeliverAppChannels implements BusSubscriber.
+func (b busSubscriber) DeliverAppChannels(c AppChannels) { b.r.deliverAppChannels(c) }
+
 // Invalidated implements BusSubscriber.
 func (b busSubscriber) Invalidated(inv Invalidation) {
 	r := b.r

@@ -2,31 +2,13 @@ package core_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/presence-service/presence/core"
 	"github.com/presence-service/presence/core/memstore"
+	"github.com/presence-service/presence/internal/routertest"
 )
-
-// clock is a test clock that only moves when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // appSink records what an app channel is told.
 type appSink struct {
@@ -96,7 +78,7 @@ type fixture struct {
 	t      *testing.T
 	db     *memstore.Store
 	router *core.Router
-	clock  *clock
+	clock  *routertest.Clock
 	app    core.AppID
 }
 
@@ -107,7 +89,7 @@ func newFixture(t *testing.T, grace time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	clk := routertest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	r := core.NewRouter(db.Deps(), core.Options{DisconnectGrace: grace, StatusQueueTTL: time.Hour, Keys: keys, Now: clk.Now})
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)

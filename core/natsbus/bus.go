@@ -27,6 +27,7 @@ const (
 	deviceSubj        = "presence.bus.d"
 	heartbeatSubj     = "presence.bus.h"
 	syncSubj          = "presence.bus.sync"
+	channelsSubj      = "presence.bus.c"
 	everything        = "presence.bus.>"
 	flushTimeout      = 5 * time.Second
 )
@@ -170,6 +171,24 @@ func (b *Bus) PublishHeartbeat(node string) {
 	}
 }
 
+// PublishAppChannels implements core.Bus: this node's subscribers get c
+// before it returns; other nodes get it through NATS, in the order of
+// this node's calls. It never blocks.
+func (b *Bus) PublishAppChannels(c core.AppChannels) {
+	for _, s := range *b.subs.Load() {
+		s.DeliverAppChannels(c)
+	}
+	w := make(writer, 0, originLen+1+2+len(c.Node)+8+1)
+	w = append(w, b.origin[:]...)
+	held := byte(0)
+	if c.Held {
+		held = 1
+	}
+	if err := b.nc.Publish(channelsSubj, w.u8(kindAppChannels).str(c.Node).i64(int64(c.App)).u8(held)); err != nil {
+		b.sendFailures.Add(1)
+	}
+}
+
 // PublishNotifications implements core.Bus: this node's subscribers get ns
 // before it returns; other nodes get them through NATS. Like
 // PublishStatus, it never blocks.
@@ -269,6 +288,8 @@ func (b *Bus) dispatch(m message) {
 			s.DeliverHeartbeat(m.node)
 		case kindSyncRequest:
 			s.DeliverPresenceRequest(m.node)
+		case kindAppChannels:
+			s.DeliverAppChannels(m.channels)
 		}
 	}
 }

@@ -18,13 +18,14 @@ import (
 
 // node is what a router would be: it records what its bus delivers.
 type node struct {
-	mu       sync.Mutex // guards: statuses, apps, invs, notes, pres, devs
+	mu       sync.Mutex // guards: statuses, apps, invs, notes, pres, devs, chans
 	statuses []core.StatusUpdate
 	apps     []core.AppID
 	invs     []core.Invalidation
 	notes    [][]core.Notification
 	pres     []core.NodePresence
 	devs     []core.DeviceEvent
+	chans    []core.AppChannels
 	changed  chan struct{} // a value after each delivery, dropped when full
 }
 
@@ -55,6 +56,13 @@ func (n *node) DeliverPresence(p core.NodePresence) {
 func (n *node) DeliverDevice(e core.DeviceEvent) {
 	n.mu.Lock()
 	n.devs = append(n.devs, e)
+	n.mu.Unlock()
+	n.poke()
+}
+
+func (n *node) DeliverAppChannels(c core.AppChannels) {
+	n.mu.Lock()
+	n.chans = append(n.chans, c)
 	n.mu.Unlock()
 	n.poke()
 }
@@ -263,6 +271,21 @@ func TestBusBetweenNodes(t *testing.T) {
 		if g.Kind != sent.Kind || g.Node != sent.Node || g.To != sent.To || g.User != sent.User || g.DeviceID != sent.DeviceID ||
 			g.SessionID != sent.SessionID || !g.At.Equal(sent.At) || g.Current != sent.Current || !maps.Equal(g.Apps, sent.Apps) {
 			t.Fatalf("node A got %+v, want %+v", g, sent)
+		}
+	})
+
+	t.Run("which apps a node holds channels of reaches the other nodes, in order", func(t *testing.T) {
+		sent := []core.AppChannels{{Node: "node-b", App: 7, Held: true}, {Node: "node-b", App: 1 << 40, Held: true}, {Node: "node-b", App: 7}}
+		for _, c := range sent {
+			busB.PublishAppChannels(c)
+		}
+		cc.waitFor(t, 10*time.Second, "three app-channel events on node C", func([]core.StatusUpdate, []core.Invalidation) bool {
+			return len(cc.chans) >= len(sent) // waitFor holds cc.mu
+		})
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		if fmt.Sprint(cc.chans) != fmt.Sprint(sent) {
+			t.Fatalf("node C got %+v, want %+v", cc.chans, sent)
 		}
 	})
 

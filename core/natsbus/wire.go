@@ -23,6 +23,7 @@ import (
 //	               each: app i64, status u8, message str
 //	heartbeat:     node str
 //	sync request:  node str (a node that starts asks for every NodePresence)
+//	app channels:  node str, app i64, held u8 (1: the node holds a channel of the app)
 //	notifications: count uvarint, then each: id str, app i64, puid str,
 //	               user str, message str, action str, created i64, expires i64
 //
@@ -35,6 +36,7 @@ const (
 	kindDevice        byte = 5
 	kindHeartbeat     byte = 6
 	kindSyncRequest   byte = 7
+	kindAppChannels   byte = 8
 )
 
 // maxBatch bounds the count a notifications message may claim, so that a
@@ -158,15 +160,16 @@ func encodeDevice(origin [originLen]byte, e core.DeviceEvent) []byte {
 
 // message is one decoded bus message.
 type message struct {
-	origin [originLen]byte
-	kind   byte
-	app    core.AppID
-	status core.StatusUpdate
-	inv    core.Invalidation
-	notes  []core.Notification
-	pres   core.NodePresence
-	dev    core.DeviceEvent
-	node   string // heartbeat
+	origin   [originLen]byte
+	kind     byte
+	app      core.AppID
+	status   core.StatusUpdate
+	inv      core.Invalidation
+	notes    []core.Notification
+	pres     core.NodePresence
+	dev      core.DeviceEvent
+	node     string // heartbeat, sync request
+	channels core.AppChannels
 }
 
 func decode(b []byte) (message, error) {
@@ -235,6 +238,17 @@ func decode(b []byte) (message, error) {
 		}
 	case kindHeartbeat, kindSyncRequest:
 		m.node = r.str()
+	case kindAppChannels:
+		m.channels = core.AppChannels{Node: r.str(), App: core.AppID(r.i64())}
+		switch r.u8() {
+		case 0:
+		case 1:
+			m.channels.Held = true
+		default:
+			if r.err == nil {
+				r.err = errors.New("natsbus: bad held flag")
+			}
+		}
 	case kindNotifications:
 		count, k := binary.Uvarint(r.b)
 		if k <= 0 || count == 0 || count > maxBatch {
