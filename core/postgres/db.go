@@ -35,6 +35,9 @@ type DB struct {
 	db           *sqlx.DB
 }
 
+// maxConns bounds a node's connections to PostgreSQL.
+const maxConns = 16
+
 // Open connects to the database at url (postgres://user:pass@host/db?…,
 // or any form pgx accepts), brings its schema up to date and returns the
 // registry. It fails when the server does not answer within ctx.
@@ -44,9 +47,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	// Each node keeps a few connections: the registry is read on connects
-	// (behind the router's caches) and written by people, not by traffic.
-	x.SetMaxOpenConns(16)
-	x.SetMaxIdleConns(4)
+	// (behind the router's caches) and written by people, but every
+	// notification item looks its PUID up, so a burst of POSTs uses them
+	// all at once. They all stay open: a connection closed for want of an
+	// idle slot is a new backend forked for the next burst, which cost
+	// PostgreSQL more CPU than the lookups themselves (docs/decisions.md).
+	x.SetMaxOpenConns(maxConns)
+	x.SetMaxIdleConns(maxConns)
 	// A failed-over server comes back at the same address; connections
 	// to the old one are dropped by the driver on their first error, and
 	// idle ones do not outlive a few minutes.
