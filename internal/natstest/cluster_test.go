@@ -87,3 +87,28 @@ func allCurrent(info *jetstream.StreamInfo) bool {
 	}
 	return true
 }
+
+// MoveStreamLeader hands a stream's leadership to the server asked for,
+// and StreamLeader says so.
+func TestMoveStreamLeader(t *testing.T) {
+	c := natstest.Start(t, 3)
+	js, err := jetstream.New(c.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "L", Subjects: []string{"l.>"}, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	first := c.StreamLeader("L")
+	if first < 0 {
+		t.Fatal("no leader of a stream just created")
+	}
+	for _, want := range []int{(first + 1) % 3, (first + 2) % 3} {
+		c.MoveStreamLeader("L", want)
+		if got := c.StreamLeader("L"); got != want {
+			t.Fatalf("led by server %d after moving it to %d", got, want)
+		}
+	}
+}
