@@ -116,8 +116,9 @@ const (
 	AppChanged
 	// CachesLost: this node may have missed invalidations (its link to
 	// the other nodes dropped and came back). It forgets every cached app
-	// and grant, and reads them again when next needed. A bus raises it
-	// on its own node only.
+	// and grant, and reads them again when next needed; and it pushes to
+	// its devices the notifications stored meanwhile, whose announcements
+	// it may have missed too. A bus raises it on its own node only.
 	CachesLost
 )
 

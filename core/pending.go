@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // pendingUsers remembers which users may have queued notifications, so
@@ -68,4 +69,60 @@ func (r *Router) loadPending(ctx context.Context) error {
 		r.pending.mark(u)
 	}
 	return nil
+}
+
+// pushMissedAttempts and pushMissedRetry bound how long pushMissed asks
+// a store that is itself failing over (the NATS server that dropped this
+// node may have led the stream too).
+const (
+	pushMissedAttempts = 10
+	pushMissedRetry    = time.Second
+)
+
+// pushMissed pushes what this node may have missed while its bus link
+// was down. A stored batch is announced on the bus (PublishNotifications)
+// and an announcement sent meanwhile never reaches this node, so the
+// devices it holds would get those items only on their next connect,
+// not at once (PROTOCOL §10). It asks the store which users have
+// notifications waiting and fills each of their sessions here; an item a
+// session was already given is not pushed again. Called on CachesLost.
+func (r *Router) pushMissed() {
+	var users []string
+	var err error
+	for range pushMissedAttempts {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*pushMissedRetry)
+		users, err = r.queues.UsersWithNotifications(ctx)
+		cancel()
+		if err == nil || r.shuttingDown.Load() {
+			break
+		}
+		time.Sleep(pushMissedRetry)
+	}
+	if err != nil {
+		r.log.Error("after a bus reconnect: cannot read which users have notifications waiting; their devices get them on their next connect", "err", err)
+		return
+	}
+	for _, user := range users {
+		r.pending.mark(user)
+		u := r.lockUser(user, false)
+		if u == nil {
+			continue
+		}
+		var live []*Session
+		for _, s := range u.sessions {
+			if !s.gone && !s.replaced {
+				s.flow.backlog = true
+				s.flow.skipped++
+				live = append(live, s)
+			}
+		}
+		u.mu.Unlock()
+		for _, s := range live {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*pushMissedRetry)
+			if _, err := r.fill(ctx, s); err != nil {
+				r.log.Error("after a bus reconnect: pushing waiting notifications", "err", err)
+			}
+			cancel()
+		}
+	}
 }

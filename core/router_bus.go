@@ -61,6 +61,7 @@ func (b busSubscriber) Invalidated(inv Invalidation) {
 	case CachesLost:
 		r.forgetAllApps()
 		r.grants.invalidateAll()
+		go r.pushMissed() // it reads the store: not on the bus's goroutine
 	}
 }
 
