@@ -29,15 +29,23 @@ import (
 // It skips without PRESENCE_CLUSTER (pgtest says how to run it).
 func startCluster(t *testing.T) [3]*node {
 	t.Helper()
+	nodes, _ := startClusterWith(t, "")
+	return nodes
+}
+
+// startClusterWith is startCluster with extra appended to every node's
+// presence.toml; it returns the NATS servers too, for tests that kill one.
+func startClusterWith(t *testing.T, extra string) ([3]*node, *natstest.Cluster) {
+	t.Helper()
 	pgURL := pgtest.Database(t)
 	nats := natstest.Start(t, 3)
 	dataDir := t.TempDir()
 	writeNodeKey(t, dataDir)
 	var nodes [3]*node
 	for i := range nodes {
-		nodes[i] = startNode(t, clusterConfig(t, fmt.Sprintf("node-%c", 'a'+i), dataDir, nats.URL(), pgURL, ""))
+		nodes[i] = startNode(t, clusterConfig(t, fmt.Sprintf("node-%c", 'a'+i), dataDir, nats.URL(), pgURL, extra))
 	}
-	return nodes
+	return nodes, nats
 }
 
 // clusterComponent is an XEP-0114 component session, what it receives,

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pjs "github.com/presence-service/presence/core/jetstream"
+	"github.com/presence-service/presence/internal/presencetest"
+)
+
+// loadUsers grants app to n users through the pages of the nodes in
+// turn, connects each user's device to the next node, and returns the
+// devices: user i on nodes[i%3].
+func loadUsers(t *testing.T, nodes [3]*node, app int64, n int) []*loadDevice {
+	t.Helper()
+	devices := make([]*loadDevice, n)
+	for i := range devices {
+		nd := nodes[i%len(nodes)]
+		email := fmt.Sprintf("user%d@example.com", i)
+		b := presencetest.NewBrowser(t, nd.http(""))
+		b.Login(email)
+		puid := b.Allow(fmt.Sprint(app), "https://beer.example/", fmt.Sprintf("user%d", i))
+		devices[i] = nd.loadDevice(email, puid, app)
+	}
+	return devices
+}
+
+// lastStatuses is the number of the last status each device has set.
+func lastStatuses(devices []*loadDevice) map[string]int64 {
+	last := map[string]int64{}
+	for _, d := range devices {
+		last[d.puid] = d.last.Load()
+	}
+	return last
+}
+
+// ackDuringElection is what a device's ack may be answered while the
+// notification stream elects a new leader: the ack deletes the item on
+// the leader, and there is none for a few seconds. The item stays queued
+// and is pushed again on the device's next connect (at least once).
+const ackDuringElection = `{"result":false,"errno":50,"reason":"internal error"}`
+
+// statusGapBound is how long the app may go without hearing from a
+// device while a NATS server is lost: the 5 s bound of a JetStream
+// request lost with its server, plus slack for a loaded machine.
+const statusGapBound = 8 * time.Second
+
+// PROTOCOL §10 and issue 19: one NATS server of three lost under load
+// loses nothing acknowledged and stops no node from serving.
+//
+// The lost server is the hardest one to lose: node A's own server, made
+// the leader of the notification stream first, so that the node fails
+// over and the stream elects a new leader at once. The servers run in
+// this process, so the loss is natstest's Kill (the server shuts down and
+// drops its clients and routes), not a SIGKILL of a process; its
+// replicas are gone as they would be.
+//
+// Under load: six devices on the three nodes set their status every
+// 50 ms and ack every notification pushed to them, an app channel on
+// node A records the statuses, and three writers, one per node, POST
+// notifications to the devices. Then:
+//   - every notification answered 200 reaches its connected device,
+//     without a reconnect, and each node answers 200s again after the
+//     loss;
+//   - the app keeps getting every device's statuses: none goes unheard
+//     for more than statusGapBound;
+//   - no device or app channel is ended, no status is answered anything
+//     but {"result":true} (so never errno -4), no node's /healthz is
+//     without a 200 for linkLossDelay or more (the link-loss trip never
+//     fires: a client fails over in milliseconds), and every node takes
+//     new devices and channels afterwards.
+//
+// What the loss may cost: a request in flight to the lost leader (a
+// POST's batch, a device's ack) waits for JetStream's 5 s request bound
+// and is then answered errno 50 (HTTP 500): the app retries its POST,
+// and an ack that failed leaves the item queued, pushed again on the
+// device's next connect (at least once). A device's later requests are
+// answered after that one, in order.
+func TestClusterNATSServerLostUnderLoad(t *testing.T) {
+	nodes, nats := startClusterWith(t, loadLimits)
+	a := nodes[0]
+	app, key := a.newApp("beer.example")
+	devices := loadUsers(t, nodes, app, 6)
+	watch := watchApp(presencetest.OpenFeed(t, a.ws(fmt.Sprint("/", app)), key))
+
+	victim := nats.Index(a.srv.backend.nats.ConnectedServerName())
+	if victim < 0 {
+		t.Fatalf("node A is connected to %q, none of the servers", a.srv.backend.nats.ConnectedServerName())
+	}
+	nats.MoveStreamLeader(pjs.NotificationStream, victim)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+	health := watchHealth(stop, &wg, nodes[:])
+	for _, d := range devices {
+		wg.Go(func() { d.setStatuses(stop, 50*time.Millisecond) })
+	}
+	ledger := newLedger()
+	for w, n := range nodes {
+		wg.Go(func() { ledger.write(stop, w, n, app, key, devices, 30*time.Millisecond) })
+	}
+	waitFor(t, 30*time.Second, "load before the loss (30 notifications stored, 30 statuses seen)", func() bool {
+		return ledger.ackedCount() >= 30 && watch.updates() >= 30
+	})
+
+	before := lastStatuses(devices)
+	ledger.phase.Store(1)
+	watch.measureGaps(devices)
+	nats.Kill(victim)
+	lost := time.Now()
+	if !eventually(60*time.Second, func() bool {
+		return ledger.okAfterLoss(len(nodes), 10) && watch.saw(devices, before)
+	}) {
+		t.Fatalf("within 60 s of the loss, want 10 POSTs answered 200 by each node (have %v) and a newer status of every device seen by the app: %s",
+			ledger.okAfterCounts(), watch.progress(devices))
+	}
+	t.Logf("load went on %v after losing server %s", time.Since(lost).Round(time.Millisecond), nats.Name(victim))
+	close(stop)
+	wg.Wait()
+
+	// At once, not on a next connect: a node that lost its server may
+	// have missed the announcements of batches stored meanwhile.
+	eventually(20*time.Second, func() bool { return len(ledger.undelivered(devices)) == 0 })
+	if missing := ledger.undelivered(devices); len(missing) > 0 {
+		t.Fatalf("%d notifications answered 200 did not reach their connected device within 20 s: %v", len(missing), missing)
+	}
+	refused := ledger.refusals()
+	t.Logf("%d notifications answered 200, %d refused", ledger.ackedCount(), len(refused))
+	for _, r := range refused {
+		if !strings.Contains(r, ": 500 ") || !strings.Contains(r, `"errno":50`) {
+			t.Errorf("a POST answered %s, want 200 or (during the election) 500 errno 50", r)
+		}
+	}
+	for _, d := range devices {
+		d.check(t, ackDuringElection)
+	}
+	watch.mu.Lock()
+	if watch.ended != nil {
+		t.Errorf("node A's app channel ended: %v", watch.ended)
+	}
+	watch.mu.Unlock()
+	// A device's requests are answered in order, so its statuses wait
+	// behind an ack in flight to the lost leader, which JetStream's
+	// request timeout (5 s) ends; nothing else may hold them.
+	if gap := watch.longestGap(); gap > statusGapBound {
+		t.Errorf("a device's statuses did not reach the app for %v after the loss, more than %v", gap, statusGapBound)
+	} else {
+		t.Logf("longest time a device's status did not reach the app after the loss: %v", gap)
+	}
+	if i, d, answer := health.worst(); d >= linkLossDelay {
+		t.Errorf("node %s's /healthz had no 200 for %v (%s): a node stopped serving", nodeName(i), d, answer)
+	} else {
+		t.Logf("longest /healthz without a 200: node %s, %v (%s)", nodeName(i), d, answer)
+	}
+
+	// Every node still takes new devices and app channels.
+	for i, n := range nodes {
+		presencetest.OpenFeed(t, n.ws(fmt.Sprint("/", app)), key)
+		phone, sid := n.device(fmt.Sprintf("late%d@example.com", i), "phone")
+		status(phone, sid, "online", "late")
+	}
+}
