@@ -15,6 +15,13 @@ import (
 // appCacheTTL is how long a looked-up app is trusted without asking the
 // store again. Changes made through this router take effect at once;
 // changes made by another process (the CLI) within this time.
+//
+// When the store cannot be read (PostgreSQL restarting), an app cached
+// earlier is still used, however old: every change to an app's row is
+// followed by an invalidation on the bus that drops the cached copy, and
+// a node that may have missed one (its bus link dropped) drops them all,
+// so a copy still cached is what the store says, and live traffic (keys
+// of POSTs, channels, device connects) goes on without it.
 const appCacheTTL = 2 * time.Second
 
 type appCache struct {
@@ -35,22 +42,29 @@ func (r *Router) App(ctx context.Context, id AppID) (*App, error) {
 	c, ok := r.cache.m[id]
 	r.cache.mu.Unlock()
 	if ok && now.Sub(c.fetched) < appCacheTTL && now.Sub(c.fetched) >= 0 {
-		if c.app == nil {
-			return nil, &Error{Errno: ErrnoUnknownUID, Reason: "unknown app", Err: ErrNotFound}
-		}
-		return c.app, nil
+		return c.found()
 	}
 	a, err := r.reg.App(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
+		if ok {
+			return c.found() // the store is away: see appCacheTTL
+		}
 		return nil, err
 	}
+	c = cachedApp{app: a, fetched: now}
 	r.cache.mu.Lock()
-	r.cache.m[id] = cachedApp{app: a, fetched: now}
+	r.cache.m[id] = c
 	r.cache.mu.Unlock()
-	if a == nil {
+	return c.found()
+}
+
+// found is the cached answer: the app, or errno 44 for one that the
+// store did not have.
+func (c cachedApp) found() (*App, error) {
+	if c.app == nil {
 		return nil, &Error{Errno: ErrnoUnknownUID, Reason: "unknown app", Err: ErrNotFound}
 	}
-	return a, nil
+	return c.app, nil
 }
 
 // forgetApp drops this node's cached copy of the app (Bus: AppChanged).

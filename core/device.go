@@ -342,18 +342,24 @@ func (r *Router) recomputeLocked(u *userState, app AppID, now time.Time) {
 }
 
 // filterApps splits ids into those the device may show (known, active,
-// granted by this user) and the rest.
-func (r *Router) filterApps(ctx context.Context, ids []AppID, grants map[AppID][]string) (visible, ignored []AppID) {
+// granted by this user) and the rest. An app the registry cannot be asked
+// about is an error, not an ignored id: the device would take "ignored"
+// for the app's final word, and stay hidden from it until it connects
+// again.
+func (r *Router) filterApps(ctx context.Context, ids []AppID, grants map[AppID][]string) (visible, ignored []AppID, err error) {
 	visible, ignored = []AppID{}, []AppID{}
 	for _, id := range uniqueApps(ids) {
 		a, err := r.App(ctx, id)
+		if err != nil && ErrnoOf(err) != ErrnoUnknownUID {
+			return nil, nil, err
+		}
 		if err != nil || !a.Active() || len(grants[id]) == 0 {
 			ignored = append(ignored, id)
 			continue
 		}
 		visible = append(visible, id)
 	}
-	return visible, ignored
+	return visible, ignored, nil
 }
 
 func uniqueApps(ids []AppID) []AppID {

@@ -153,7 +153,9 @@ func (r *Router) lockWithGrants(ctx context.Context, userID string, ids []AppID,
 			return nil, grantView{}, err
 		}
 		v := grantView{byApp: e.byApp}
-		v.visible, v.ignored = r.filterApps(ctx, ids, e.byApp)
+		if v.visible, v.ignored, err = r.filterApps(ctx, ids, e.byApp); err != nil {
+			return nil, grantView{}, err
+		}
 		u := lock()
 		if r.grants.stillCurrent(userID, e) {
 			return u, v, nil
@@ -169,6 +171,10 @@ func (r *Router) lockWithGrants(ctx context.Context, userID string, ids []AppID,
 		return nil, grantView{}, err
 	}
 	v := grantView{byApp: e.byApp}
-	v.visible, v.ignored = r.filterApps(ctx, ids, e.byApp)
+	if v.visible, v.ignored, err = r.filterApps(ctx, ids, e.byApp); err != nil {
+		r.dropUserIfIdleLocked(u)
+		u.mu.Unlock()
+		return nil, grantView{}, err
+	}
 	return u, v, nil
 }
