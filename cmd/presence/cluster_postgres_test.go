@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-service/presence/internal/pgtest"
+	"github.com/presence-service/presence/internal/presencetest"
+)
+
+// registryFailBound is how long a call that needs the registry may take
+// to fail while PostgreSQL is away: it must answer, not hang.
+const registryFailBound = 5 * time.Second
+
+// quickly runs f and fails the test when it took registryFailBound or
+// more.
+func quickly(t *testing.T, what string, f func()) {
+	t.Helper()
+	start := time.Now()
+	f()
+	if d := time.Since(start); d >= registryFailBound {
+		t.Fatalf("%s took %v while PostgreSQL was away: want an answer within %v", what, d, registryFailBound)
+	}
+}
+
+// connectAnswer connects email's device on the node and returns the raw
+// answer.
+func (n *node) connectAnswer(email, deviceID string, app int64) string {
+	n.t.Helper()
+	ws := presencetest.Dial(n.t, n.ws("/presence"))
+	ws.Send(fmt.Sprintf(`{"type":"connect","assertion":%q,"application_ids":[%d],"device_id":%q}`, n.token(email), app, deviceID))
+	return ws.Read()
+}
+
+// appsList runs `presence apps list` against the node's config.
+func (n *node) appsList() (string, error) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"apps", "list", "-config", n.config, "--json"}, &out, &errOut)
+	return out.String(), err
+}
+
+// PROTOCOL §10 and issue 19: a PostgreSQL restart under three running
+// nodes (PostgreSQL is stopped, then started again on its data; the
+// nodes are not restarted). While it is away:
+//   - live traffic goes on: a connected device's statuses reach the app
+//     channel on another node; a device of a user whose grants a node
+//     holds connects again there with its app shown; the app's channels
+//     open again on every node (each node keeps the apps it has looked
+//     up: nothing can change in the registry while it is away);
+//   - what needs the registry fails at once and says so: /healthz 503
+//     naming the registry, a POST errno 50 (its PUIDs are checked in the
+//     registry; the app retries), a connect whose grants no node holds
+//     errno 50, /me and a grant 500 "please try again", the CLI an error naming
+//     database.url; none takes registryFailBound;
+//   - and once PostgreSQL is back, the same calls succeed.
+func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
+	pg := pgtest.Local(t) // the server the cluster's database is on; skips with PRESENCE_PG_URL
+	nodes := startCluster(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	app, key := a.newApp("beer.example")
+	appID := fmt.Sprint(app)
+	ann := presencetest.NewBrowser(t, a.http(""))
+	ann.Login("ann@example.com")
+	annPUID := ann.Allow(appID, "https://beer.example/", "ann")
+	cy := presencetest.NewBrowser(t, a.http(""))
+	cy.Login("cy@example.com")
+	cyPUID := cy.Allow(appID, "https://beer.example/", "cy") // the POSTs' target; her grants are in no node's cache
+
+	feed := presencetest.OpenFeed(t, b.ws("/"+appID), key)
+	phone, phoneSID := c.device("ann@example.com", "phone", app)
+	status(phone, phoneSID, "online", "before")
+	feed.Expect(annPUID, "online", "before")
+	for _, n := range nodes {
+		n.mustPostNote(app, key, cyPUID, "before", http.StatusOK) // every node looks the app up
+	}
+	warmed := time.Now()
+	visitor := presencetest.NewBrowser(t, b.http(""))
+	visitor.Login("dan@example.com")
+
+	if err := pg.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	away := true
+	t.Cleanup(func() {
+		if away {
+			pg.Restart()
+		}
+	})
+
+	// What needs the registry fails at once, and says so.
+	for i, n := range nodes {
+		quickly(t, "node "+nodeName(i)+"'s /healthz", func() {
+			res, err := http.Get(n.http("/healthz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := new(bytes.Buffer)
+			body.ReadFrom(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body.String(), "registry not answering") {
+				t.Fatalf("node %s's /healthz: %d %q, want 503 naming the registry", nodeName(i), res.StatusCode, body)
+			}
+		})
+		quickly(t, "a POST on node "+nodeName(i), func() {
+			if body := n.mustPostNote(app, key, cyPUID, "PostgreSQL away", http.StatusInternalServerError); !strings.Contains(body, `"errno":50`) {
+				t.Fatalf("POST on node %s: %s, want errno 50", nodeName(i), body)
+			}
+		})
+		quickly(t, "cy's connect on node "+nodeName(i), func() {
+			if got := n.connectAnswer("cy@example.com", "phone", app); got != `{"result":false,"errno":50,"reason":"internal error"}` {
+				t.Fatalf("cy's connect on node %s: %s, want errno 50 (never her app ignored)", nodeName(i), got)
+			}
+		})
+	}
+	quickly(t, "/me on node A", func() {
+		if code, body := ann.Get("/me"); code != http.StatusInternalServerError || !strings.Contains(body, "Please try again") {
+			t.Fatalf("/me: %d, want 500 saying to try again:\n%.500s", code, body)
+		}
+	})
+	quickly(t, "a grant on node B", func() { // its page needs the app only: cached
+		if res := visitor.Grant(appID, "https://beer.example/", "dan", "allow"); res.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("a grant: %d, want 500", res.StatusCode)
+		}
+	})
+	quickly(t, "presence apps list", func() {
+		if _, err := a.appsList(); err == nil || !strings.Contains(err.Error(), "database.url") {
+			t.Fatalf("apps list: %v, want an error naming database.url", err)
+		}
+	})
+
+	// Live traffic goes on, on copies older than core's appCacheTTL
+	// (2 s): a node that could not fall back on its copy of the app when
+	// the registry does not answer would refuse the key, or ignore the app
+	// at a connect.
+	time.Sleep(time.Until(warmed.Add(3 * time.Second)))
+	status(phone, phoneSID, "unavailable", "PostgreSQL away")
+	feed.Expect(annPUID, "unavailable", "PostgreSQL away")
+	laptop, laptopSID := c.device("ann@example.com", "laptop", app) // fails if the app is ignored
+	status(laptop, laptopSID, "online", "laptop")
+	feed.Expect(annPUID, "online", "laptop")
+	for _, n := range nodes {
+		presencetest.OpenFeed(t, n.ws("/"+appID), key)
+	}
+
+	// PostgreSQL back: the same calls succeed, the nodes untouched.
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	away = false
+	for _, n := range nodes {
+		n.waitHealthz(http.StatusOK, 10*time.Second)
+		n.mustPostNote(app, key, cyPUID, "PostgreSQL back", http.StatusOK)
+	}
+	cyPhone, cySID := b.device("cy@example.com", "phone", app)
+	var pushed struct{ Message string }
+	for range 6 { // three stored before, three after: oldest first
+		cyPhone.Decode(&pushed)
+	}
+	if pushed.Message != "PostgreSQL back" {
+		t.Fatalf("cy's last pending notification: %q", pushed.Message)
+	}
+	status(cyPhone, cySID, "online", "cy")
+	feed.Expect(cyPUID, "online", "cy")
+	if code, _ := ann.Get("/me"); code != http.StatusOK {
+		t.Fatalf("/me after the restart: %d", code)
+	}
+	visitor.Allow(appID, "https://beer.example/", "dan")
+	if out, err := a.appsList(); err != nil || !strings.Contains(out, `"app_id":`+appID) {
+		t.Fatalf("apps list after the restart: %v %s", err, out)
+	}
+}
