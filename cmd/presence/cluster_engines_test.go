@@ -20,9 +20,7 @@ func loadUsers(t *testing.T, nodes [3]*node, app int64, n int) []*loadDevice {
 	for i := range devices {
 		nd := nodes[i%len(nodes)]
 		email := fmt.Sprintf("user%d@example.com", i)
-		b := presencetest.NewBrowser(t, nd.http(""))
-		b.Login(email)
-		puid := b.Allow(fmt.Sprint(app), "https://beer.example/", fmt.Sprintf("user%d", i))
+		_, puid := nd.grantAs(email, app, fmt.Sprintf("user%d", i))
 		devices[i] = nd.loadDevice(email, puid, app)
 	}
 	return devices

@@ -49,6 +49,16 @@ func (n *node) mustPostNote(app int64, key, puid, message string, want int) stri
 	return body
 }
 
+// grantAs signs in as email on the node's pages and grants app as
+// userString (on https://beer.example/, the domain of the tests' apps);
+// it returns the signed-in browser and the PUID.
+func (n *node) grantAs(email string, app int64, userString string) (*presencetest.Browser, string) {
+	n.t.Helper()
+	b := presencetest.NewBrowser(n.t, n.http(""))
+	b.Login(email)
+	return b, b.Allow(fmt.Sprint(app), "https://beer.example/", userString)
+}
+
 // within1s fails the test when more than a second has passed since at:
 // PROTOCOL §10's bound for a change to take effect on every node.
 func within1s(t *testing.T, at time.Time, what string) {
@@ -71,12 +81,8 @@ func TestClusterKeyRotatedByCLIRefusedOnEveryNodeWithin1s(t *testing.T) {
 	nodes := startCluster(t)
 	app, oldKey := nodes[0].newApp("beer.example")
 	appID := fmt.Sprint(app)
-	ann := presencetest.NewBrowser(t, nodes[0].http(""))
-	ann.Login("ann@example.com")
-	puid := ann.Allow(appID, "https://beer.example/", "ann")
-	bob := presencetest.NewBrowser(t, nodes[0].http(""))
-	bob.Login("bob@example.com")
-	bobPUID := bob.Allow(appID, "https://beer.example/", "bob") // the POSTs' target: no device of his connects
+	_, puid := nodes[0].grantAs("ann@example.com", app, "ann")
+	_, bobPUID := nodes[0].grantAs("bob@example.com", app, "bob") // the POSTs' target: no device of his connects
 
 	var feeds [3]*presencetest.Feed
 	for i, n := range nodes {
@@ -167,12 +173,8 @@ func TestClusterRevocationOnNodeAEndsTheAppsViewOnBAndCWithin1s(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	app, key := b.newApp("beer.example")
 	appID := fmt.Sprint(app)
-	ann := presencetest.NewBrowser(t, a.http(""))
-	ann.Login("ann@example.com")
-	annPUID := ann.Allow(appID, "https://beer.example/", "ann")
-	bob := presencetest.NewBrowser(t, a.http(""))
-	bob.Login("bob@example.com")
-	bobPUID := bob.Allow(appID, "https://beer.example/", "bob")
+	ann, annPUID := a.grantAs("ann@example.com", app, "ann")
+	_, bobPUID := a.grantAs("bob@example.com", app, "bob")
 
 	feedB := presencetest.OpenFeed(t, b.ws("/"+appID), key)
 	comp := c.componentSession(app, key)

@@ -64,12 +64,8 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	app, key := a.newApp("beer.example")
 	appID := fmt.Sprint(app)
-	ann := presencetest.NewBrowser(t, a.http(""))
-	ann.Login("ann@example.com")
-	annPUID := ann.Allow(appID, "https://beer.example/", "ann")
-	cy := presencetest.NewBrowser(t, a.http(""))
-	cy.Login("cy@example.com")
-	cyPUID := cy.Allow(appID, "https://beer.example/", "cy") // the POSTs' target; her grants are in no node's cache
+	ann, annPUID := a.grantAs("ann@example.com", app, "ann")
+	_, cyPUID := a.grantAs("cy@example.com", app, "cy") // the POSTs' target; her grants are in no node's cache
 
 	feed := presencetest.OpenFeed(t, b.ws("/"+appID), key)
 	phone, phoneSID := c.device("ann@example.com", "phone", app)
