@@ -14,6 +14,7 @@
 //
 //	presence-bench -spawn [flags] connect|status|notify|appnotify|mixed|slowapp|all ...
 //	presence-bench -addr 127.0.0.1:8080 -config presence.toml -bin /tmp/presence -pid N status
+//	presence-bench -spawn -cluster [flags] connect|status|notify|appnotify|all
 //	presence-bench relay -listen 127.0.0.1:0
 //	presence-bench soak -spawn [-devices 10000 -apps 10 -duration 10m]  (scen_soak.go; README "Soak")
 //
@@ -36,6 +37,15 @@
 //   - mixed: idle devices, status traffic and notification POSTs at once.
 //   - slowapp: one app stops reading for 30 s while the others' latency and
 //     the server's memory are watched.
+//
+// With -spawn -cluster the baseline is not the relay but one node: the
+// tool also starts three NATS servers (this binary's hidden nats-server
+// subcommand, one process each), one PostgreSQL (internal/pgserver) and
+// three nodes of the same binary sharing one node key, and runs each
+// scenario on one node and on the cluster: status devices on nodes 1-2
+// and apps on node 3 at a fixed 5,000 updates/s, connects and
+// notifications spread over the nodes. A cluster's CPU is that of all its
+// processes, split by role in the report.
 //
 // Beside rates and latencies the report gives the server's and the tool's
 // CPU per operation (from /proc/<pid>/stat) and the share of the machine
