@@ -2,8 +2,11 @@ package jetstream_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +166,43 @@ func TestAck(t *testing.T) {
 	}
 	if p, _ := e.n.PendingNotifications(ctx, "bob", nil); len(p) != 1 {
 		t.Fatalf("bob's pending = %v, want his one", messages(p))
+	}
+}
+
+// Two devices of one user are pushed the same notifications and ack them
+// at the same moment, on two nodes: every ack succeeds, as a second ack
+// of an id already gone does (TestAck), and each item is deleted once.
+func TestAckOfOneItemByTwoDevicesAtOnce(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	pa := e.grants.add("alice", 1, "pa")
+	var in []core.NotificationInput
+	for i := range 40 {
+		in = append(in, core.NotificationInput{PUID: pa, Message: fmt.Sprint("n", i)})
+	}
+	ns, _, err := e.n.AddNotifications(ctx, 1, in, time.Now(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var deleted atomic.Int64
+	for device := range 4 {
+		wg.Go(func() {
+			for _, n := range ns {
+				d, err := e.n.AckNotifications(ctx, "alice", []string{n.ID})
+				if err != nil {
+					t.Errorf("device %d acking %s: %v", device, n.Message, err)
+				}
+				deleted.Add(int64(d))
+			}
+		})
+	}
+	wg.Wait()
+	if deleted.Load() != int64(len(ns)) {
+		t.Errorf("%d deleted by the acks, want %d: each item once", deleted.Load(), len(ns))
+	}
+	if p, err := e.n.PendingNotifications(ctx, "alice", nil); err != nil || len(p) != 0 {
+		t.Fatalf("pending after the acks = %v, %v; want none", messages(p), err)
 	}
 }
 

@@ -3,7 +3,6 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,10 +58,6 @@ func (n *Notifications) PendingNotifications(ctx context.Context, userID string,
 // another user's (the random part or the user does not match) is
 // ignored. Each delete is durable (on the stream's replicas) on return.
 func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids []string) (int, error) {
-	stream, err := n.js.Stream(ctx, NotificationStream)
-	if err != nil {
-		return 0, fmt.Errorf("jetstream: ack: %w", err)
-	}
 	var (
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, ackParallel)
@@ -78,7 +73,7 @@ func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			ok, err := ackOne(ctx, n.js, stream, userID, seq, nonce)
+			ok, err := ackOne(ctx, n.js, userID, seq, nonce)
 			mu.Lock()
 			defer mu.Unlock()
 			if ok {
@@ -100,7 +95,7 @@ func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids
 // message is read from the stream's leader, not from any replica: an ack
 // may follow its add within milliseconds, and a lagging replica's "no
 // such message" would drop the ack.
-func ackOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, userID string, seq uint64, nonce string) (bool, error) {
+func ackOne(ctx context.Context, js jetstream.JetStream, userID string, seq uint64, nonce string) (bool, error) {
 	data, found, err := leaderGet(ctx, js, NotificationStream, seq)
 	if err != nil || !found {
 		return false, err
@@ -109,8 +104,8 @@ func ackOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 	if json.Unmarshal(data, &s) != nil || s.User != userID || s.Nonce != nonce {
 		return false, nil
 	}
-	err = stream.DeleteMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) || isNoMessage(err) {
+	gone, err := deleteMsg(ctx, js, NotificationStream, seq)
+	if gone {
 		return false, nil // acked meanwhile by another device
 	}
 	return err == nil, err
@@ -206,13 +201,9 @@ func (n *Notifications) PurgeNotifications(ctx context.Context, createdBefore ti
 	if len(old) == run {
 		return purged, nil
 	}
-	stream, err := n.js.Stream(ctx, NotificationStream)
-	if err != nil {
-		return purged, fmt.Errorf("jetstream: purge: %w", err)
-	}
 	for _, seq := range old[run:] {
-		err := stream.DeleteMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) || isNoMessage(err) {
+		gone, err := deleteMsg(ctx, n.js, NotificationStream, seq)
+		if gone {
 			continue // acked meanwhile
 		}
 		if err != nil {
@@ -256,8 +247,56 @@ func purge(ctx context.Context, js jetstream.JetStream, stream string, req map[s
 	return r.Purged, nil
 }
 
-// isNoMessage says whether a delete failed because the message is gone.
-func isNoMessage(err error) bool {
-	var api *jetstream.APIError
-	return errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeMessageNotFound
+// deleteMsg deletes message seq of the stream, as Stream.DeleteMsg does
+// (its data is not erased). gone says it was not there: acked or purged
+// meanwhile, by another device or node. It asks the API itself because
+// nats.go's DeleteMsg turns the server's error into text, which hides
+// which error it was.
+func deleteMsg(ctx context.Context, js jetstream.JetStream, stream string, seq uint64) (gone bool, err error) {
+	req, _ := json.Marshal(map[string]any{"seq": seq, "no_erase": true})
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.DELETE."+stream, req)
+	if err != nil {
+		return false, err
+	}
+	var r struct {
+		Error   *jetstream.APIError `json:"error"`
+		Success bool                `json:"success"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return false, err
+	}
+	if r.Error != nil {
+		if isNoMessage(r.Error) {
+			return true, nil
+		}
+		return false, r.Error
+	}
+	if !r.Success {
+		return false, fmt.Errorf("delete of message %d of %s: not successful", seq, stream)
+	}
+	return false, nil
+}
+
+// Delete errors of nats-server that mean "not there": the delete found
+// the sequence already removed (deletes of one message by two nodes at
+// once go through the stream's raft log in turn, and the second finds it
+// gone), or the store has no message at that sequence.
+const (
+	errCodeSequenceNotFound = 10043 // JSSequenceNotFoundErrF
+	errCodeMsgDeleteFailed  = 10057 // JSStreamMsgDeleteFailedF, with the store's error as description
+	storeMsgNotFound        = "no message found"
+)
+
+// isNoMessage says whether a delete failed because the message is gone:
+// acked meanwhile, by another device of the user, on this node or another.
+func isNoMessage(api *jetstream.APIError) bool {
+	switch api.ErrorCode {
+	case jetstream.JSErrCodeMessageNotFound, errCodeSequenceNotFound:
+		return true
+	case errCodeMsgDeleteFailed:
+		return api.Description == storeMsgNotFound
+	}
+	return false
 }
