@@ -28,9 +28,11 @@
 // the router after notifications.max_age) or an ack removes it; JetStream's
 // per-message TTL, which would drop it at expires_at, is not used.
 //
-// Reads of queues go to any replica (direct get), so one may lag a write
-// acked by the others by the replication delay; deliveries are at least
-// once anyway (an unacked item comes again), and no write is lost by it.
-// An ack reads its message from the stream's leader, so that it never
+// Reads of queues go to any replica (direct get), so one may lag the
+// stream's leader by the replication delay: it may miss an item just
+// added (pushed live anyway, and on the next connect), and it may still
+// hold an item just acked. Each item a read returns is confirmed on the
+// leader before it is listed, so an acked notification never comes
+// again. An ack reads its message from the leader too, so that it never
 // misses an item just added.
 package jetstream

@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
 	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/jetstream"
 )
 
 // A batch is stored whole, with ids, users and times filled in; each
@@ -203,6 +207,78 @@ func TestAckOfOneItemByTwoDevicesAtOnce(t *testing.T) {
 	}
 	if p, err := e.n.PendingNotifications(ctx, "alice", nil); err != nil || len(p) != 0 {
 		t.Fatalf("pending after the acks = %v, %v; want none", messages(p), err)
+	}
+}
+
+// An ack answered is final for every later read, wherever it is served:
+// a connect on another node right after the ack, reading through a
+// server whose replica has not applied the delete yet, is not given the
+// acked items again.
+func TestAckedItemIsNotReadAgainOnAnotherServer(t *testing.T) {
+	e := newEnv(t, 0)
+	ctx := ctxT(t)
+	pa := e.grants.add("alice", 1, "pa")
+	stream, err := e.js.Stream(ctx, jetstream.NotificationStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := e.c.Index(stream.CachedInfo().Cluster.Leader)
+	// One node on the leader's server acks; another, on a follower's,
+	// reads (a direct get is answered by the replica of the server the
+	// client is on).
+	nodeOn := func(server int) *jetstream.Notifications {
+		nc, err := nats.Connect(e.c.ServerURL(server))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := natsjs.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := jetstream.OpenNotifications(ctx, js, e.grants, jetstream.NotificationConfig{Replicas: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	acker, reader := nodeOn(leader), nodeOn((leader+1)%3)
+	// Other users' notifications keep the replicas busy, as a cluster's are.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	for w := range 4 {
+		puid := e.grants.add(fmt.Sprint("busy", w), 1, fmt.Sprint("pbusy", w))
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				in := make([]core.NotificationInput, 20)
+				for i := range in {
+					in[i] = core.NotificationInput{PUID: puid, Message: "busy"}
+				}
+				acker.AddNotifications(ctx, 1, in, time.Now(), 0, 0)
+			}
+		})
+	}
+	for round := range 50 {
+		var in []core.NotificationInput
+		for i := range 5 {
+			in = append(in, core.NotificationInput{PUID: pa, Message: fmt.Sprint(round, "-", i)})
+		}
+		ns, _, err := acker.AddNotifications(ctx, 1, in, time.Now(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := acker.AckNotifications(ctx, "alice", ids(ns)); err != nil || n != len(ns) {
+			t.Fatalf("round %d: ack = %d, %v; want %d", round, n, err, len(ns))
+		}
+		if p, err := reader.PendingNotifications(ctx, "alice", nil); err != nil || len(p) != 0 {
+			t.Fatalf("round %d: pending on another server right after the ack = %v, %v; want none", round, messages(p), err)
+		}
 	}
 }
 

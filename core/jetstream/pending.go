@@ -19,7 +19,9 @@ const ackParallel = 8
 
 // PendingNotifications lists the user's queued notifications for apps
 // (every app when nil), oldest first: by creation time, then by stream
-// sequence (the order they were stored in).
+// sequence (the order they were stored in). The list is read from any
+// replica, then each item in it is confirmed on the stream's leader
+// (stillQueued), so an item whose ack was answered is never listed.
 func (n *Notifications) PendingNotifications(ctx context.Context, userID string, apps []core.AppID) ([]core.Notification, error) {
 	filters := []string{userNotifications(userID)}
 	if apps != nil {
@@ -28,7 +30,8 @@ func (n *Notifications) PendingNotifications(ctx context.Context, userID string,
 			filters = append(filters, userAppNotifications(userID, a))
 		}
 	}
-	var out []core.Notification
+	var read []core.Notification
+	var seqs []uint64
 	for _, f := range filters {
 		msgs, err := readAll(ctx, n.js, NotificationStream, f)
 		if err != nil {
@@ -39,7 +42,18 @@ func (n *Notifications) PendingNotifications(ctx context.Context, userID string,
 			if err := json.Unmarshal(m.Data, &s); err != nil {
 				return nil, fmt.Errorf("jetstream: notification %d: %w", m.Sequence, err)
 			}
-			out = append(out, s.notification(m.Sequence))
+			read = append(read, s.notification(m.Sequence))
+			seqs = append(seqs, m.Sequence)
+		}
+	}
+	held, err := stillQueued(ctx, n.js, seqs)
+	if err != nil {
+		return nil, err
+	}
+	var out []core.Notification
+	for i, item := range read {
+		if held[i] {
+			out = append(out, item)
 		}
 	}
 	// Ids begin with the sequence in fixed-width hex: comparing them
@@ -51,6 +65,42 @@ func (n *Notifications) PendingNotifications(ctx context.Context, userID string,
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
+}
+
+// stillQueued says, for each sequence, whether the stream's leader still
+// holds that message, asking it ackParallel at a time. A read served by
+// a replica lags the leader by the replication delay, longer on a busy
+// cluster: an item whose ack was answered a moment ago (the leader had
+// deleted it) would be pushed again, on this node or on the one a device
+// reconnects to, and an acked notification must never come again.
+func stillQueued(ctx context.Context, js jetstream.JetStream, seqs []uint64) ([]bool, error) {
+	held := make([]bool, len(seqs))
+	var (
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, ackParallel)
+		mu    sync.Mutex // guards: first
+		first error
+	)
+	for i, seq := range seqs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, found, err := leaderGet(ctx, js, NotificationStream, seq)
+			held[i] = found // each goroutine writes its own element
+			if err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if first == nil {
+					first = err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, fmt.Errorf("jetstream: pending: confirm on the leader: %w", first)
+	}
+	return held, nil
 }
 
 // AckNotifications deletes the user's notifications with these ids and
