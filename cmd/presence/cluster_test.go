@@ -26,6 +26,13 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 // ports the kernel picks.
 func clusterConfig(t *testing.T, nodeName, dataDir, natsURL, pgURL, extra string) string {
 	t.Helper()
+	return clusterConfigGrace(t, nodeName, dataDir, natsURL, pgURL, "300ms", extra)
+}
+
+// clusterConfigGrace is clusterConfig with device.disconnect_grace set
+// to grace (clusterConfig's is short, for tests that wait it out).
+func clusterConfigGrace(t *testing.T, nodeName, dataDir, natsURL, pgURL, grace, extra string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "presence.toml")
 	text := fmt.Sprintf(`
 [server]
@@ -38,10 +45,10 @@ url = %q
 [xmpp]
 listen = "127.0.0.1:0"
 [device]
-disconnect_grace = "300ms"
+disconnect_grace = %q
 [cluster]
 nats_url = %q
-%s`, nodeName, filepath.Join(dataDir, "presence.db"), pgURL, natsURL, extra)
+%s`, nodeName, filepath.Join(dataDir, "presence.db"), pgURL, grace, natsURL, extra)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

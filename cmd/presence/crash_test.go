@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,51 +14,6 @@ import (
 
 	"github.com/presence-service/presence/internal/presencetest"
 )
-
-// process is `presence serve` as a separate process, so that it can be
-// killed the hard way.
-type process struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-var listening = regexp.MustCompile(`msg="presence serving".* http=(\S+)`)
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "presence")
-	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func spawn(t *testing.T, bin, config string) *process {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "-config", config)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := bufio.NewScanner(stderr)
-	found := make(chan string, 1)
-	go func() {
-		for lines.Scan() {
-			if m := listening.FindStringSubmatch(lines.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case addr := <-found:
-		return &process{cmd: cmd, addr: addr}
-	case <-time.After(30 * time.Second):
-		t.Fatal("presence serve did not start")
-	}
-	return nil
-}
 
 // TestCrashLosesNoAcknowledgedNotification kills the server with SIGKILL
 // while apps POST, restarts it, and checks that every notification that
