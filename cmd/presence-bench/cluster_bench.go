@@ -72,6 +72,7 @@ func (b *bench) clusterStatus(ctx context.Context) error {
 	rows := []row{
 		pairRow(res, "status", "delivered/s "+label, "", func(s sr) float64 { return s.DeliveredPerSec }),
 		pairRow(res, "status", "delivered ÷ (sent × apps)", "", func(s sr) float64 { return s.deliveredShare() }),
+		pairRow(res, "status", "updates per app frame", "", func(s sr) float64 { return s.UpdatesPerFrame }),
 		pairRow(res, "status", "latency p50, device → app", "ms", func(s sr) float64 { return s.Latency.P50 }),
 		p99,
 		pairRow(res, "status", "latency p99.9, device → app", "ms", func(s sr) float64 { return s.Latency.P999 }),

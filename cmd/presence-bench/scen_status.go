@@ -38,6 +38,7 @@ type statusResult struct {
 	DeliveredPerSec float64            `json:"delivered_per_s"`
 	Latency         latencySummary     `json:"latency"`
 	SlowFrames      int64              `json:"slow_app_frames,omitempty"`
+	UpdatesPerFrame float64            `json:"updates_per_app_frame,omitempty"` // WebSocket apps: the window\'s updates per frame that carried some
 	Errors          map[string]int64   `json:"errors"`
 	CPUPerUpdate    float64            `json:"server_cpu_us_per_update"` // server CPU in the window / updates acked
 	CPUByRole       map[string]float64 `json:"server_cpu_us_per_update_by_role,omitempty"`
@@ -85,7 +86,7 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 	defer start() // an early return must still release the readers
 
 	// Apps.
-	var delivered atomic.Int64
+	var delivered, wsDelivered, appFrames atomic.Int64 // all apps; WebSocket apps and their frames
 	samplers := make([]*sampler, len(t.apps))
 	var conns []*wsConn
 	defer func() {
@@ -123,10 +124,12 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 		go func() {
 			defer wg.Done()
 			<-ready
-			readApp(c, &warmStart, &end, o.drain, func(stamp, at int64) {
+			n := readApp(c, &warmStart, &end, o.drain, func(stamp, at int64) {
 				delivered.Add(1)
+				wsDelivered.Add(1)
 				s.add(at - stamp)
 			})
+			appFrames.Add(n)
 		}()
 	}
 	var slowFrames atomic.Int64
@@ -273,6 +276,9 @@ func runStatus(ctx context.Context, t *target, o statusOpts, prog *progress) (st
 		res.ToolCPU = use.Tool / float64(res.Acked) * 1e6
 	}
 	res.SlowFrames = slowFrames.Load()
+	if f := appFrames.Load(); f > 0 {
+		res.UpdatesPerFrame = float64(wsDelivered.Load()) / float64(f)
+	}
 	res.Errors = errs.snapshot()
 	return res, nil
 }
@@ -288,21 +294,28 @@ func (r statusResult) deliveredShare() float64 {
 }
 
 // readApp reads an app channel until the drain after the window ends and
-// calls fn(stamp, arrival) for each update sent inside the window.
-func readApp(c *wsConn, warmStart, end *atomic.Int64, drain time.Duration, fn func(stamp, at int64)) {
+// calls fn(stamp, arrival) for each update sent inside the window. It
+// returns how many frames carried such updates: a server that writes
+// several updates in one frame spends less per update.
+func readApp(c *wsConn, warmStart, end *atomic.Int64, drain time.Duration, fn func(stamp, at int64)) (frames int64) {
 	c.SetReadDeadline(time.Now().Add(time.Duration(end.Load()-now()) + drain))
 	lo, hi := warmStart.Load(), end.Load()
 	for {
 		_, b, err := c.ReadMessage()
 		if err != nil {
-			return
+			return frames
 		}
 		at := now()
+		in := false
 		scanStamps(b, func(stamp int64) {
 			if stamp >= lo && stamp < hi {
 				fn(stamp, at)
+				in = true
 			}
 		})
+		if in {
+			frames++
+		}
 	}
 }
 
