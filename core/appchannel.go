@@ -24,7 +24,7 @@ type AppSink interface {
 // connected.
 type appState struct {
 	id      AppID
-	mu      sync.Mutex // guards: sinks, current, waiting, holders, recent, taking, held, epoch
+	mu      sync.Mutex // guards: sinks, current, waiting, holders, recent, taking, held, everHeld, sweeps
 	sinks   map[AppSink]struct{}
 	current map[string]StatusUpdate // non-offline PUIDs, for probes and XMPP's initial presence
 	waiting map[string]StatusUpdate // one node: newest per PUID while no sink is attached
@@ -35,7 +35,8 @@ type appState struct {
 	recent   map[string]recentUpdate // routed while only other nodes hold channels
 	taking   bool                    // a first channel here is taking the queue
 	held     map[string]StatusUpdate // routed while taking: sent after the queue
-	epoch    uint64                  // counts this node's takes, for their sweeps
+	everHeld bool                    // this node has said it holds channels of the app
+	sweeps   int                     // releaseAfterSweep calls under way
 }
 
 // publish tells app an update, through the bus, on every node. Callers

@@ -89,12 +89,13 @@ type BusSubscriber interface {
 
 // AppChannels says whether Node holds at least one channel of App: a node
 // says Held when its first channel of the app attaches and not Held when
-// its last detaches (and Held again for each app it holds when a starting
-// node asks, RequestPresences).
+// its last detaches, and Held again for each app it holds when a node
+// Asks (one that starts, or whose link came back).
 type AppChannels struct {
 	Node string
 	App  AppID
 	Held bool
+	Ask  bool // Node asks every node to say Held again for each app it holds; App and Held are unset
 }
 
 // InvalidationKind says what changed in the Registry.

@@ -5,8 +5,7 @@ package core
 // asks every node, over the Bus, to say again what its devices show
 // (RequestPresences); each answers with a NodePresence per user and app,
 // at the time it was first said, so that the nodes that knew it already
-// find nothing changed. In a cluster with a shared status queue they say
-// too which apps they hold channels of.
+// find nothing changed.
 
 // answerPresenceRequest says again, for the node that asked, every
 // NodePresence this node stands by.
@@ -14,7 +13,6 @@ func (r *Router) answerPresenceRequest(node string) {
 	if node == r.nodeID {
 		return
 	}
-	r.announceHeldApps() // sharedqueue.go
 	for _, u := range r.allUsers() {
 		u.mu.Lock()
 		for app := range u.shown {

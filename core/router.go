@@ -149,6 +149,7 @@ func (r *Router) Start(ctx context.Context) error {
 	go r.runLiveness()
 	r.bus.RequestPresences(r.nodeID) // presencesync.go
 	if r.shared != nil {
+		r.askHolders() // sharedqueue.go
 		r.shared.started.Store(true)
 		go r.runSharedWriter()
 		return nil

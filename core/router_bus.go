@@ -62,6 +62,7 @@ func (b busSubscriber) Invalidated(inv Invalidation) {
 		r.forgetAllApps()
 		r.grants.invalidateAll()
 		go r.pushMissed() // it reads the store: not on the bus's goroutine
+		r.askHolders()    // sharedqueue.go: which apps nodes hold may have changed meanwhile
 	}
 }
 

@@ -34,13 +34,18 @@ import (
 //     node writes what it kept.
 //   - The first channel of the app on this node takes the queue: it says
 //     Held on the Bus, waits for its own write in flight, takes (reads,
-//     then deletes) the app's queue, and sends the channel, per PUID, the
-//     newest of what it took, its own unwritten outbox entries and what it
-//     kept, except for PUIDs routed here since it said Held (those follow,
-//     live, so no PUID goes back to an older status). A node that had not
-//     yet heard the Held may still write after the take: a sweep
-//     (sweepAfter later, while the node still holds the app) deletes what
-//     they wrote, which the holder had computed and sent itself.
+//     then deletes) the app's queue, and with what it kept and its own
+//     unwritten outbox entries has the PUIDs whose status changed while
+//     no channel listened (those within apps.status_queue_ttl). It sends
+//     the channel each one's status as this node knows it now (its
+//     current map, or offline), not the stored one: a node that had not
+//     yet heard the Held may have written an older step after the take,
+//     and the next take then repeats a PUID's status, never goes back to
+//     an older one. PUIDs routed here since it said Held are sent after,
+//     live, and not from the queue. When the node's last channel of the
+//     app leaves, it deletes such late writes before it says so
+//     (releaseAfterSweep), so that the next channel does not get them
+//     again.
 //
 // Lock order: appState.mu, then sharedQueue.mu; sharedQueue.flushMu is
 // never taken under appState.mu.
@@ -55,14 +60,15 @@ type recentUpdate struct {
 // sharedQueue is a node's side of a SharedStatusQueue: the outbox of
 // updates to write, and the writer.
 type sharedQueue struct {
-	q       SharedStatusQueue
-	flushMu sync.Mutex // held while a write is in flight, so that a take can wait for it
-	mu      sync.Mutex // guards: pending
-	pending map[AppID]map[string]StatusUpdate
-	kick    chan struct{} // a write is due
-	started atomic.Bool   // Start began the writer
-	stop    chan struct{}
-	done    chan struct{}
+	q          SharedStatusQueue
+	flushMu    sync.Mutex // held while a write is in flight, so that a take can wait for it
+	mu         sync.Mutex // guards: pending
+	pending    map[AppID]map[string]StatusUpdate
+	kick       chan struct{} // a write is due
+	started    atomic.Bool   // Start began the writer
+	quietUntil atomic.Int64  // Unix nanoseconds: no write before (askHolders)
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 func newSharedQueue(q SharedStatusQueue) *sharedQueue {
@@ -100,9 +106,9 @@ func (s *sharedQueue) fence(app AppID) map[string]StatusUpdate {
 	return m
 }
 
-// sweepAfter is how long after a take its sweep runs: longer than a Bus
-// message takes to reach every node and a write already begun to end.
-func (r *Router) sweepAfter() time.Duration { return 2 * r.opts.HeartbeatInterval }
+// askQuiet is how long a node that asked which apps are held waits for
+// the answers before it writes: longer than a Bus round trip.
+func (r *Router) askQuiet() time.Duration { return 2 * r.opts.HeartbeatInterval }
 
 // recentKeep is how long a node keeps what it routed for an app held by
 // other nodes: from a holder's last heartbeat until liveness forgets it.
@@ -131,6 +137,10 @@ func (r *Router) parkShared(a *appState, u StatusUpdate) {
 // holder sent it to its channels.
 func (r *Router) deliverAppChannels(c AppChannels) {
 	if r.shared == nil || c.Node == r.nodeID {
+		return
+	}
+	if c.Ask {
+		r.announceHeldApps()
 		return
 	}
 	a := r.appState(c.App)
@@ -191,8 +201,19 @@ func (r *Router) pruneRecent(now time.Time) {
 	}
 }
 
+// askHolders asks every node which apps it holds channels of, and keeps
+// this node from writing until the answers are in (a node that starts,
+// or whose link came back: it may have missed what nodes said).
+func (r *Router) askHolders() {
+	if r.shared == nil {
+		return
+	}
+	r.shared.quietUntil.Store(time.Now().Add(r.askQuiet()).UnixNano())
+	r.bus.PublishAppChannels(AppChannels{Node: r.nodeID, Ask: true})
+}
+
 // announceHeldApps says Held again for every app this node holds
-// channels of (a starting node asked).
+// channels of (a node asked).
 func (r *Router) announceHeldApps() {
 	if r.shared == nil {
 		return
@@ -217,7 +238,7 @@ func (r *Router) releaseApps(holding bool) {
 	}
 	for _, a := range r.allApps() {
 		a.mu.Lock()
-		if a.epoch > 0 && (holding || len(a.sinks) == 0) {
+		if a.everHeld && (holding || len(a.sinks) == 0 && a.sweeps == 0) {
 			r.announceChannels(a, false)
 		}
 		a.mu.Unlock()
@@ -270,8 +291,7 @@ func (r *Router) attachShared(ctx context.Context, a *appState, sink AppSink, op
 	a.held = make(map[string]StatusUpdate)
 	kept := r.recentSinceHoldersLocked(a)
 	a.recent = nil
-	a.epoch++
-	epoch := a.epoch
+	a.everHeld = true
 	r.announceChannels(a, true)
 	a.mu.Unlock()
 
@@ -294,21 +314,30 @@ func (r *Router) attachShared(ctx context.Context, a *appState, sink AppSink, op
 		}
 		return nil, &Error{Errno: ErrnoShuttingDown, Reason: "the cluster's status queue did not answer", Err: err}
 	}
-	queue := make(map[string]StatusUpdate, len(taken)+len(own)+len(kept))
-	for _, u := range taken {
-		queue[u.PUID] = u
-	}
-	for _, m := range []map[string]StatusUpdate{own, kept} {
-		for puid, u := range m {
-			if w, ok := queue[puid]; !ok || !u.At.Before(w.At) {
-				queue[puid] = u
-			}
+	// The PUIDs that changed while no channel listened, each at the
+	// latest time it did.
+	changed := make(map[string]time.Time, len(taken)+len(own)+len(kept))
+	note := func(u StatusUpdate) {
+		if _, live := held[u.PUID]; !live && !u.At.Before(oldest) && u.At.After(changed[u.PUID]) {
+			changed[u.PUID] = u.At
 		}
 	}
-	maps.DeleteFunc(queue, func(puid string, u StatusUpdate) bool {
-		_, live := held[puid]
-		return live || u.At.Before(oldest)
-	})
+	for _, u := range taken {
+		note(u)
+	}
+	for _, m := range []map[string]StatusUpdate{own, kept} {
+		for _, u := range m {
+			note(u)
+		}
+	}
+	queue := make(map[string]StatusUpdate, len(changed))
+	for puid, at := range changed {
+		if u, ok := a.current[puid]; ok {
+			queue[puid] = u
+		} else {
+			queue[puid] = StatusUpdate{PUID: puid, Status: Offline, At: at}
+		}
+	}
 	if opts.Initial {
 		for _, u := range sortedUpdates(a.current) {
 			sink.SendStatus(u)
@@ -322,7 +351,6 @@ func (r *Router) attachShared(ctx context.Context, a *appState, sink AppSink, op
 		}
 	}
 	a.sinks[sink] = struct{}{}
-	time.AfterFunc(r.sweepAfter(), func() { r.sweepShared(a, epoch) })
 	return sent, nil
 }
 
@@ -352,32 +380,42 @@ func (r *Router) takeShared(ctx context.Context, app AppID, since time.Time) ([]
 }
 
 // detachedLocked is called, with a.mu held, once a sink was removed.
+// When it was the node's last channel of the app, the node sweeps the
+// app's queue before it says it holds none: see releaseAfterSweep.
 func (r *Router) detachedLocked(a *appState) {
-	if r.shared != nil && len(a.sinks) == 0 {
-		r.announceChannels(a, false)
+	if r.shared == nil || len(a.sinks) > 0 || r.shuttingDown.Load() {
+		return // Shutdown has said it for every app
 	}
+	a.sweeps++
+	go r.releaseAfterSweep(a)
 }
 
-// sweepShared deletes what nodes wrote to the app's queue after the take
-// of attach epoch, if this node still holds the app since then: they
-// wrote before they heard that it does, and it sent those updates live.
-// No write of this node is in flight meanwhile, nor starts.
-func (r *Router) sweepShared(a *appState, epoch uint64) {
-	if r.shuttingDown.Load() {
-		return
-	}
+// releaseAfterSweep deletes what waits in the app's queue, then says
+// that this node holds no channel of it (unless one attached meanwhile).
+// While the node held the app, only nodes that had not yet heard so
+// wrote there: steps the node computed and sent itself, which the next
+// channel would get again. Every other node still takes the app for held
+// until it hears the release, so none writes there meanwhile, and this
+// node's own writes of the app wait for the sweep (flushShared puts
+// them back while it runs): what it routes from the detach on is written
+// after it.
+func (r *Router) releaseAfterSweep(a *appState) {
 	r.shared.flushMu.Lock()
 	defer r.shared.flushMu.Unlock()
-	a.mu.Lock()
-	still := a.epoch == epoch && len(a.sinks) > 0
-	a.mu.Unlock()
-	if !still {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), sharedWriteTimeout)
 	defer cancel()
 	if err := r.shared.q.DropWaiting(ctx, a.id); err != nil {
-		r.log.Warn("status queue: could not sweep what nodes wrote while this node took the app's queue", "app", a.id, "err", err)
+		r.log.Warn("status queue: could not sweep the app's queue as its last channel here left; its next channel may get some statuses again", "app", a.id, "err", err)
+	}
+	a.mu.Lock()
+	a.sweeps--
+	if a.sweeps == 0 && len(a.sinks) == 0 && !a.taking && !r.shuttingDown.Load() {
+		r.announceChannels(a, false)
+	}
+	a.mu.Unlock()
+	select { // what the node routed since the detach waits to be written
+	case r.shared.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -392,20 +430,15 @@ func (r *Router) requeueShared(a *appState, updates []StatusUpdate) {
 	}
 }
 
-// sharedWriteTimeout bounds one write or sweep of the shared queue.
+// sharedWriteTimeout bounds one write to the shared queue.
 const sharedWriteTimeout = 10 * time.Second
 
 // runSharedWriter writes the outbox to the shared queue until Shutdown,
-// which writes what is left. Its first write waits sweepAfter: a
-// starting node first hears which apps other nodes hold.
+// which writes what is left. It does not write while the node waits for
+// the answers to askHolders.
 func (r *Router) runSharedWriter() {
 	s := r.shared
 	defer close(s.done)
-	select {
-	case <-s.stop:
-		return
-	case <-time.After(r.sweepAfter()):
-	}
 	backoff := 50 * time.Millisecond
 	for {
 		select {
@@ -413,7 +446,14 @@ func (r *Router) runSharedWriter() {
 			return
 		case <-s.kick:
 		}
-		if r.flushShared() {
+		if wait := time.Until(time.Unix(0, s.quietUntil.Load())); wait > 0 {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+		if r.flushShared(false) {
 			backoff = 50 * time.Millisecond
 			continue
 		}
@@ -430,10 +470,11 @@ func (r *Router) runSharedWriter() {
 	}
 }
 
-// flushShared writes the outbox, app by app, skipping apps that some
-// node holds now. A failed write puts its entries back, behind any newer
+// flushShared writes the outbox, app by app, skipping apps that other
+// nodes hold now and keeping back, unless final (Shutdown's last write),
+// those this node is sweeping. A failed write puts its entries back, behind any newer
 // one of their PUID. It reports whether everything was written.
-func (r *Router) flushShared() bool {
+func (r *Router) flushShared(final bool) bool {
 	s := r.shared
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -445,32 +486,44 @@ func (r *Router) flushShared() bool {
 	for app, m := range batch {
 		a := r.appState(app)
 		a.mu.Lock()
-		held := len(a.sinks) > 0 || len(a.holders) > 0 || a.taking
+		elsewhere, sweeping := len(a.holders) > 0, a.sweeps > 0
 		a.mu.Unlock()
-		if held {
+		if elsewhere {
+			continue // the holders computed them too
+		}
+		if sweeping && !final {
+			s.putBack(app, m) // routed since the detach: written after the sweep (releaseAfterSweep)
 			continue
 		}
+		// Held here: a first channel taking the queue waits for this
+		// write (fence), and takes it.
 		ctx, cancel := context.WithTimeout(context.Background(), sharedWriteTimeout)
 		err := s.q.PutWaiting(ctx, app, sortedUpdates(m))
 		cancel()
 		if err != nil {
 			ok = false
 			r.log.Warn("status queue: write failed; trying again", "app", app, "updates", len(m), "err", err)
-			s.mu.Lock()
-			cur := s.pending[app]
-			if cur == nil {
-				cur = make(map[string]StatusUpdate, len(m))
-				s.pending[app] = cur
-			}
-			for puid, u := range m {
-				if _, newer := cur[puid]; !newer {
-					cur[puid] = u
-				}
-			}
-			s.mu.Unlock()
+			s.putBack(app, m)
 		}
 	}
 	return ok
+}
+
+// putBack returns entries to the outbox, behind any newer one of their
+// PUID.
+func (s *sharedQueue) putBack(app AppID, m map[string]StatusUpdate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.pending[app]
+	if cur == nil {
+		cur = make(map[string]StatusUpdate, len(m))
+		s.pending[app] = cur
+	}
+	for puid, u := range m {
+		if _, newer := cur[puid]; !newer {
+			cur[puid] = u
+		}
+	}
 }
 
 // stopShared ends the writer, if Start began it, and writes what is left.
@@ -479,7 +532,7 @@ func (r *Router) stopShared() error {
 	if r.shared.started.Load() {
 		<-r.shared.done
 	}
-	if !r.flushShared() {
+	if !r.flushShared(true) {
 		return errors.New("status updates waiting for apps could not be written to the cluster's queue")
 	}
 	return nil

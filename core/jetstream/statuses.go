@@ -101,22 +101,13 @@ func (s *Statuses) SaveWaiting(ctx context.Context, app core.AppID, updates []co
 		return nil
 	}
 	// What waits already, and is newer, stays.
-	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	it, err := jetstreamext.GetLastMsgsFor(rctx, s.js, StatusStream, subjects)
+	waitingAt, err := s.lastAt(ctx, subjects)
 	if err != nil {
 		return fmt.Errorf("jetstream: save waiting statuses of app %d: %w", app, err)
 	}
-	for m, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("jetstream: save waiting statuses of app %d: %w", app, err)
-		}
-		var w waiting
-		if json.Unmarshal(m.Data, &w) == nil && w.At > newest[w.PUID].At.UnixNano() {
-			delete(newest, w.PUID)
+	for puid, at := range waitingAt {
+		if at > newest[puid].At.UnixNano() {
+			delete(newest, puid)
 		}
 	}
 	if len(newest) == 0 {
@@ -136,6 +127,48 @@ func (s *Statuses) SaveWaiting(ctx context.Context, app core.AppID, updates []co
 		return fmt.Errorf("jetstream: save waiting statuses of app %d: %w", app, err)
 	}
 	return nil
+}
+
+// lastAt returns the time of what waits under each subject that has a
+// message, by PUID. Like publishBatch it asks again while the server the
+// client is on knows of no stream yet (just created, or moving).
+func (s *Statuses) lastAt(ctx context.Context, subjects []string) (map[string]int64, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		out, err := s.lastAtOnce(ctx, subjects)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+}
+
+func (s *Statuses) lastAtOnce(ctx context.Context, subjects []string) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	it, err := jetstreamext.GetLastMsgsFor(ctx, s.js, StatusStream, subjects)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64)
+	for m, err := range it {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		var w waiting
+		if json.Unmarshal(m.Data, &w) == nil {
+			out[w.PUID] = w.At
+		}
+	}
+	return out, nil
 }
 
 // putChunk bounds the messages of one atomic batch of PutWaiting: a

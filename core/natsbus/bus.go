@@ -181,7 +181,10 @@ func (b *Bus) PublishAppChannels(c core.AppChannels) {
 	w := make(writer, 0, originLen+1+2+len(c.Node)+8+1)
 	w = append(w, b.origin[:]...)
 	held := byte(0)
-	if c.Held {
+	switch {
+	case c.Ask:
+		held = 2
+	case c.Held:
 		held = 1
 	}
 	if err := b.nc.Publish(channelsSubj, w.u8(kindAppChannels).str(c.Node).i64(int64(c.App)).u8(held)); err != nil {

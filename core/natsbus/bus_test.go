@@ -275,11 +275,11 @@ func TestBusBetweenNodes(t *testing.T) {
 	})
 
 	t.Run("which apps a node holds channels of reaches the other nodes, in order", func(t *testing.T) {
-		sent := []core.AppChannels{{Node: "node-b", App: 7, Held: true}, {Node: "node-b", App: 1 << 40, Held: true}, {Node: "node-b", App: 7}}
+		sent := []core.AppChannels{{Node: "node-b", App: 7, Held: true}, {Node: "node-b", App: 1 << 40, Held: true}, {Node: "node-b", App: 7}, {Node: "node-b", Ask: true}}
 		for _, c := range sent {
 			busB.PublishAppChannels(c)
 		}
-		cc.waitFor(t, 10*time.Second, "three app-channel events on node C", func([]core.StatusUpdate, []core.Invalidation) bool {
+		cc.waitFor(t, 10*time.Second, "four app-channel events on node C", func([]core.StatusUpdate, []core.Invalidation) bool {
 			return len(cc.chans) >= len(sent) // waitFor holds cc.mu
 		})
 		cc.mu.Lock()

@@ -23,7 +23,8 @@ import (
 //	               each: app i64, status u8, message str
 //	heartbeat:     node str
 //	sync request:  node str (a node that starts asks for every NodePresence)
-//	app channels:  node str, app i64, held u8 (1: the node holds a channel of the app)
+//	app channels:  node str, app i64, held u8 (1: the node holds a channel of the app;
+//	               2: the node asks every node which apps it holds)
 //	notifications: count uvarint, then each: id str, app i64, puid str,
 //	               user str, message str, action str, created i64, expires i64
 //
@@ -244,6 +245,8 @@ func decode(b []byte) (message, error) {
 		case 0:
 		case 1:
 			m.channels.Held = true
+		case 2:
+			m.channels.Ask = true
 		default:
 			if r.err == nil {
 				r.err = errors.New("natsbus: bad held flag")
