@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -141,11 +142,35 @@ func (n *Notifications) AckNotifications(ctx context.Context, userID string, ids
 	return deleted, nil
 }
 
-// ackOne deletes message seq when it is the user's with this nonce. The
-// message is read from the stream's leader, not from any replica: an ack
-// may follow its add within milliseconds, and a lagging replica's "no
-// such message" would drop the ack.
+// ackAttempt bounds one try of an ack. Both of its steps are answered
+// by the stream's leader only, and a try sent to a leader that died has
+// no answer coming: it is tried again after ackAttempt (a new leader is
+// elected well within it) rather than held for requestTimeout, since a
+// device's later requests wait for its ack's answer. Both steps are safe
+// to repeat: a delete whose answer was lost finds the message gone, as an
+// ack by another device does.
+const ackAttempt = time.Second
+
+// ackOne deletes message seq when it is the user's with this nonce,
+// trying again each ackAttempt until requestTimeout.
 func ackOne(ctx context.Context, js jetstream.JetStream, userID string, seq uint64, nonce string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, ackAttempt)
+		ok, err := ackOnce(actx, js, userID, seq, nonce)
+		acancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return ok, err
+		}
+	}
+}
+
+// ackOnce is one try of ackOne. The message is read from the stream's
+// leader, not from any replica: an ack may follow its add within
+// milliseconds, and a lagging replica's "no such message" would drop the
+// ack.
+func ackOnce(ctx context.Context, js jetstream.JetStream, userID string, seq uint64, nonce string) (bool, error) {
 	data, found, err := leaderGet(ctx, js, NotificationStream, seq)
 	if err != nil || !found {
 		return false, err
