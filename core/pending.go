@@ -71,7 +71,7 @@ func (r *Router) loadPending(ctx context.Context) error {
 	return nil
 }
 
-// pushMissedAttempts and pushMissedRetry bound how long pushMissed asks
+// pushMissedAttempts and pushMissedRetry bound how long pushMissed tries
 // a store that is itself failing over (the NATS server that dropped this
 // node may have led the stream too).
 const (
@@ -85,23 +85,33 @@ const (
 // devices it holds would get those items only on their next connect,
 // not at once (PROTOCOL §10). It asks the store which users have
 // notifications waiting and fills each of their sessions here; an item a
-// session was already given is not pushed again. Called on CachesLost.
+// session was already given is not pushed again, so a failed round is
+// simply made again. Called on CachesLost.
 func (r *Router) pushMissed() {
-	var users []string
 	var err error
 	for range pushMissedAttempts {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*pushMissedRetry)
-		users, err = r.queues.UsersWithNotifications(ctx)
-		cancel()
-		if err == nil || r.shuttingDown.Load() {
-			break
+		if r.shuttingDown.Load() {
+			return
+		}
+		if err = r.pushMissedOnce(); err == nil {
+			return
 		}
 		time.Sleep(pushMissedRetry)
 	}
-	if err != nil {
-		r.log.Error("after a bus reconnect: cannot read which users have notifications waiting; their devices get them on their next connect", "err", err)
-		return
+	if !r.shuttingDown.Load() {
+		r.log.Error("after a bus reconnect: cannot push the notifications stored meanwhile; devices get them on their next connect", "err", err)
 	}
+}
+
+// pushMissedOnce is one round of pushMissed; it returns the first error.
+func (r *Router) pushMissedOnce() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*pushMissedRetry)
+	users, err := r.queues.UsersWithNotifications(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var first error
 	for _, user := range users {
 		r.pending.mark(user)
 		u := r.lockUser(user, false)
@@ -119,10 +129,11 @@ func (r *Router) pushMissed() {
 		u.mu.Unlock()
 		for _, s := range live {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*pushMissedRetry)
-			if _, err := r.fill(ctx, s); err != nil {
-				r.log.Error("after a bus reconnect: pushing waiting notifications", "err", err)
+			if _, err := r.fill(ctx, s); err != nil && first == nil {
+				first = err
 			}
 			cancel()
 		}
 	}
+	return first
 }
