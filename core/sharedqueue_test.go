@@ -115,36 +115,51 @@ func (q *sharedQueue) waiting(app core.AppID) []string {
 	return out
 }
 
+// sharedNode is one router on a shared queue in memory, and an active
+// app of it.
+func sharedNode(t *testing.T) (*sharedQueue, *core.Router, core.AppID) {
+	t.Helper()
+	q := newSharedQueue()
+	n := newNodes(t, core.Options{HeartbeatInterval: 20 * time.Millisecond})
+	n.deps.Statuses = q
+	r := n.start()
+	t.Cleanup(func() { r.Shutdown(context.Background()) })
+	return q, r, activeApp(t, r)
+}
+
+// sharedUser grants app to name@example.com, connects a device of the
+// user to r, and returns the PUID and a way to set the device's status.
+func sharedUser(t *testing.T, r *core.Router, app core.AppID, name string) (string, func(core.Status, string)) {
+	t.Helper()
+	ctx := context.Background()
+	who := core.Identity{Subject: name + "@example.com", Email: name + "@example.com"}
+	g, err := r.Grant(ctx, who, app, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := r.Connect(ctx, core.ConnectRequest{Identity: who, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.PUID, func(st core.Status, msg string) {
+		t.Helper()
+		if err := r.SetStatus(s, core.Presence{Status: st, Message: msg}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // With a cluster's shared queue, the first channel gets what waited
 // there, and an update routed while it takes the queue follows it: a
 // PUID whose older status waited gets the live one alone, never the
 // older after it.
 func TestSharedQueueLiveUpdatesFollowTheTake(t *testing.T) {
 	ctx := context.Background()
-	q := newSharedQueue()
-	n := newNodes(t, core.Options{HeartbeatInterval: 20 * time.Millisecond})
-	n.deps.Statuses = q
-	r := n.start()
-	t.Cleanup(func() { r.Shutdown(ctx) })
-	app := activeApp(t, r)
+	q, r, app := sharedNode(t)
 	set := map[string]func(core.Status, string){}
 	puid := map[string]string{}
 	for _, name := range []string{"ann", "bob"} {
-		who := core.Identity{Subject: name + "@example.com", Email: name + "@example.com"}
-		g, err := r.Grant(ctx, who, app, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		puid[name] = g.PUID
-		s, _, err := r.Connect(ctx, core.ConnectRequest{Identity: who, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		set[name] = func(st core.Status, msg string) {
-			if err := r.SetStatus(s, core.Presence{Status: st, Message: msg}, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		puid[name], set[name] = sharedUser(t, r, app, name)
 	}
 	set["ann"](core.Online, "old")
 	set["bob"](core.Online, "bob")
@@ -246,31 +261,14 @@ func TestSharedQueueStartingNodeLearnsHeldApps(t *testing.T) {
 // offline.
 func TestSharedQueueLateWriteNeverGoesBack(t *testing.T) {
 	ctx := context.Background()
-	q := newSharedQueue()
-	n := newNodes(t, core.Options{HeartbeatInterval: 20 * time.Millisecond})
-	n.deps.Statuses = q
-	r := n.start()
-	t.Cleanup(func() { r.Shutdown(ctx) })
-	app := activeApp(t, r)
+	q, r, app := sharedNode(t)
 	puid := map[string]string{}
 	for _, name := range []string{"ann", "bob"} {
-		who := core.Identity{Subject: name + "@example.com", Email: name + "@example.com"}
-		g, err := r.Grant(ctx, who, app, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		puid[name] = g.PUID
-		s, _, err := r.Connect(ctx, core.ConnectRequest{Identity: who, DeviceID: "phone", AppIDs: []core.AppID{app}, Sink: newDeviceSink()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.SetStatus(s, core.Presence{Status: core.Online, Message: name + " now"}, nil); err != nil {
-			t.Fatal(err)
-		}
+		var set func(core.Status, string)
+		puid[name], set = sharedUser(t, r, app, name)
+		set(core.Online, name+" now")
 		if name == "bob" {
-			if err := r.SetStatus(s, core.Presence{Status: core.Offline}, nil); err != nil {
-				t.Fatal(err)
-			}
+			set(core.Offline, "")
 		}
 	}
 	want := []string{puid["ann"] + "=online ann now", puid["bob"] + "=offline "}

@@ -18,15 +18,23 @@ import (
 // on its commit message), so sending it again cannot store it twice.
 // Any other error, or ctx ending, is returned as it is.
 func publishBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (*jetstreamext.BatchAck, error) {
+	return whileNoResponders(ctx, func() (*jetstreamext.BatchAck, error) {
+		return jetstreamext.PublishMsgBatch(ctx, js, msgs)
+	})
+}
+
+// whileNoResponders calls do again, backing off, while it fails with
+// nats.ErrNoResponders (no server knows the stream yet), until ctx ends.
+func whileNoResponders[T any](ctx context.Context, do func() (T, error)) (T, error) {
 	backoff := 10 * time.Millisecond
 	for {
-		ack, err := jetstreamext.PublishMsgBatch(ctx, js, msgs)
+		v, err := do()
 		if !errors.Is(err, nats.ErrNoResponders) {
-			return ack, err
+			return v, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return v, err
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 250*time.Millisecond)

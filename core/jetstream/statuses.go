@@ -133,19 +133,7 @@ func (s *Statuses) SaveWaiting(ctx context.Context, app core.AppID, updates []co
 // message, by PUID. Like publishBatch it asks again while the server the
 // client is on knows of no stream yet (just created, or moving).
 func (s *Statuses) lastAt(ctx context.Context, subjects []string) (map[string]int64, error) {
-	backoff := 10 * time.Millisecond
-	for {
-		out, err := s.lastAtOnce(ctx, subjects)
-		if !errors.Is(err, nats.ErrNoResponders) {
-			return out, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 250*time.Millisecond)
-	}
+	return whileNoResponders(ctx, func() (map[string]int64, error) { return s.lastAtOnce(ctx, subjects) })
 }
 
 func (s *Statuses) lastAtOnce(ctx context.Context, subjects []string) (map[string]int64, error) {
