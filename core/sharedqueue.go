@@ -386,6 +386,9 @@ func (r *Router) detachedLocked(a *appState) {
 	if r.shared == nil || len(a.sinks) > 0 || r.shuttingDown.Load() {
 		return // Shutdown has said it for every app
 	}
+	if r.linkLost.Load() {
+		return // nothing reaches NATS: LinkRestored says it (releaseApps)
+	}
 	a.sweeps++
 	go r.releaseAfterSweep(a)
 }
