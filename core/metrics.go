@@ -23,6 +23,7 @@ type Metrics struct {
 	FileLimitRefusals   atomic.Int64
 	KeyChecksFailed     atomic.Int64 // wrong API keys
 	KeyChecksRefused    atomic.Int64 // key checks refused with errno 29 (KeyGuard)
+	StatusQueueFailures atomic.Int64 // writes to a cluster's status queue that failed (tried again)
 
 	// Latencies, in seconds.
 	ConnectSeconds *Histogram // Router.Connect: grants, replacing an older session, telling apps

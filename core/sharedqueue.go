@@ -505,6 +505,7 @@ func (r *Router) flushShared(final bool) bool {
 		cancel()
 		if err != nil {
 			ok = false
+			r.Metrics.StatusQueueFailures.Add(1)
 			r.log.Warn("status queue: write failed; trying again", "app", app, "updates", len(m), "err", err)
 			s.putBack(app, m)
 		}

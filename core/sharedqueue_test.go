@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -14,10 +15,11 @@ import (
 // sharedQueue is a core.SharedStatusQueue in memory whose takes the test
 // may hold at their start, to route updates while one is under way.
 type sharedQueue struct {
-	mu      sync.Mutex // guards: m, gate
-	m       map[core.AppID]map[string]core.StatusUpdate
-	gate    chan struct{} // when set, a take waits for it to close
-	started chan struct{} // a take began (when gate is set)
+	mu       sync.Mutex // guards: m, gate, failPuts
+	m        map[core.AppID]map[string]core.StatusUpdate
+	gate     chan struct{} // when set, a take waits for it to close
+	failPuts int           // so many puts fail before they succeed again
+	started  chan struct{} // a take began (when gate is set)
 }
 
 func newSharedQueue() *sharedQueue {
@@ -43,6 +45,15 @@ func (q *sharedQueue) SaveWaiting(_ context.Context, app core.AppID, us []core.S
 }
 
 func (q *sharedQueue) PutWaiting(_ context.Context, app core.AppID, us []core.StatusUpdate) error {
+	q.mu.Lock()
+	failing := q.failPuts > 0
+	if failing {
+		q.failPuts--
+	}
+	q.mu.Unlock()
+	if failing {
+		return errors.New("no JetStream leader")
+	}
 	q.put(app, us, false)
 	return nil
 }
@@ -300,5 +311,32 @@ func TestSharedQueueLateWriteNeverGoesBack(t *testing.T) {
 	case u := <-channel.updates:
 		t.Fatalf("and then %+v", u)
 	default:
+	}
+}
+
+// A write to the shared queue that fails (JetStream electing a leader) is
+// counted and tried again; what it held, and what was routed meanwhile,
+// is written once the queue answers, the newest per PUID.
+func TestSharedQueueFailedWriteIsTriedAgain(t *testing.T) {
+	q, r, app := sharedNode(t)
+	q.mu.Lock()
+	q.failPuts = 3
+	q.mu.Unlock()
+	ann, set := sharedUser(t, r, app, "ann")
+	set(core.Online, "first")
+	for deadline := time.Now().Add(5 * time.Second); r.Metrics.StatusQueueFailures.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no write failed")
+		}
+	}
+	set(core.Unavailable, "second")
+	want := []string{ann + "=unavailable second"}
+	for deadline := time.Now().Add(10 * time.Second); !slices.Equal(q.waiting(app), want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shared queue holds %q, want %q", q.waiting(app), want)
+		}
+	}
+	if n := r.Metrics.StatusQueueFailures.Load(); n != 3 {
+		t.Fatalf("%d failed writes counted, want 3", n)
 	}
 }

@@ -63,6 +63,7 @@ var (
 		{desc("presence_goroutines", "Goroutines now (an idle device holds none)."), prometheus.GaugeValue, func(*core.Metrics) float64 { return float64(runtime.NumGoroutine()) }},
 		{desc("presence_file_limit_refusals_total", "Connections refused at the open-file limit."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.FileLimitRefusals.Load()) }},
 		{desc("presence_api_key_failures_total", "API keys checked and found wrong (POST, app WebSocket, XMPP handshake)."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.KeyChecksFailed.Load()) }},
+		{desc("presence_status_queue_write_failures_total", "Writes of status updates to the cluster's queue that failed and are tried again."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.StatusQueueFailures.Load()) }},
 		{desc("presence_api_key_checks_refused_total", "API-key checks refused with errno 29: the source or the app had too many wrong keys."), prometheus.CounterValue, func(m *core.Metrics) float64 { return float64(m.KeyChecksRefused.Load()) }},
 	}
 	routerHistograms = []struct {
