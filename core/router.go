@@ -41,8 +41,9 @@ type Router struct {
 	users [shardCount]userShard
 	apps  [shardCount]appShard
 
-	cache  appCache
-	grants grantCache
+	cache      appCache
+	grants     grantCache
+	puidGrants *PUIDGrants // nil on one node
 
 	notifyLimits sync.Map // AppID → *RateLimiter, one bucket per app for every edge
 	keyGuard     KeyGuard // failed API-key checks, for every edge (keyguard.go)
@@ -77,6 +78,9 @@ type Deps struct {
 	Notifications NotificationQueues
 	Statuses      StatusQueue
 	Bus           Bus
+	// PUIDGrants, if set, is the lookup the notification queues check
+	// PUIDs with (a cluster's); the router tells it of revocations.
+	PUIDGrants *PUIDGrants
 }
 
 // NewRouter returns a router over deps. Call Start before use.
@@ -112,7 +116,7 @@ func NewRouter(deps Deps, opts Options) *Router {
 		opts.NotificationWindow = 100
 	}
 	r := &Router{reg: deps.Registry, queues: deps.Notifications, statuses: deps.Statuses, bus: deps.Bus,
-		opts: opts, log: opts.Logger, Metrics: NewMetrics()}
+		puidGrants: deps.PUIDGrants, opts: opts, log: opts.Logger, Metrics: NewMetrics()}
 	for i := range r.users {
 		r.users[i].m = make(map[string]*userState)
 	}

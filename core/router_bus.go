@@ -53,6 +53,9 @@ func (b busSubscriber) Invalidated(inv Invalidation) {
 			u.mu.Unlock()
 		}
 		r.view.forgetPUID(inv.User, inv.App, inv.PUID)
+		if r.puidGrants != nil {
+			r.puidGrants.forget(inv.PUID)
+		}
 	case AppChanged:
 		r.forgetApp(inv.App)
 		if inv.Close != 0 {
@@ -61,6 +64,9 @@ func (b busSubscriber) Invalidated(inv Invalidation) {
 	case CachesLost:
 		r.forgetAllApps()
 		r.grants.invalidateAll()
+		if r.puidGrants != nil {
+			r.puidGrants.forgetAll()
+		}
 		go r.pushMissed() // it reads the store: not on the bus's goroutine
 		r.askHolders()    // sharedqueue.go: which apps nodes hold may have changed meanwhile
 	}

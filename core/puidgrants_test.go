@@ -1,0 +1,60 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/presence-service/presence/core"
+	"github.com/presence-service/presence/core/memstore"
+)
+
+// While the registry is away, a PUID looked up before is answered with
+// its grant; one never looked up, or whose grant was revoked (told by
+// the bus), or any after a lost bus link, fails with the registry's
+// error.
+func TestPUIDGrantsFallBackUntilToldOtherwise(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	deps := store.Deps()
+	deps.Bus = core.NewLocalBus()
+	lookups := core.NewPUIDGrants(store)
+	deps.PUIDGrants = lookups
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	r := core.NewRouter(deps, core.Options{Keys: keys})
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app := activeApp(t, r)
+	var puids []string
+	for _, who := range []string{"ann", "bob", "cy", "dan"} {
+		g, err := r.Grant(ctx, core.Identity{Subject: who + "@example.com", Email: who + "@example.com"}, app, who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		puids = append(puids, g.PUID)
+	}
+	ann, bob, cy, dan := puids[0], puids[1], puids[2], puids[3]
+	for _, p := range []string{ann, bob, cy} { // dan's is never looked up
+		if _, err := lookups.GrantByPUID(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Revoke(ctx, "bob@example.com", bob); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	if g, err := lookups.GrantByPUID(ctx, ann); err != nil || g.PUID != ann || g.AppID != app {
+		t.Fatalf("ann's PUID with the registry away: %+v, %v; want her grant", g, err)
+	}
+	for name, p := range map[string]string{"bob's (revoked)": bob, "dan's (never looked up)": dan} {
+		if _, err := lookups.GrantByPUID(ctx, p); !errors.Is(err, memstore.ErrClosed) {
+			t.Fatalf("%s PUID with the registry away: %v, want the registry's error", name, err)
+		}
+	}
+	deps.Bus.(*core.LocalBus).Invalidate(ctx, core.Invalidation{Kind: core.CachesLost})
+	if _, err := lookups.GrantByPUID(ctx, cy); !errors.Is(err, memstore.ErrClosed) {
+		t.Fatalf("cy's PUID after a lost bus link: %v, want the registry's error", err)
+	}
+}
