@@ -58,7 +58,10 @@ func (b *backend) openCluster(ctx context.Context, log *slog.Logger) error {
 	waiting := func(err error) {
 		log.Info("waiting for JetStream (servers starting or electing a leader)", "nats_url", cfg.Cluster.NATSURL, "err", err)
 	}
-	notes, err := pjs.OpenNotifications(pctx, js, reg, pjs.NotificationConfig{
+	// Each notification's PUID is checked in the registry, with a
+	// fallback on what it said last while PostgreSQL is away.
+	grants := core.NewPUIDGrants(reg)
+	notes, err := pjs.OpenNotifications(pctx, js, grants, pjs.NotificationConfig{
 		Replicas:  cfg.Cluster.Replicas,
 		QueueSize: cfg.Notifications.QueueSize,
 		Waiting:   waiting,
@@ -80,7 +83,7 @@ func (b *backend) openCluster(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cluster.nats_url: %w", err)
 	}
-	b.deps = core.Deps{Registry: reg, Notifications: notes, Statuses: statuses, Bus: bus}
+	b.deps = core.Deps{Registry: reg, Notifications: notes, Statuses: statuses, Bus: bus, PUIDGrants: grants}
 	return nil
 }
 

@@ -50,13 +50,14 @@ func (n *node) appsList() (string, error) {
 //   - live traffic goes on: a connected device's statuses reach the app
 //     channel on another node; a device of a user whose grants a node
 //     holds connects again there with its app shown; the app's channels
-//     open again on every node (each node keeps the apps it has looked
-//     up: nothing can change in the registry while it is away);
+//     open again on every node, and POSTs to a PUID a node has checked
+//     before are stored (each node keeps the apps, grants and PUIDs it
+//     has looked up: nothing can change in the registry while it is away);
 //   - what needs the registry fails at once and says so: /healthz 503
-//     naming the registry, a POST errno 50 (its PUIDs are checked in the
-//     registry; the app retries), a connect whose grants no node holds
-//     errno 50, /me and a grant 500 "please try again", the CLI an error naming
-//     database.url; none takes registryFailBound;
+//     naming the registry, a POST to a PUID the node never checked errno
+//     50 (the app retries), a connect whose grants no node holds errno
+//     50, /me and a grant 500 "please try again", the CLI an error
+//     naming database.url; none takes registryFailBound;
 //   - and once PostgreSQL is back, the same calls succeed.
 func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	pg := pgtest.Local(t) // the server the cluster's database is on; skips with PRESENCE_PG_URL
@@ -65,7 +66,8 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	app, key := a.newApp("beer.example")
 	appID := fmt.Sprint(app)
 	ann, annPUID := a.grantAs("ann@example.com", app, "ann")
-	_, cyPUID := a.grantAs("cy@example.com", app, "cy") // the POSTs' target; her grants are in no node's cache
+	_, cyPUID := a.grantAs("cy@example.com", app, "cy")    // the POSTs' target; her grants are in no node's cache
+	_, evePUID := a.grantAs("eve@example.com", app, "eve") // no node checks her PUID before PostgreSQL stops
 
 	feed := presencetest.OpenFeed(t, b.ws("/"+appID), key)
 	phone, phoneSID := c.device("ann@example.com", "phone", app)
@@ -103,8 +105,8 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 			}
 		})
 		quickly(t, "a POST on node "+nodeName(i), func() {
-			if body := n.mustPostNote(app, key, cyPUID, "PostgreSQL away", http.StatusInternalServerError); !strings.Contains(body, `"errno":50`) {
-				t.Fatalf("POST on node %s: %s, want errno 50", nodeName(i), body)
+			if body := n.mustPostNote(app, key, evePUID, "PostgreSQL away", http.StatusInternalServerError); !strings.Contains(body, `"errno":50`) {
+				t.Fatalf("POST to a PUID node %s never checked: %s, want errno 50", nodeName(i), body)
 			}
 		})
 		quickly(t, "cy's connect on node "+nodeName(i), func() {
@@ -141,6 +143,7 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	feed.Expect(annPUID, "online", "laptop")
 	for _, n := range nodes {
 		presencetest.OpenFeed(t, n.ws("/"+appID), key)
+		n.mustPostNote(app, key, cyPUID, "PostgreSQL away", http.StatusOK) // a PUID the node checked before
 	}
 
 	// PostgreSQL back: the same calls succeed, the nodes untouched.
@@ -153,12 +156,13 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 		n.mustPostNote(app, key, cyPUID, "PostgreSQL back", http.StatusOK)
 	}
 	cyPhone, cySID := b.device("cy@example.com", "phone", app)
-	var pushed struct{ Message string }
-	for range 6 { // three stored before, three after: oldest first
-		cyPhone.Decode(&pushed)
-	}
-	if pushed.Message != "PostgreSQL back" {
-		t.Fatalf("cy's last pending notification: %q", pushed.Message)
+	for _, want := range []string{"before", "PostgreSQL away", "PostgreSQL back"} { // oldest first, three of each
+		for range 3 {
+			var pushed struct{ Message string }
+			if cyPhone.Decode(&pushed); pushed.Message != want {
+				t.Fatalf("cy's pending notifications: got %q, want %q", pushed.Message, want)
+			}
+		}
 	}
 	status(cyPhone, cySID, "online", "cy")
 	feed.Expect(cyPUID, "online", "cy")
