@@ -17,15 +17,15 @@ import (
 // (presenceview.go), so each node knows them all; what a node must know
 // besides is whether some node holds a channel of the app. Nodes say so on
 // the Bus (AppChannels: a node's first channel of an app attached, its
-// last detached; again for a starting node that asks), and node liveness
-// ends what a dead node held.
+// last detached; again for a node that asks, one that starts or whose
+// link came back), and node liveness ends what a dead node held.
 //
 //   - No node holds a channel of the app: each node parks the update in
 //     its outbox (newest per PUID) and its writer puts it in the shared
 //     queue. Every node writes what it computed, in the order it computed
 //     it, so the queue ends on the status that every node ends on, and an
 //     update survives the node that routed it. An outbox entry of an app
-//     that some node holds by the time of the write is dropped: the
+//     that another node holds by the time of the write is dropped: the
 //     holder computed it too.
 //   - Only other nodes hold one: the node keeps the update a while
 //     (recent, recentKeep) in case they die holding it: an app channel
@@ -213,14 +213,15 @@ func (r *Router) askHolders() {
 }
 
 // announceHeldApps says Held again for every app this node holds
-// channels of (a node asked).
+// channels of, is taking the queue of, or is sweeping before it lets go
+// (a node asked).
 func (r *Router) announceHeldApps() {
 	if r.shared == nil {
 		return
 	}
 	for _, a := range r.allApps() {
 		a.mu.Lock()
-		if len(a.sinks) > 0 {
+		if len(a.sinks) > 0 || a.taking || a.sweeps > 0 {
 			r.announceChannels(a, true)
 		}
 		a.mu.Unlock()
