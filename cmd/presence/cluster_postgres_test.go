@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/presence-service/presence/internal/pgtest"
 	"github.com/presence-service/presence/internal/presencetest"
 )
@@ -55,9 +57,10 @@ func (n *node) appsList() (string, error) {
 //     has looked up: nothing can change in the registry while it is away);
 //   - what needs the registry fails at once and says so: /healthz 503
 //     naming the registry, a POST to a PUID the node never checked errno
-//     50 (the app retries), a connect whose grants no node holds errno
-//     50, /me and a grant 500 "please try again", the CLI an error
-//     naming database.url; none takes registryFailBound;
+//     50 (the app retries), the key of an app the node never looked up
+//     (POST errno 50, app channel HTTP 500), a connect whose grants no
+//     node holds errno 50, /me and a grant 500 "please try again", the
+//     CLI an error naming database.url; none takes registryFailBound;
 //   - and once PostgreSQL is back, the same calls succeed.
 func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	pg := pgtest.Local(t) // the server the cluster's database is on; skips with PRESENCE_PG_URL
@@ -79,6 +82,7 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	warmed := time.Now()
 	visitor := presencetest.NewBrowser(t, b.http(""))
 	visitor.Login("dan@example.com")
+	other, otherKey := a.newApp("other.example") // an app no node has looked up
 
 	if err := pg.StopServer(); err != nil {
 		t.Fatal(err)
@@ -123,6 +127,15 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	quickly(t, "a grant on node B", func() { // its page needs the app only: cached
 		if res := visitor.Grant(appID, "https://beer.example/", "dan", "allow"); res.StatusCode != http.StatusInternalServerError {
 			t.Fatalf("a grant: %d, want 500", res.StatusCode)
+		}
+	})
+	quickly(t, "the key of an app node C never looked up", func() {
+		if code, body, err := postNote(c.http(""), other, otherKey, evePUID, "PostgreSQL away"); err != nil || code != http.StatusInternalServerError || !strings.Contains(body, `"errno":50`) {
+			t.Fatalf("POST of an app node C never looked up: %d %s %v, want 500 errno 50", code, body, err)
+		}
+		_, res, err := websocket.DefaultDialer.Dial(c.ws(fmt.Sprint("/", other)), nil)
+		if err == nil || res == nil || res.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("app channel of an app node C never looked up: %v %v, want HTTP 500", res, err)
 		}
 	})
 	quickly(t, "presence apps list", func() {
@@ -170,6 +183,7 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 		t.Fatalf("/me after the restart: %d", code)
 	}
 	visitor.Allow(appID, "https://beer.example/", "dan")
+	presencetest.OpenFeed(t, c.ws(fmt.Sprint("/", other)), otherKey)
 	if out, err := a.appsList(); err != nil || !strings.Contains(out, `"app_id":`+appID) {
 		t.Fatalf("apps list after the restart: %v %s", err, out)
 	}
