@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,6 +47,11 @@ type Notifications struct {
 
 	mu        sync.Mutex // guards: queueSize, and changing the stream's cap
 	queueSize int        // the stream's max_msgs_per_subject
+
+	// streamSubjects is how many queues the stream held at the last size
+	// read (queuesizes.go), which bounds what a read of an app's queues
+	// can return; math.MaxInt64 until a read has said.
+	streamSubjects atomic.Int64
 }
 
 var _ core.NotificationQueues = (*Notifications)(nil)
@@ -75,7 +82,9 @@ func OpenNotifications(ctx context.Context, js jetstream.JetStream, grants Grant
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: notification stream: %w", err)
 	}
-	return &Notifications{js: js, grants: grants, queueSize: cfg.QueueSize}, nil
+	n := &Notifications{js: js, grants: grants, queueSize: cfg.QueueSize}
+	n.streamSubjects.Store(math.MaxInt64)
+	return n, nil
 }
 
 // stored is a notification as the stream keeps it; the stream adds the
@@ -117,8 +126,10 @@ func (s *stored) notification(seq uint64) core.Notification {
 // the stream's) changes the stream's cap first, for every queue, as a
 // changed notifications.queue_size does.
 //
-// The queue sizes it returns are read right after the commit, so on a
-// busy queue they may count a concurrent batch's items too.
+// The queue sizes it returns are read from the stream's leader right
+// after the commit, in one request for the batch (queuesizes.go), so on a
+// busy queue they may count a concurrent batch's items, or miss items a
+// device acked meanwhile, too.
 func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, items []core.NotificationInput, now time.Time, defaultTTL time.Duration, queueSize int) ([]core.Notification, []int, error) {
 	if len(items) == 0 {
 		return nil, nil, core.Errorf(core.ErrnoInvalidField, "batch: no items")
@@ -176,7 +187,7 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 		json.Unmarshal(msgs[i].Data, &s)
 		ns[i].ID = notificationID(first+uint64(i), s.Nonce)
 	}
-	sizes, err := n.queueSizes(ctx, msgs)
+	sizes, err := n.queueSizes(ctx, app, users, msgs)
 	if err != nil {
 		// Stored durably: the caller must hear OK, so a size it could not
 		// read is reported as what it knows, the batch's own items in
@@ -268,82 +279,6 @@ func (n *Notifications) usersOf(ctx context.Context, app core.AppID, items []cor
 		users[i] = byPUID[it.PUID]
 	}
 	return users, nil
-}
-
-// queueSizes reads the size of each message's queue, one request per
-// distinct queue, all at once.
-func (n *Notifications) queueSizes(ctx context.Context, msgs []*nats.Msg) ([]int, error) {
-	var subjects []string
-	seen := make(map[string]bool)
-	for _, m := range msgs {
-		if !seen[m.Subject] {
-			seen[m.Subject] = true
-			subjects = append(subjects, m.Subject)
-		}
-	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex // guards: counts, first
-		counts = make(map[string]int, len(subjects))
-		first  error
-	)
-	for _, subj := range subjects {
-		wg.Go(func() {
-			c, err := subjectCount(ctx, n.js.Conn(), NotificationStream, subj)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && first == nil {
-				first = err
-			}
-			counts[subj] = c
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	sizes := make([]int, len(msgs))
-	for i, m := range msgs {
-		sizes[i] = counts[m.Subject]
-	}
-	return sizes, nil
-}
-
-// batchSizes counts each queue's items in the batch alone, up to the cap.
-func batchSizes(msgs []*nats.Msg, queueSize int) []int {
-	counts := make(map[string]int)
-	for _, m := range msgs {
-		counts[m.Subject]++
-	}
-	sizes := make([]int, len(msgs))
-	for i, m := range msgs {
-		sizes[i] = min(counts[m.Subject], queueSize)
-	}
-	return sizes
-}
-
-// subjectCount asks the stream how many messages a subject holds.
-func subjectCount(ctx context.Context, nc *nats.Conn, stream, subject string) (int, error) {
-	req, _ := json.Marshal(map[string]string{"subjects_filter": subject})
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+stream, req)
-	if err != nil {
-		return 0, err
-	}
-	var info struct {
-		Error *jetstream.APIError `json:"error"`
-		State struct {
-			Subjects map[string]int `json:"subjects"`
-		} `json:"state"`
-	}
-	if err := json.Unmarshal(resp.Data, &info); err != nil {
-		return 0, err
-	}
-	if info.Error != nil {
-		return 0, info.Error
-	}
-	return info.State.Subjects[subject], nil
 }
 
 // notificationID is the sequence in 16 hex digits, then the nonce.

@@ -42,6 +42,11 @@ func userAppNotifications(user string, app core.AppID) string {
 	return fmt.Sprintf("%s.%s.%d.*", notificationRoot, encodeUser(user), app)
 }
 
+// appNotifications matches every queue of app, whoever its user.
+func appNotifications(app core.AppID) string {
+	return fmt.Sprintf("%s.*.%d.*", notificationRoot, app)
+}
+
 // puidNotifications matches the queue of a PUID whoever its user.
 func puidNotifications(puid string) string {
 	return fmt.Sprintf("%s.*.*.%s", notificationRoot, puid)

@@ -1,0 +1,147 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-service/presence/core"
+)
+
+// wideReadPerQueue bounds a read of every queue of an app: it is made
+// when the whole stream holds at most this many queues per queue of the
+// batch (a batch to 100 users reads at most 6,400 counts at once, about
+// 450 KB), so that one answer costs less than the requests it replaces.
+// Past it, the batch's queues are read one request each.
+const wideReadPerQueue = 64
+
+// queueSizes returns the size of each message's queue (PROTOCOL §4: the
+// items it holds, the cap being the stream's max_msgs_per_subject), read
+// from the stream's leader after the batch was stored. JetStream serves
+// its API requests a few at a time, so it asks once for the batch
+// whenever it can: with the queue's own subject for one queue, a filter
+// on the user's queues of app for one user's, and a filter on every queue
+// of app when the stream is small enough for that answer to be cheap.
+// Otherwise, and for any queue a partial answer left out, one request
+// per queue, all at once. users are the messages' users.
+func (n *Notifications) queueSizes(ctx context.Context, app core.AppID, users []string, msgs []*nats.Msg) ([]int, error) {
+	var subjects []string
+	seen := make(map[string]bool)
+	oneUser := true
+	for i, m := range msgs {
+		if !seen[m.Subject] {
+			seen[m.Subject] = true
+			subjects = append(subjects, m.Subject)
+		}
+		oneUser = oneUser && users[i] == users[0]
+	}
+	filter := ""
+	switch {
+	case len(subjects) == 1:
+		filter = subjects[0]
+	case oneUser:
+		filter = userAppNotifications(users[0], app)
+	case n.streamSubjects.Load() <= int64(wideReadPerQueue*len(subjects)):
+		filter = appNotifications(app)
+	}
+	counts := make(map[string]int, len(subjects))
+	missing := subjects
+	if filter != "" {
+		a, err := n.subjectCounts(ctx, filter)
+		if err != nil {
+			return nil, err
+		}
+		missing = nil
+		for _, subj := range subjects {
+			c, ok := a.counts[subj]
+			if !ok && !a.complete {
+				missing = append(missing, subj)
+			}
+			counts[subj] = c // absent from a complete answer: acked or deleted since
+		}
+	}
+	if err := n.readEach(ctx, missing, counts); err != nil {
+		return nil, err
+	}
+	sizes := make([]int, len(msgs))
+	for i, m := range msgs {
+		sizes[i] = counts[m.Subject]
+	}
+	return sizes, nil
+}
+
+// readEach reads each subject's count into counts, one request each, all
+// at once.
+func (n *Notifications) readEach(ctx context.Context, subjects []string, counts map[string]int) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards: counts, first
+		first error
+	)
+	for _, subj := range subjects {
+		wg.Go(func() {
+			a, err := n.subjectCounts(ctx, subj)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			counts[subj] = a.counts[subj]
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// batchSizes counts each queue's items in the batch alone, up to the cap.
+func batchSizes(msgs []*nats.Msg, queueSize int) []int {
+	counts := make(map[string]int)
+	for _, m := range msgs {
+		counts[m.Subject]++
+	}
+	sizes := make([]int, len(msgs))
+	for i, m := range msgs {
+		sizes[i] = min(counts[m.Subject], queueSize)
+	}
+	return sizes
+}
+
+// subjectCountsAnswer is the stream's count of each subject that matches
+// a filter and holds messages.
+type subjectCountsAnswer struct {
+	counts   map[string]int
+	complete bool // false: the server sent one page of a longer list
+}
+
+// subjectCounts asks the stream (its leader answers) how many messages
+// each subject matching filter holds, and notes how many subjects the
+// whole stream holds for queueSizes' next choice.
+func (n *Notifications) subjectCounts(ctx context.Context, filter string) (subjectCountsAnswer, error) {
+	req, _ := json.Marshal(map[string]string{"subjects_filter": filter})
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := n.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.INFO."+NotificationStream, req)
+	if err != nil {
+		return subjectCountsAnswer{}, err
+	}
+	var info struct {
+		Error *jetstream.APIError `json:"error"`
+		Total int                 `json:"total"` // subjects matching, over every page
+		State struct {
+			NumSubjects int            `json:"num_subjects"`
+			Subjects    map[string]int `json:"subjects"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(resp.Data, &info); err != nil {
+		return subjectCountsAnswer{}, fmt.Errorf("jetstream: stream info: %w", err)
+	}
+	if info.Error != nil {
+		return subjectCountsAnswer{}, info.Error
+	}
+	n.streamSubjects.Store(int64(info.State.NumSubjects))
+	return subjectCountsAnswer{counts: info.State.Subjects, complete: len(info.State.Subjects) >= info.Total}, nil
+}
