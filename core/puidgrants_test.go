@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/presence-service/presence/core"
@@ -56,5 +57,53 @@ func TestPUIDGrantsFallBackUntilToldOtherwise(t *testing.T) {
 	deps.Bus.(*core.LocalBus).Invalidate(ctx, core.Invalidation{Kind: core.CachesLost})
 	if _, err := lookups.GrantByPUID(ctx, cy); !errors.Is(err, memstore.ErrClosed) {
 		t.Fatalf("cy's PUID after a lost bus link: %v, want the registry's error", err)
+	}
+}
+
+// countingRegistry counts the registry's GrantByPUID reads.
+type countingRegistry struct {
+	*memstore.Store
+	reads atomic.Int64
+}
+
+func (c *countingRegistry) GrantByPUID(ctx context.Context, puid string) (*core.Grant, error) {
+	c.reads.Add(1)
+	return c.Store.GrantByPUID(ctx, puid)
+}
+
+// A PUID is read from the registry once, then answered from memory until
+// its grant is revoked: then it is unknown (errno 44's ErrNotFound), read
+// from the registry again.
+func TestPUIDGrantsReadTheRegistryOnceUntilRevoked(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	reg := &countingRegistry{Store: store}
+	deps := store.Deps()
+	deps.Bus = core.NewLocalBus()
+	lookups := core.NewPUIDGrants(reg)
+	deps.PUIDGrants = lookups
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	r := core.NewRouter(deps, core.Options{Keys: keys})
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app := activeApp(t, r)
+	g, err := r.Grant(ctx, core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}, app, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got, err := lookups.GrantByPUID(ctx, g.PUID); err != nil || got.UserID != "ann@example.com" || got.AppID != app {
+			t.Fatalf("ann's PUID: %+v, %v; want her grant", got, err)
+		}
+	}
+	if n := reg.reads.Load(); n != 1 {
+		t.Fatalf("three lookups read the registry %d times, want once", n)
+	}
+	if err := r.Revoke(ctx, "ann@example.com", g.PUID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := lookups.GrantByPUID(ctx, g.PUID); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("ann's revoked PUID: %+v, %v; want ErrNotFound", got, err)
 	}
 }
