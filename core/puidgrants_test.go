@@ -17,15 +17,7 @@ import (
 func TestPUIDGrantsFallBackUntilToldOtherwise(t *testing.T) {
 	ctx := context.Background()
 	store := memstore.New()
-	deps := store.Deps()
-	deps.Bus = core.NewLocalBus()
-	lookups := core.NewPUIDGrants(store)
-	deps.PUIDGrants = lookups
-	keys, _ := core.NewKeyring(make([]byte, 32))
-	r := core.NewRouter(deps, core.Options{Keys: keys})
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r, lookups, bus := routerWithPUIDGrants(t, store, store)
 	app := activeApp(t, r)
 	var puids []string
 	for _, who := range []string{"ann", "bob", "cy", "dan"} {
@@ -54,10 +46,27 @@ func TestPUIDGrantsFallBackUntilToldOtherwise(t *testing.T) {
 			t.Fatalf("%s PUID with the registry away: %v, want the registry's error", name, err)
 		}
 	}
-	deps.Bus.(*core.LocalBus).Invalidate(ctx, core.Invalidation{Kind: core.CachesLost})
+	bus.Invalidate(ctx, core.Invalidation{Kind: core.CachesLost})
 	if _, err := lookups.GrantByPUID(ctx, cy); !errors.Is(err, memstore.ErrClosed) {
 		t.Fatalf("cy's PUID after a lost bus link: %v, want the registry's error", err)
 	}
+}
+
+// routerWithPUIDGrants starts a router on store, with a PUIDGrants
+// reading reg, told of invalidations by the returned bus.
+func routerWithPUIDGrants(t *testing.T, store *memstore.Store, reg core.Registry) (*core.Router, *core.PUIDGrants, *core.LocalBus) {
+	t.Helper()
+	deps := store.Deps()
+	bus := core.NewLocalBus()
+	deps.Bus = bus
+	lookups := core.NewPUIDGrants(reg)
+	deps.PUIDGrants = lookups
+	keys, _ := core.NewKeyring(make([]byte, 32))
+	r := core.NewRouter(deps, core.Options{Keys: keys})
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, lookups, bus
 }
 
 // countingRegistry counts the registry's GrantByPUID reads.
@@ -78,15 +87,7 @@ func TestPUIDGrantsReadTheRegistryOnceUntilRevoked(t *testing.T) {
 	ctx := context.Background()
 	store := memstore.New()
 	reg := &countingRegistry{Store: store}
-	deps := store.Deps()
-	deps.Bus = core.NewLocalBus()
-	lookups := core.NewPUIDGrants(reg)
-	deps.PUIDGrants = lookups
-	keys, _ := core.NewKeyring(make([]byte, 32))
-	r := core.NewRouter(deps, core.Options{Keys: keys})
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r, lookups, _ := routerWithPUIDGrants(t, store, reg)
 	app := activeApp(t, r)
 	g, err := r.Grant(ctx, core.Identity{Subject: "ann@example.com", Email: "ann@example.com"}, app, "ann")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	presence "github.com/presence-service/presence"
+	"github.com/presence-service/presence/internal/presencetest"
 )
 
 // post sends a notification request and returns the status and body.
@@ -200,14 +201,7 @@ func TestNotifyResponseShape(t *testing.T) {
 	h := newHarness(t, nil)
 	a, b := h.grant("ann@example.com", h.app), h.grant("bob@example.com", h.app)
 	status, body, _ := h.post(int64(h.app), h.key, "["+item(a, "1")+","+item(b, "2")+","+item(a, "3")+"]")
-	var got struct {
-		Result    string `json:"result"`
-		QueueSize int    `json:"queue_size"`
-		Results   []struct {
-			UID       string `json:"UID"`
-			QueueSize int    `json:"queue_size"`
-		} `json:"results"`
-	}
+	var got presencetest.NotificationAnswer
 	if err := json.Unmarshal([]byte(body), &got); err != nil || status != 200 {
 		t.Fatalf("%d %s %v", status, body, err)
 	}

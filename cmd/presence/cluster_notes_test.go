@@ -10,17 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// batchAnswer is a 200's body for a POSTed batch (PROTOCOL §4).
-type batchAnswer struct {
-	Result    string `json:"result"`
-	QueueSize int    `json:"queue_size"`
-	Results   []struct {
-		UID       string `json:"UID"`
-		QueueSize int    `json:"queue_size"`
-	} `json:"results"`
-}
+	"github.com/presence-service/presence/internal/presencetest"
+)
 
 // mustPostBatch POSTs one notification for each of puids, in one batch,
 // and wants a 200; it returns the answer's queue_size and each item's.
@@ -41,7 +33,7 @@ func (n *node) mustPostBatch(app int64, key string, puids ...string) (int, []int
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	var a batchAnswer
+	var a presencetest.NotificationAnswer
 	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &a) != nil || a.Result != "OK" || len(a.Results) != len(puids) {
 		n.t.Fatalf("POST of %d items on %s: %d %s", len(puids), n.srv.HTTPAddr, res.StatusCode, body)
 	}
