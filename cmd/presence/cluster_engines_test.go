@@ -12,27 +12,21 @@ import (
 )
 
 // loadUsers grants app to n users through the pages of the nodes in
-// turn, connects each user's device to the next node, and returns the
-// devices: user i on nodes[i%3].
-func loadUsers(t *testing.T, nodes [3]*node, app int64, n int) []*loadDevice {
+// turn and connects each user's device to the next node: user i on
+// nodes[i%3]. It returns the users and their devices.
+func loadUsers(t *testing.T, nodes [3]*node, app int64, n int, l *loadLedger) ([]*loadUser, []*loadDevice) {
 	t.Helper()
+	users := make([]*loadUser, n)
 	devices := make([]*loadDevice, n)
 	for i := range devices {
 		nd := nodes[i%len(nodes)]
-		email := fmt.Sprintf("user%d@example.com", i)
-		_, puid := nd.grantAs(email, app, fmt.Sprintf("user%d", i))
-		devices[i] = nd.loadDevice(email, puid, app)
+		users[i] = nd.loadUser(i, app)
+		devices[i] = newDevice(users[i], "phone", app, l)
+		if err := devices[i].connect(nd.srv.HTTPAddr); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return devices
-}
-
-// lastStatuses is the number of the last status each device has set.
-func lastStatuses(devices []*loadDevice) map[string]int64 {
-	last := map[string]int64{}
-	for _, d := range devices {
-		last[d.puid] = d.last.Load()
-	}
-	return last
+	return users, devices
 }
 
 // ackDuringElection is what a device's ack may still be answered, in
@@ -81,8 +75,9 @@ func TestClusterNATSServerLostUnderLoad(t *testing.T) {
 	nodes, nats := startClusterWith(t, loadLimits)
 	a := nodes[0]
 	app, key := a.newApp("beer.example")
-	devices := loadUsers(t, nodes, app, 6)
-	watch := watchApp(presencetest.OpenFeed(t, a.ws(fmt.Sprint("/", app)), key))
+	ledger := newLedger()
+	users, devices := loadUsers(t, nodes, app, 6, ledger)
+	watch := recordFeed(presencetest.OpenFeed(t, a.ws(fmt.Sprint("/", app)), key))
 
 	victim := nats.Index(a.srv.backend.nats.ConnectedServerName())
 	if victim < 0 {
@@ -102,19 +97,23 @@ func TestClusterNATSServerLostUnderLoad(t *testing.T) {
 	}()
 	health := watchHealth(stop, &wg, nodes[:])
 	for _, d := range devices {
-		wg.Go(func() { d.setStatuses(stop, 50*time.Millisecond) })
+		wg.Go(func() {
+			if err := d.run(stop, 50*time.Millisecond); err != nil {
+				ledger.problem("%v", err)
+			}
+		})
 	}
-	ledger := newLedger()
 	for w, n := range nodes {
-		wg.Go(func() { ledger.write(stop, w, n, app, key, devices, 30*time.Millisecond) })
+		wg.Go(func() { ledger.write(stop, 30*time.Millisecond, w, []string{n.srv.HTTPAddr}, app, key, users, 1) })
 	}
 	waitFor(t, 30*time.Second, "load before the loss (30 notifications stored, 30 statuses seen)", func() bool {
-		return ledger.ackedCount() >= 30 && watch.updates() >= 30
+		posted, _ := ledger.counts()
+		return posted >= 30 && len(watch.snapshot()) >= 30
 	})
 
 	before := lastStatuses(devices)
 	ledger.phase.Store(1)
-	watch.measureGaps(devices)
+	measured := time.Now()
 	nats.Kill(victim)
 	lost := time.Now()
 	if !eventually(60*time.Second, func() bool {
@@ -129,12 +128,16 @@ func TestClusterNATSServerLostUnderLoad(t *testing.T) {
 
 	// At once, not on a next connect: a node that lost its server may
 	// have missed the announcements of batches stored meanwhile.
-	eventually(20*time.Second, func() bool { return len(ledger.undelivered(devices)) == 0 })
-	if missing := ledger.undelivered(devices); len(missing) > 0 {
+	eventually(20*time.Second, func() bool { return len(ledger.missing(users...)) == 0 })
+	if missing := ledger.missing(users...); len(missing) > 0 {
 		t.Fatalf("%d notifications answered 200 did not reach their connected device within 20 s: %v", len(missing), missing)
 	}
+	for _, p := range ledger.problemsFrom(0) {
+		t.Error(p)
+	}
 	refused := ledger.refusals()
-	t.Logf("%d notifications answered 200, %d refused", ledger.ackedCount(), len(refused))
+	posted, _ := ledger.counts()
+	t.Logf("%d notifications answered 200, %d refused", posted, len(refused))
 	for _, r := range refused {
 		if !strings.Contains(r, ": 500 ") || !strings.Contains(r, `"errno":50`) {
 			t.Errorf("a POST answered %s, want 200 or (during the election) 500 errno 50", r)
@@ -143,12 +146,10 @@ func TestClusterNATSServerLostUnderLoad(t *testing.T) {
 	for _, d := range devices {
 		d.check(t, ackDuringElection)
 	}
-	watch.mu.Lock()
-	if watch.ended != nil {
-		t.Errorf("node A's app channel ended: %v", watch.ended)
+	if err := watch.failed(); err != nil {
+		t.Errorf("node A's app channel ended: %v", err)
 	}
-	watch.mu.Unlock()
-	if gap := watch.longestGap(); gap > statusGapBound {
+	if gap := watch.longestGap(devices, measured); gap > statusGapBound {
 		t.Errorf("a device's statuses did not reach the app for %v after the loss, more than %v", gap, statusGapBound)
 	} else {
 		t.Logf("longest time a device's status did not reach the app after the loss: %v", gap)

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -88,15 +87,12 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 		{stays, 4, false},
 		{stays, 1, false}, // the fence: driven by the test itself, below
 	}
-	var users []*ledgerUser
-	roleOf := map[*ledgerUser]killRole{}
-	alsoC := map[*ledgerUser]bool{}
+	var users []*loadUser
+	roleOf := map[*loadUser]killRole{}
+	alsoC := map[*loadUser]bool{}
 	for _, g := range groups {
 		for range g.count {
-			n := len(users)
-			u := &ledgerUser{n: n, email: fmt.Sprintf("user%d@example.com", n)}
-			_, u.puid = nodes[1+n%2].grantAs(u.email, app, fmt.Sprint("user", n))
-			u.token = b.token(u.email)
+			u := nodes[1+len(users)%2].loadUser(len(users), app)
 			users = append(users, u)
 			roleOf[u], alsoC[u] = g.role, g.alsoC
 		}
@@ -104,11 +100,11 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	fenceUser := users[len(users)-1]
 	watched := users[:len(users)-1]
 	feed := recordFeed(presencetest.OpenFeed(t, b.ws(fmt.Sprint("/", app)), key))
-	l := newDeliveryLedger()
+	l := newLedger()
 
 	// Every device connects and shows its user online before the load.
 	type placed struct {
-		d    *ledgerDevice
+		d    *loadDevice
 		role killRole
 		onA  bool
 	}
@@ -116,11 +112,11 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	for _, u := range watched {
 		switch {
 		case roleOf[u] == stays:
-			devices = append(devices, placed{&ledgerDevice{user: u, id: "desk", app: app}, stays, false})
+			devices = append(devices, placed{newDevice(u, "desk", app, l), stays, false})
 		default:
-			devices = append(devices, placed{&ledgerDevice{user: u, id: "phone", app: app}, roleOf[u], true})
+			devices = append(devices, placed{newDevice(u, "phone", app, l), roleOf[u], true})
 			if alsoC[u] {
-				devices = append(devices, placed{&ledgerDevice{user: u, id: "laptop", app: app}, stays, false})
+				devices = append(devices, placed{newDevice(u, "laptop", app, l), stays, false})
 			}
 		}
 	}
@@ -134,7 +130,7 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 		if err := p.d.connect(addr); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.d.status(l, "online", "hello"); err != nil {
+		if err := p.d.status(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +155,7 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	var killed atomic.Bool
 	lateGo := make(chan struct{})
 	type backAt struct {
-		u  *ledgerUser
+		u  *loadUser
 		at time.Time
 	}
 	returned := make(chan backAt, len(devices))
@@ -169,10 +165,11 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d, role := p.d, p.role
-			defer func() { d.conn.Close() }()
+			defer d.close()
 			for {
-				err := d.run(stop, statusEvery, l)
+				err := d.run(stop, statusEvery)
 				if err == nil {
+					d.check(t, "") // every status and ack answered true
 					return
 				}
 				if role == stays || !killed.Load() || !errors.Is(err, errDropped) {
@@ -189,12 +186,12 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 						return
 					}
 				}
-				d.conn.Close()
+				d.close()
 				if err := d.connect(nodes[1+i%2].srv.HTTPAddr); err != nil {
 					l.problem("%v", err)
 					return
 				}
-				if err := d.status(l, "online", "back"); err != nil {
+				if err := d.status(); err != nil {
 					l.problem("%v", err)
 					return
 				}
@@ -205,13 +202,7 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	}
 	addrs := []string{b.srv.HTTPAddr, c.srv.HTTPAddr}
 	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := postNotifications(stop, postEvery, w, addrs, app, key, watched, l); err != nil {
-				l.problem("writer %d: %v", w, err)
-			}
-		}()
+		wg.Go(func() { l.write(stop, postEvery, w, addrs, app, key, watched, 2) })
 	}
 	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	t.Cleanup(stopLoad)
@@ -232,9 +223,9 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	procs[0].cmd.Process.Signal(syscall.SIGKILL)
 	procs[0].cmd.Wait()
 
-	waitBack := func(role killRole, within time.Duration) map[*ledgerUser]time.Time {
+	waitBack := func(role killRole, within time.Duration) map[*loadUser]time.Time {
 		t.Helper()
-		want, got := 0, map[*ledgerUser]time.Time{}
+		want, got := 0, map[*loadUser]time.Time{}
 		for _, p := range devices {
 			if p.role == role {
 				want++
@@ -322,6 +313,9 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	for _, p := range problems {
 		t.Error(p)
 	}
+	for _, r := range l.refusals() { // B and C are up: every POST is stored
+		t.Errorf("a POST answered %s", r)
+	}
 	posted, _ := l.counts()
 	for u, n := range l.perUser() {
 		if n >= 100 {
@@ -330,37 +324,45 @@ func TestClusterSIGKILLUnderLoad(t *testing.T) {
 	}
 	for i, u := range watched {
 		addr := nodes[1+i%2].srv.HTTPAddr
-		d := &ledgerDevice{user: u, id: "drain", app: app}
+		d := newDevice(u, "drain", app, l)
 		if err := d.connect(addr); err != nil {
 			t.Fatal(err)
 		}
 		// The queued items are pushed after the connect's answer: a ping
-		// answered shows what had been pushed before it.
-		for deadline := time.Now().Add(10 * time.Second); len(l.missing(u)) > 0; {
-			if err := d.exchange(`{"type":"ping"}`, l); err != nil {
+		// answered shows what had been pushed before it. At least one:
+		// what other devices were pushed and did not ack before the load
+		// stopped is pushed here again, to be acked.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if err := d.ping(); err != nil {
 				t.Fatal(err)
+			}
+			if len(l.missing(u)) == 0 {
+				break
 			}
 			if time.Now().After(deadline) {
 				missing := l.missing(u)
-				sort.Strings(missing)
 				t.Fatalf("%s (%s): %d notifications answered 200 were never pushed: %v", u.email, roleName(roleOf[u], alsoC[u]), len(missing), missing)
 			}
 		}
-		if err := d.ackAll(l); err != nil {
+		if err := d.ackAll(); err != nil {
 			t.Fatal(err)
 		}
-		d.conn.Close()
-		again := &ledgerDevice{user: u, id: "drain", app: app}
+		if err := d.ping(); err != nil { // answered after the acks
+			t.Fatal(err)
+		}
+		d.check(t, "")
+		d.close()
+		again := newDevice(u, "drain", app, l)
 		if err := again.connect(addr); err != nil {
 			t.Fatal(err)
 		}
-		if err := again.exchange(`{"type":"ping"}`, l); err != nil {
+		if err := again.ping(); err != nil {
 			t.Fatal(err)
 		}
-		if len(again.unacked) > 0 {
-			t.Errorf("%s: after every notification was acked, a new connect was pushed %v", u.email, again.unacked)
+		if pushed := again.unackedNow(); len(pushed) > 0 {
+			t.Errorf("%s: after every notification was acked, a new connect was pushed %v", u.email, pushed)
 		}
-		again.conn.Close()
+		again.close()
 	}
 	for _, p := range l.problemsFrom(len(problems)) {
 		t.Error(p)

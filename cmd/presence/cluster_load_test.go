@@ -2,27 +2,31 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/presence-service/presence/internal/presencetest"
 )
 
-// The load of the cluster tests that lose an engine under traffic:
-// devices that set their status over and over and take (and ack) every
-// notification pushed to them, an app channel that records the newest
-// status of each PUID, writers that POST notifications and keep a ledger
-// of every one answered 200, and a watch on every node's /healthz.
+// The load of the cluster tests that lose a node or an engine under
+// traffic, one vocabulary for all of them:
+//   - loadUser, a user with a grant of the test's app;
+//   - loadDevice, a connected device that sets numbered statuses ("#N",
+//     N growing over the device's life, across its connects) and acks
+//     every notification pushed to it, and can connect again elsewhere;
+//   - loadLedger (cluster_ledger_test.go), what the users were
+//     promised and given: every notification answered 200, pushed to a
+//     device of its user, and acked (with when), every POST refused,
+//     every problem a peer saw;
+//   - appLog (cluster_applog_test.go), every update an app channel saw;
+//   - healthWatch, every node's /healthz.
+//
 // Nothing here fails the test from its own goroutine: each records what
 // it saw, and the test checks it.
 
@@ -34,333 +38,348 @@ status_per_minute = 1000000
 notifications_per_minute = 1000000
 `
 
-// loadDevice is a connected device under load. Its reader acks every
-// notification pushed to it and counts the answers to its requests.
-type loadDevice struct {
-	email, puid, sid string
-	conn             *websocket.Conn
-	wmu              sync.Mutex // guards: writes to conn
+// loadTimeout bounds every wait of a load peer for an answer.
+const loadTimeout = 10 * time.Second
 
-	last atomic.Int64 // number of the last status it set
-
-	mu        sync.Mutex      // guards: got, asked, answers, failures, ackFailed, ended
-	got       map[string]bool // message of every notification pushed to it
-	asked     []string        // kinds of the requests not yet answered, oldest first
-	answers   int64           // {"result":true} answers read
-	failures  []string        // every other answer, but to an ack
-	ackFailed []string        // answers other than {"result":true} to acks
-	ended     error           // why the socket ended; nil while open
+// loadUser is a user with a grant of the test's app.
+type loadUser struct {
+	n     int // in every message posted for the user: "u<n> …"
+	email string
+	puid  string
+	token string // a dev assertion, minted once
 }
 
-// loadDevice connects email's device "phone" to the node for app (whose
-// grant is puid) and starts its reader.
-func (n *node) loadDevice(email, puid string, app int64) *loadDevice {
+// loadUser grants app to user<i>@example.com through the node's pages.
+func (n *node) loadUser(i int, app int64) *loadUser {
 	n.t.Helper()
-	ws, sid := n.device(email, "phone", app)
-	d := &loadDevice{email: email, puid: puid, sid: sid, conn: ws.Conn, got: map[string]bool{}}
-	go d.read()
-	return d
+	u := &loadUser{n: i, email: fmt.Sprintf("user%d@example.com", i)}
+	_, u.puid = n.grantAs(u.email, app, fmt.Sprint("user", i))
+	u.token = n.token(u.email)
+	return u
 }
 
-func (d *loadDevice) read() {
-	d.conn.SetReadDeadline(time.Time{}) // the connect's answer set one
+// loadDevice is a device under load. Its requests are written without
+// waiting for their answers (a node answers a device's requests in
+// order); a reader goroutine per connection files each answer to its
+// request, and each notification pushed into the ledger.
+type loadDevice struct {
+	user   *loadUser
+	id     string // device_id
+	app    int64
+	ledger *loadLedger
+	seq    atomic.Int64 // number of the last status it set ("#N"), over all its connects
+
+	wmu sync.Mutex // guards: writes to conn (a request is queued and written as one)
+
+	mu        sync.Mutex // guards: conn, sid, opened, asked, unacked, ended, closed, failures, ackFailed
+	conn      *websocket.Conn
+	sid       string
+	opened    time.Time         // when its connect was sent
+	asked     []*request        // requests written and not yet answered, oldest first
+	unacked   map[string]string // pushed and no ack sent yet: id → message
+	ended     error             // why the connection ended; nil while open
+	closed    bool              // the test closed the connection
+	failures  []string          // answers to statuses and pings but {"result":true}
+	ackFailed []string          // answers to acks but {"result":true}
+}
+
+// request is a request written and waiting for its answer.
+type request struct {
+	kind     string   // "status", "ack", "ping"
+	messages []string // an ack's notifications
+	answered chan bool
+}
+
+// errDropped wraps a device's request on a connection that ended: the
+// server is gone, or cut the connection.
+var errDropped = errors.New("connection dropped")
+
+// newDevice is u's device id, not connected yet.
+func newDevice(u *loadUser, id string, app int64, l *loadLedger) *loadDevice {
+	return &loadDevice{user: u, id: id, app: app, ledger: l}
+}
+
+// connect opens a session on the node at addr (host:port), reading the
+// connect's answer itself, then starts the connection's reader. What
+// was pushed and not acked on an earlier connection is pushed again.
+func (d *loadDevice) connect(addr string) error {
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/presence", nil)
+	if err != nil {
+		return fmt.Errorf("%s/%s: dial %s: %w", d.user.email, d.id, addr, err)
+	}
+	opened := time.Now()
+	frame := fmt.Sprintf(`{"type":"connect","assertion":%q,"application_ids":[%d],"device_id":%q}`, d.user.token, d.app, d.id)
+	c.SetWriteDeadline(time.Now().Add(loadTimeout))
+	c.SetReadDeadline(time.Now().Add(loadTimeout))
+	if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		c.Close()
+		return fmt.Errorf("%s/%s: connect on %s: %w", d.user.email, d.id, addr, err)
+	}
+	var answer struct {
+		Result  bool    `json:"result"`
+		Session string  `json:"session_id"`
+		Ignored []int64 `json:"ignored_application_ids"`
+	}
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("%s/%s: connect on %s: %w", d.user.email, d.id, addr, err)
+	}
+	if json.Unmarshal(data, &answer) != nil || !answer.Result || answer.Session == "" || len(answer.Ignored) != 0 {
+		c.Close()
+		return fmt.Errorf("%s/%s: connect on %s answered %s", d.user.email, d.id, addr, data)
+	}
+	c.SetReadDeadline(time.Time{})
+	d.mu.Lock()
+	d.conn, d.sid, d.opened = c, answer.Session, opened
+	d.asked, d.unacked, d.ended, d.closed = nil, map[string]string{}, nil, false
+	d.mu.Unlock()
+	go d.read(c, opened)
+	return nil
+}
+
+// read files what the connection c, opened at opened, receives: into
+// the device while c is its connection, and each push into the ledger.
+func (d *loadDevice) read(c *websocket.Conn, opened time.Time) {
 	for {
-		_, data, err := d.conn.ReadMessage()
+		_, data, err := c.ReadMessage()
 		if err != nil {
 			d.mu.Lock()
-			d.ended = err
+			if d.conn == c {
+				d.ended = err
+				for _, r := range d.asked {
+					close(r.answered) // unanswered: false
+				}
+				d.asked = nil
+			}
 			d.mu.Unlock()
 			return
 		}
 		var f struct {
 			Type    string `json:"type"`
 			ID      string `json:"id"`
+			UID     string `json:"UID"`
 			Message string `json:"message"`
-			Result  bool   `json:"result"`
+			Result  *bool  `json:"result"`
 		}
-		if err := json.Unmarshal(data, &f); err != nil {
-			f.Result = false // files the frame as a failure
+		if json.Unmarshal(data, &f) != nil {
+			f.Result = nil // files the frame as a failure
+		}
+		if f.Type == "notification" {
+			d.ledger.push(d.user, opened, f.ID, f.UID, f.Message)
+			d.mu.Lock()
+			if d.conn == c {
+				d.unacked[f.ID] = f.Message
+			}
+			d.mu.Unlock()
+			continue
+		}
+		ok := f.Result != nil && *f.Result
+		d.mu.Lock()
+		if d.conn != c { // a connection the device has left: its requests are gone
+			d.mu.Unlock()
+			return
+		}
+		var r *request
+		if len(d.asked) > 0 {
+			r, d.asked = d.asked[0], d.asked[1:]
 		}
 		switch {
-		case f.Type == "notification":
-			d.mu.Lock()
-			d.got[f.Message] = true
-			d.mu.Unlock()
-			ack, _ := json.Marshal(map[string]any{"type": "ack", "session_id": d.sid, "ids": []string{f.ID}})
-			d.send("ack", ack)
-		default:
-			d.answered(f.Result, string(data))
+		case r == nil:
+			d.failures = append(d.failures, "unasked: "+string(data))
+		case !ok && r.kind == "ack":
+			d.ackFailed = append(d.ackFailed, string(data))
+		case !ok:
+			d.failures = append(d.failures, r.kind+": "+string(data))
+		}
+		d.mu.Unlock()
+		if r != nil {
+			if ok && r.kind == "ack" {
+				d.ledger.acked(r.messages, time.Now())
+			}
+			r.answered <- ok
 		}
 	}
 }
 
-// answered files the answer to the oldest request not yet answered
-// (answers come in the order of the requests).
-func (d *loadDevice) answered(ok bool, frame string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	kind := ""
-	if len(d.asked) > 0 {
-		kind, d.asked = d.asked[0], d.asked[1:]
-	}
-	switch {
-	case ok && kind != "":
-		d.answers++
-	case kind == "ack":
-		d.ackFailed = append(d.ackFailed, frame)
-	default:
-		d.failures = append(d.failures, frame)
-	}
-}
-
-// send writes a request of this kind ("status", "ack").
-func (d *loadDevice) send(kind string, frame []byte) error {
+// send writes a request and returns it, to wait for its answer or not.
+func (d *loadDevice) send(kind string, frame []byte, messages []string) (*request, error) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
+	r := &request{kind: kind, messages: messages, answered: make(chan bool, 1)}
 	d.mu.Lock()
-	d.asked = append(d.asked, kind)
+	c, ended := d.conn, d.ended
+	if ended == nil {
+		d.asked = append(d.asked, r)
+	}
 	d.mu.Unlock()
-	d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return d.conn.WriteMessage(websocket.TextMessage, frame)
+	if ended != nil {
+		return nil, fmt.Errorf("%w: %s/%s: %v", errDropped, d.user.email, d.id, ended)
+	}
+	c.SetWriteDeadline(time.Now().Add(loadTimeout))
+	if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
+		return nil, fmt.Errorf("%w: %s/%s: %v", errDropped, d.user.email, d.id, err)
+	}
+	return r, nil
 }
 
-// setStatuses sets the device online with a new numbered message every
-// period until stop is closed.
-func (d *loadDevice) setStatuses(stop <-chan struct{}, period time.Duration) {
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for seq := int64(1); ; seq++ {
-		frame := fmt.Sprintf(`{"type":"status","session_id":%q,"status":"online","message":"#%d"}`, d.sid, seq)
-		if d.send("status", []byte(frame)) != nil {
-			return
+// await waits for the answer to the request r, what.
+func (d *loadDevice) await(r *request, what string) error {
+	select {
+	case ok, open := <-r.answered:
+		switch {
+		case !open:
+			return fmt.Errorf("%w: %s/%s: no answer to %s", errDropped, d.user.email, d.id, what)
+		case !ok:
+			return fmt.Errorf("%s/%s sent %s: answered otherwise (see its failures)", d.user.email, d.id, what)
 		}
-		d.last.Store(seq)
+		return nil
+	case <-time.After(loadTimeout):
+		return fmt.Errorf("%s/%s sent %s: no answer within %v", d.user.email, d.id, what, loadTimeout)
+	}
+}
+
+// nextStatus sends the device's next numbered status, online or (every
+// other one) unavailable, without waiting for its answer.
+func (d *loadDevice) nextStatus() (*request, error) {
+	seq := d.seq.Load() + 1
+	status := "online"
+	if seq%2 == 0 {
+		status = "unavailable"
+	}
+	d.mu.Lock()
+	sid := d.sid
+	d.mu.Unlock()
+	frame := fmt.Sprintf(`{"type":"status","session_id":%q,"status":%q,"message":"#%d"}`, sid, status, seq)
+	r, err := d.send("status", []byte(frame), nil)
+	if err == nil {
+		d.seq.Store(seq)
+	}
+	return r, err
+}
+
+// status sets the device's next numbered status and waits for the answer.
+func (d *loadDevice) status() error {
+	r, err := d.nextStatus()
+	if err != nil {
+		return err
+	}
+	return d.await(r, "a status")
+}
+
+// ping waits for the answer to a ping: what was pushed before is in the
+// ledger, and in unackedNow.
+func (d *loadDevice) ping() error {
+	r, err := d.send("ping", []byte(`{"type":"ping"}`), nil)
+	if err != nil {
+		return err
+	}
+	return d.await(r, "a ping")
+}
+
+// ackAll sends acks of everything pushed and not acked yet, at most 100
+// ids a frame (PROTOCOL §2); the reader records each answered true.
+func (d *loadDevice) ackAll() error {
+	for {
+		d.mu.Lock()
+		var ids, messages []string
+		for id, m := range d.unacked {
+			if len(ids) == 100 {
+				break
+			}
+			ids, messages = append(ids, id), append(messages, m)
+			delete(d.unacked, id)
+		}
+		sid := d.sid
+		d.mu.Unlock()
+		if len(ids) == 0 {
+			return nil
+		}
+		frame, _ := json.Marshal(map[string]any{"type": "ack", "session_id": sid, "ids": ids})
+		if _, err := d.send("ack", frame, messages); err != nil {
+			return err
+		}
+	}
+}
+
+// unackedNow is what was pushed to the device and not acked yet.
+func (d *loadDevice) unackedNow() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.unacked)
+}
+
+// run sets the device's next status and acks what it was pushed, every
+// `every`, until stop is closed (nil) or its connection ends (an error
+// wrapping errDropped).
+func (d *loadDevice) run(stop <-chan struct{}, every time.Duration) error {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if _, err := d.nextStatus(); err != nil {
+			return err
+		}
+		if err := d.ackAll(); err != nil {
+			return err
+		}
 		select {
 		case <-stop:
-			return
+			return nil
 		case <-tick.C:
 		}
 	}
 }
 
-// has reports whether the notification with this message reached it.
-func (d *loadDevice) has(message string) bool {
+// close ends the device's connection; the end is not a failure.
+func (d *loadDevice) close() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.got[message]
+	d.closed = true
+	c := d.conn
+	d.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
 }
 
-// check fails the test if the device's socket ended, a status was
-// answered anything but {"result":true}, an ack anything but that or
-// allowAck, or some request was never answered.
+// check fails the test if the device's connection ended (not closed by
+// the test), a status or ping was answered anything but
+// {"result":true}, an ack anything but that or allowAck, or some request
+// was not answered within loadTimeout.
 func (d *loadDevice) check(t *testing.T, allowAck string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, d.email+"'s answers", func() bool {
+	answered := eventually(loadTimeout, func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.ended != nil || len(d.asked) == 0
 	})
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ended != nil {
-		t.Errorf("%s's device socket ended: %v", d.email, d.ended)
+	if !answered {
+		t.Errorf("%s/%s: %d requests not answered within %v", d.user.email, d.id, len(d.asked), loadTimeout)
+	}
+	if d.ended != nil && !d.closed {
+		t.Errorf("%s/%s: its connection ended: %v", d.user.email, d.id, d.ended)
 	}
 	if len(d.failures) > 0 {
-		t.Errorf("%s's device got %d answers that are not {\"result\":true}, first %s", d.email, len(d.failures), d.failures[0])
+		t.Errorf("%s/%s got %d answers that are not {\"result\":true}, first %s", d.user.email, d.id, len(d.failures), d.failures[0])
 	}
 	for _, a := range d.ackFailed {
 		if a != allowAck {
-			t.Errorf("%s's device: an ack answered %s", d.email, a)
+			t.Errorf("%s/%s: an ack answered %s", d.user.email, d.id, a)
 		}
 	}
 	if len(d.ackFailed) > 0 {
-		t.Logf("%s's device: %d acks answered %s", d.email, len(d.ackFailed), allowAck)
+		t.Logf("%s/%s: %d acks answered %s", d.user.email, d.id, len(d.ackFailed), allowAck)
 	}
 }
 
-// appWatch reads an app channel and keeps the newest status number
-// (the "#N" of loadDevice's messages) of each PUID.
-type appWatch struct {
-	mu     sync.Mutex // guards: latest, count, ended, since, lastAt, gap
-	latest map[string]int64
-	count  int
-	ended  error
-
-	// From since on, the longest time a PUID went without an update.
-	since  time.Time
-	lastAt map[string]time.Time
-	gap    time.Duration
-}
-
-func watchApp(f *presencetest.Feed) *appWatch {
-	w := &appWatch{latest: map[string]int64{}, lastAt: map[string]time.Time{}}
-	f.Conn.SetReadDeadline(time.Time{}) // the key's answer set one
-	go func() {
-		for {
-			_, data, err := f.Conn.ReadMessage()
-			var batch []presencetest.Update
-			if err == nil {
-				err = json.Unmarshal(data, &batch)
-			}
-			w.mu.Lock()
-			if err != nil {
-				w.ended = fmt.Errorf("%v (frame %.200s)", err, data)
-				w.mu.Unlock()
-				return
-			}
-			now := time.Now()
-			for _, u := range batch {
-				w.count++
-				if !w.since.IsZero() {
-					w.gap = max(w.gap, now.Sub(w.lastAt[u.UID]))
-					w.lastAt[u.UID] = now
-				}
-				if n, err := strconv.ParseInt(strings.TrimPrefix(u.Message, "#"), 10, 64); err == nil && n > w.latest[u.UID] {
-					w.latest[u.UID] = n
-				}
-			}
-			w.mu.Unlock()
-		}
-	}()
-	return w
-}
-
-// saw reports whether the app saw a status numbered above after from
-// each device.
-func (w *appWatch) saw(devices []*loadDevice, after map[string]int64) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// lastStatuses is the number of the last status each device has set.
+func lastStatuses(devices []*loadDevice) map[string]int64 {
+	last := map[string]int64{}
 	for _, d := range devices {
-		if w.latest[d.puid] <= after[d.puid] {
-			return false
-		}
+		last[d.user.puid] = d.seq.Load()
 	}
-	return true
-}
-
-// measureGaps starts measuring, from now, the longest time any of the
-// devices' PUIDs goes without an update.
-func (w *appWatch) measureGaps(devices []*loadDevice) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.since = time.Now()
-	for _, d := range devices {
-		w.lastAt[d.puid] = w.since
-	}
-}
-
-// longestGap is the longest time a PUID went without an update since
-// measureGaps, up to its last update.
-func (w *appWatch) longestGap() time.Duration {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.gap
-}
-
-func (w *appWatch) updates() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.count
-}
-
-// noteLedger is what the writers were told: every notification answered
-// 200 (message → its PUID) and every other answer.
-type noteLedger struct {
-	phase atomic.Int32 // 0 before the engine is lost, 1 after
-
-	mu      sync.Mutex // guards: acked, okAfter, refused
-	acked   map[string]string
-	okAfter map[int]int // writer → 200s of POSTs sent after the loss
-	refused []string    // "node: status body" or the request's error
-}
-
-func newLedger() *noteLedger {
-	return &noteLedger{acked: map[string]string{}, okAfter: map[int]int{}}
-}
-
-// write POSTs notifications to one node, each to the next device's PUID,
-// every period until stop is closed.
-func (l *noteLedger) write(stop <-chan struct{}, writer int, n *node, app int64, key string, devices []*loadDevice, period time.Duration) {
-	base := n.http("")
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for seq := 0; ; seq++ {
-		d := devices[seq%len(devices)]
-		message := fmt.Sprintf("w%d-%d", writer, seq)
-		after := l.phase.Load() == 1
-		code, body, err := postNote(base, app, key, d.puid, message)
-		l.mu.Lock()
-		switch {
-		case err != nil:
-			l.refused = append(l.refused, fmt.Sprintf("writer %d: %v", writer, err))
-		case code == http.StatusOK:
-			l.acked[message] = d.puid
-			if after {
-				l.okAfter[writer]++
-			}
-		default:
-			l.refused = append(l.refused, fmt.Sprintf("writer %d: %d %s", writer, code, strings.TrimSpace(body)))
-		}
-		l.mu.Unlock()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// ackedCount is how many POSTs were answered 200.
-func (l *noteLedger) ackedCount() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.acked)
-}
-
-// okAfter is each writer's count of 200s after the loss, for messages.
-func (l *noteLedger) okAfterCounts() map[int]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.okAfter)
-}
-
-// okAfterLoss reports whether each of writers writers had at least n
-// POSTs sent after the loss answered 200.
-func (l *noteLedger) okAfterLoss(writers, n int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for w := range writers {
-		if l.okAfter[w] < n {
-			return false
-		}
-	}
-	return true
-}
-
-// undelivered lists the acknowledged notifications that their device
-// has not received.
-func (l *noteLedger) undelivered(devices []*loadDevice) []string {
-	byPUID := map[string]*loadDevice{}
-	for _, d := range devices {
-		byPUID[d.puid] = d
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var missing []string
-	for message, puid := range l.acked {
-		if !byPUID[puid].has(message) {
-			missing = append(missing, message)
-		}
-	}
-	sort.Strings(missing)
-	return missing
-}
-
-// refusals is every answer that was not a 200.
-func (l *noteLedger) refusals() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.refused...)
+	return last
 }
 
 // healthWatch polls every node's /healthz and keeps, per node, the
@@ -450,17 +469,4 @@ func eventually(within time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
-}
-
-// progress says, per device, the last status it set and the newest the
-// app saw, for a failure's message.
-func (w *appWatch) progress(devices []*loadDevice) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var b strings.Builder
-	for i, d := range devices {
-		fmt.Fprintf(&b, "device %d set #%d, app saw #%d; ", i, d.last.Load(), w.latest[d.puid])
-	}
-	fmt.Fprintf(&b, "app channel ended: %v", w.ended)
-	return b.String()
 }
