@@ -12,7 +12,8 @@ import (
 	"github.com/presence-service/presence/internal/presencetest"
 )
 
-// appLog is every update an app channel received, with when, read on a goroutine of its own until
+// appLog is every update an app channel (a WebSocket channel or an XMPP
+// component) received, with when, read on a goroutine of its own until
 // the connection ends (when the test does). The load tests read it for
 // what they look for: offlines, each PUID's newest "#N" status, the
 // longest silence.
@@ -66,6 +67,36 @@ func recordFeed(f *presencetest.Feed) *appLog {
 			}
 			r.add(batch, err)
 			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// recordComponent logs the presences an app's component receives, as
+// the updates of a WebSocket channel (type unavailable is offline, show
+// away unavailable).
+func recordComponent(c *clusterComponent) *appLog {
+	r := newAppLog()
+	go func() {
+		for {
+			select {
+			case st := <-c.in:
+				if st.XMLName.Local != "presence" {
+					r.add(nil, fmt.Errorf("the component got a %s from %s", st.XMLName.Local, st.From))
+					continue
+				}
+				u := presencetest.Update{UID: strings.TrimSuffix(st.From, "@presence.localhost"), Status: "online", Message: st.Status}
+				switch {
+				case st.Type == "unavailable":
+					u.Status = "offline"
+				case st.Show == "away":
+					u.Status = "unavailable"
+				}
+				r.add([]presencetest.Update{u}, nil)
+			case err := <-c.ended:
+				r.add(nil, fmt.Errorf("the component's stream ended: %v", err))
 				return
 			}
 		}

@@ -31,7 +31,7 @@ func startProcCluster(t *testing.T, grace time.Duration, extra string) ([3]*node
 	for i := range nodes {
 		config := clusterConfigGrace(t, fmt.Sprintf("node-%c", 'a'+i), dataDir, nats.URL(), pgURL, grace.String(), extra)
 		procs[i] = spawn(t, bin, config) // one at a time: the first makes the data folder's dev secret
-		nodes[i] = &node{t: t, config: config, srv: &server{HTTPAddr: procs[i].addr}}
+		nodes[i] = &node{t: t, config: config, srv: &server{HTTPAddr: procs[i].addr, XMPPAddr: procs[i].xmppAddr}}
 	}
 	return nodes, procs
 }

@@ -15,15 +15,16 @@ import (
 // killed the hard way. Its log (stderr) is kept, for waitLog and for a
 // failed test's report.
 type process struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd      *exec.Cmd
+	addr     string // its HTTP listener
+	xmppAddr string // its XMPP listener, "" when it has none
 
 	mu    sync.Mutex    // guards: lines, grown
 	lines []string      // every line it logged so far
 	grown chan struct{} // closed, and replaced, when a line is added
 }
 
-var listening = regexp.MustCompile(`msg="presence serving".* http=(\S+)`)
+var listening = regexp.MustCompile(`msg="presence serving".* http=(\S+) xmpp=(\S+)`)
 
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -53,12 +54,12 @@ func spawn(t *testing.T, bin, config string) *process {
 		}
 	})
 	lines := bufio.NewScanner(stderr)
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		for lines.Scan() {
 			line := lines.Text()
 			if m := listening.FindStringSubmatch(line); m != nil {
-				found <- m[1]
+				found <- m[1:]
 			}
 			p.mu.Lock()
 			p.lines = append(p.lines, line)
@@ -68,7 +69,8 @@ func spawn(t *testing.T, bin, config string) *process {
 		}
 	}()
 	select {
-	case p.addr = <-found:
+	case addrs := <-found:
+		p.addr, p.xmppAddr = addrs[0], strings.Trim(addrs[1], `"`)
 		return p
 	case <-time.After(30 * time.Second):
 		t.Fatal("presence serve did not start")
