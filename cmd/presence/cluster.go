@@ -97,9 +97,6 @@ func connectNATS(cfg *presence.Config, log *slog.Logger, link *linkWatch) (*nats
 		nats.Timeout(5 * time.Second),
 		nats.MaxReconnects(-1), // a node waits for NATS to come back (and says 503 meanwhile)
 		nats.ReconnectWait(250 * time.Millisecond),
-		// The bus applies a node's own messages when they are published:
-		// the server need not send them back (the bus would drop them).
-		nats.NoEcho(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {
 				return // closed on purpose, at shutdown

@@ -1,12 +1,12 @@
 package natsbus
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,13 +19,17 @@ import (
 // Subjects of the bus. They sit under presence.bus., apart from the
 // JetStream streams' subjects (presence.n.>, presence.s.>), so that no
 // stream captures a routed update.
-// Every message travels in a frame (batch.go) on framesSubj; a node
-// subscribes to everything under presence.bus. so that subjects added
-// later reach it too.
 const (
-	framesSubj   = "presence.bus.f"
-	everything   = "presence.bus.>"
-	flushTimeout = 5 * time.Second
+	statusPrefix      = "presence.bus.s."
+	invalidationSubj  = "presence.bus.i"
+	notificationsSubj = "presence.bus.n"
+	presenceSubj      = "presence.bus.p"
+	deviceSubj        = "presence.bus.d"
+	heartbeatSubj     = "presence.bus.h"
+	syncSubj          = "presence.bus.sync"
+	channelsSubj      = "presence.bus.c"
+	everything        = "presence.bus.>"
+	flushTimeout      = 5 * time.Second
 )
 
 // Bus is core.Bus over one NATS connection. Its methods are safe for
@@ -39,16 +43,8 @@ type Bus struct {
 	mu   sync.Mutex // guards: writes to subs
 	subs atomic.Pointer[[]core.BusSubscriber]
 
-	out     *outbox
-	stop    chan struct{} // closed by Close: the publisher sends what is queued and returns
-	stopped chan struct{} // closed when the publisher has returned
-	sendMu  sync.Mutex    // held while frames are handed to NATS, so that they go in order
-	closing sync.Once
-
-	sendFailures atomic.Uint64 // frames the connection refused (closed)
-	malformed    atomic.Uint64 // frames on the bus's subjects that did not decode, whole or in part
-	sentFrames   atomic.Uint64 // frames handed to NATS
-	sentMessages atomic.Uint64 // messages in them
+	sendFailures atomic.Uint64 // publishes the connection refused (closed)
+	malformed    atomic.Uint64 // messages on the bus's subjects that did not decode
 }
 
 // New subscribes to the bus's subjects on nc and returns the Bus. It sets
@@ -60,11 +56,10 @@ func New(nc *nats.Conn, log *slog.Logger) (*Bus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bus{nc: nc, log: log, stop: make(chan struct{}), stopped: make(chan struct{})}
+	b := &Bus{nc: nc, log: log}
 	if _, err := rand.Read(b.origin[:]); err != nil {
 		return nil, err
 	}
-	b.out = newOutbox(b.origin, int(nc.MaxPayload()))
 	b.subs.Store(new([]core.BusSubscriber))
 	sub, err := nc.Subscribe(everything, b.receive)
 	if err != nil {
@@ -92,60 +87,11 @@ func New(nc *nats.Conn, log *slog.Logger) (*Bus, error) {
 		b.log.Warn("bus: reconnected to NATS; dropping cached apps and grants")
 		b.dispatch(message{kind: kindInvalidation, inv: core.Invalidation{Kind: core.CachesLost}})
 	})
-	go b.publish()
 	return b, nil
 }
 
-// Close hands NATS what is queued and ends the bus's subscription.
-// Subscribers hear nothing after it, and other nodes nothing this node
-// publishes after it.
-func (b *Bus) Close() error {
-	b.closing.Do(func() { close(b.stop) })
-	<-b.stopped
-	b.send()
-	b.out.close()
-	b.send() // what was queued between the two
-	return b.sub.Unsubscribe()
-}
-
-// publish is the bus's publisher: it sends what is queued each time the
-// outbox has some, until Close.
-func (b *Bus) publish() {
-	defer close(b.stopped)
-	for {
-		select {
-		case <-b.out.wake:
-			b.send()
-		case <-b.stop:
-			return
-		}
-	}
-}
-
-// send hands NATS every frame queued, oldest first, and returns the
-// first error of a publish.
-func (b *Bus) send() error {
-	b.sendMu.Lock()
-	defer b.sendMu.Unlock()
-	full, last, queued := b.out.take()
-	if last != nil {
-		full = append(full, last)
-	}
-	if len(full) == 0 {
-		return nil
-	}
-	b.sentFrames.Add(uint64(len(full)))
-	b.sentMessages.Add(uint64(queued))
-	var first error
-	for _, f := range full {
-		if err := b.nc.Publish(framesSubj, f); err != nil {
-			b.sendFailures.Add(1)
-			first = cmp.Or(first, err)
-		}
-	}
-	b.out.recycle(last)
-	return first
-}
+// Close ends the bus's subscription. Subscribers hear nothing after it.
+func (b *Bus) Close() error { return b.sub.Unsubscribe() }
 
 // Subscribe implements core.Bus.
 func (b *Bus) Subscribe(node core.BusSubscriber) func() {
@@ -176,8 +122,10 @@ func (b *Bus) PublishStatus(app core.AppID, u core.StatusUpdate) {
 	for _, s := range *b.subs.Load() {
 		s.DeliverStatus(app, u)
 	}
-	w, start := b.out.begin()
-	b.out.end(w.status(app, u), start)
+	subj := statusPrefix + strconv.FormatInt(int64(app), 10)
+	if err := b.nc.Publish(subj, encodeStatus(b.origin, app, u)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // PublishPresence implements core.Bus: this node's subscribers get p
@@ -187,8 +135,9 @@ func (b *Bus) PublishPresence(p core.NodePresence) {
 	for _, s := range *b.subs.Load() {
 		s.DeliverPresence(p)
 	}
-	w, start := b.out.begin()
-	b.out.end(w.presence(p), start)
+	if err := b.nc.Publish(presenceSubj, encodePresence(b.origin, p)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // PublishDevice implements core.Bus: this node's subscribers get e before
@@ -198,21 +147,28 @@ func (b *Bus) PublishDevice(e core.DeviceEvent) {
 	for _, s := range *b.subs.Load() {
 		s.DeliverDevice(e)
 	}
-	w, start := b.out.begin()
-	b.out.end(w.device(e), start)
+	if err := b.nc.Publish(deviceSubj, encodeDevice(b.origin, e)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // RequestPresences implements core.Bus. Only the other nodes answer.
 func (b *Bus) RequestPresences(node string) {
-	w, start := b.out.begin()
-	b.out.end(w.node(kindSyncRequest, node), start)
+	w := make(writer, 0, originLen+2+len(node))
+	w = append(w, b.origin[:]...)
+	if err := b.nc.Publish(syncSubj, w.u8(kindSyncRequest).str(node)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // PublishHeartbeat implements core.Bus. It is not delivered to this
 // node's own subscribers: a node does not watch its own liveness.
 func (b *Bus) PublishHeartbeat(node string) {
-	w, start := b.out.begin()
-	b.out.end(w.node(kindHeartbeat, node), start)
+	w := make(writer, 0, originLen+2+len(node))
+	w = append(w, b.origin[:]...)
+	if err := b.nc.Publish(heartbeatSubj, w.u8(kindHeartbeat).str(node)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // PublishAppChannels implements core.Bus: this node's subscribers get c
@@ -222,8 +178,18 @@ func (b *Bus) PublishAppChannels(c core.AppChannels) {
 	for _, s := range *b.subs.Load() {
 		s.DeliverAppChannels(c)
 	}
-	w, start := b.out.begin()
-	b.out.end(w.appChannels(c), start)
+	w := make(writer, 0, originLen+1+2+len(c.Node)+8+1)
+	w = append(w, b.origin[:]...)
+	held := byte(0)
+	switch {
+	case c.Ask:
+		held = 2
+	case c.Held:
+		held = 1
+	}
+	if err := b.nc.Publish(channelsSubj, w.u8(kindAppChannels).str(c.Node).i64(int64(c.App)).u8(held)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // PublishNotifications implements core.Bus: this node's subscribers get ns
@@ -236,8 +202,9 @@ func (b *Bus) PublishNotifications(ns []core.Notification) {
 	for _, s := range *b.subs.Load() {
 		s.DeliverNotifications(ns)
 	}
-	w, start := b.out.begin()
-	b.out.end(w.notifications(ns), start)
+	if err := b.nc.Publish(notificationsSubj, encodeNotifications(b.origin, ns)); err != nil {
+		b.sendFailures.Add(1)
+	}
 }
 
 // Invalidate implements core.Bus: this node has applied inv when it
@@ -246,12 +213,7 @@ func (b *Bus) PublishNotifications(ns []core.Notification) {
 // disconnected at that moment: such a node drops every cache when it
 // reconnects (core.CachesLost).
 func (b *Bus) Invalidate(ctx context.Context, inv core.Invalidation) error {
-	w, start := b.out.begin()
-	b.out.end(w.invalidation(inv), start)
-	// Sent here rather than by the publisher, after what was queued
-	// before it: once send returns, the frame holding inv is with NATS
-	// (sent by this call or by the publisher before it).
-	pubErr := b.send()
+	pubErr := b.nc.Publish(invalidationSubj, encodeInvalidation(b.origin, inv))
 	for _, s := range *b.subs.Load() {
 		s.Invalidated(inv)
 	}
@@ -285,54 +247,31 @@ func (b *Bus) flush(ctx context.Context) error {
 
 // Stats are the bus's counts of what it could not carry.
 type Stats struct {
-	SendFailures uint64 // frames refused by a closed connection
-	Malformed    uint64 // received frames that did not decode, whole or in part
-	Dropped      uint64 // received frames NATS dropped: this node was too slow
-	SentFrames   uint64 // frames handed to NATS
-	SentMessages uint64 // messages in them
+	SendFailures uint64 // publishes refused by a closed connection
+	Malformed    uint64 // received messages that did not decode
+	Dropped      uint64 // received messages NATS dropped: this node was too slow
 }
 
 // Stats returns the bus's counts.
 func (b *Bus) Stats() Stats {
 	dropped, _ := b.sub.Dropped()
-	return Stats{SendFailures: b.sendFailures.Load(), Malformed: b.malformed.Load(), Dropped: uint64(max(dropped, 0)),
-		SentFrames: b.sentFrames.Load(), SentMessages: b.sentMessages.Load()}
+	return Stats{SendFailures: b.sendFailures.Load(), Malformed: b.malformed.Load(), Dropped: uint64(max(dropped, 0))}
 }
 
 // receive is the subscription's handler: NATS calls it on one goroutine,
 // in the order the server delivers, which keeps each publisher's order.
-// A message that does not decode is dropped, the frame's others applied;
-// a frame whose framing is broken is applied up to the break.
 func (b *Bus) receive(msg *nats.Msg) {
-	origin, fr, err := readFrame(msg.Data)
-	if err == nil && origin == b.origin {
+	m, err := decode(msg.Data)
+	if err != nil {
+		if b.malformed.Add(1) == 1 {
+			b.log.Error("bus: dropping a malformed message", "subject", msg.Subject, "err", err)
+		}
+		return
+	}
+	if m.origin == b.origin {
 		return // applied when it was published
 	}
-	for err == nil {
-		data, ok := fr.next()
-		if !ok {
-			err = fr.err
-			break
-		}
-		m, merr := decodeMessage(data)
-		if merr != nil {
-			b.dropMalformed(msg.Subject, merr)
-			continue
-		}
-		b.dispatch(m)
-	}
-	if err != nil {
-		b.dropMalformed(msg.Subject, err)
-	}
-}
-
-// dropMalformed counts a frame, or a message of one, that did not decode,
-// and logs the first: frames come from other nodes, and a bad one must
-// not stop this node.
-func (b *Bus) dropMalformed(subject string, err error) {
-	if b.malformed.Add(1) == 1 {
-		b.log.Error("bus: dropping a malformed message", "subject", subject, "err", err)
-	}
+	b.dispatch(m)
 }
 
 func (b *Bus) dispatch(m message) {

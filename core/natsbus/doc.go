@@ -2,23 +2,23 @@
 // §10): the subjects every Presence node of a deployment publishes and
 // listens on to hear the others' status updates and invalidations.
 //
-// Every message of a node travels in a frame (batch.go) on one subject,
-// presence.bus.f: a node's publisher sends, as one NATS message, all
-// that the node queued since its previous send, with no timer
-// (docs/cluster.md, "The bus"). The messages: a routed status update, an invalidation
-// (grants, apps, keys, CLI changes), what one node's devices of a user
-// show an app, a device session opened or handed over, a node's
-// heartbeat, a starting node's request for what every node's devices
-// show, which apps a node holds channels of, notifications just stored.
+// Subjects (docs/cluster.md, "The bus"):
+//
+//	presence.bus.s.<app_id>   a routed status update of one of the app's PUIDs
+//	presence.bus.i            an invalidation (grants, apps, keys, CLI changes)
+//	presence.bus.p            what one node's devices of a user show an app: nodes combine them
+//	presence.bus.d            a device session opened, or handed over to a newer one on another node
+//	presence.bus.h            a node's heartbeat, every 2 s: a silent node is taken for dead
+//	presence.bus.sync         a starting node asks every node to say again what its devices show
+//	presence.bus.n            notifications just stored: nodes push them to the devices they hold
 //
 // Each node subscribes once, to presence.bus.>: one subscription per node,
-// never one per user or per app, so every node hears every message in the
-// order each publisher queued it, and keeps every app's current statuses for
+// never one per user or per app, so every node hears every update in the
+// order each publisher sent it, and keeps every app's current statuses for
 // the probes and initial presences it may be asked for.
 //
 // A node applies its own messages at once, on the publisher's goroutine,
-// and drops them if NATS echoes them back (each frame carries its
-// origin's random id; cmd/presence asks the server not to echo), so
-// nothing is applied twice and a node's own
+// and drops them when NATS echoes them back (each message carries its
+// origin's random id), so nothing is applied twice and a node's own
 // channels do not wait for a round trip.
 package natsbus

@@ -8,13 +8,12 @@ import (
 	"github.com/presence-service/presence/core"
 )
 
-// The wire form of a bus message: a kind, then the fields of that kind.
-// It is binary because every routed status update crosses it, and
-// versioned by its kind byte: a kind a node does not know is dropped.
-// Messages travel in frames (batch.go): the publishing Bus's random
-// 8-byte origin id, then kindBatch and the messages.
+// The wire form of a bus message: an origin id, a kind, then the fields of
+// that kind. It is binary because every routed status update crosses it,
+// and versioned by its kind byte: a kind a node does not know is dropped.
 //
-//	kind    1 byte    kindStatus, kindInvalidation, ...
+//	origin  8 bytes   the publishing Bus's random id
+//	kind    1 byte    kindStatus, kindInvalidation or kindNotifications
 //	status:        app i64, status u8, at unix-nanos i64, puid str, message str
 //	invalidation:  inv-kind u8, app i64, close errno i64, user str, puid str
 //	presence:      node str, user str, app i64, status u8, message str, at i64,
@@ -96,15 +95,27 @@ func (r *reader) str() string {
 	return s
 }
 
-func (w writer) status(app core.AppID, u core.StatusUpdate) writer {
-	return w.u8(kindStatus).i64(int64(app)).u8(byte(u.Status)).i64(u.At.UnixNano()).str(u.PUID).str(u.Message)
+func encodeStatus(origin [originLen]byte, app core.AppID, u core.StatusUpdate) []byte {
+	w := make(writer, 0, originLen+1+8+1+8+2+len(u.PUID)+len(u.Message))
+	w = append(w, origin[:]...)
+	w = w.u8(kindStatus).i64(int64(app)).u8(byte(u.Status)).i64(u.At.UnixNano()).str(u.PUID).str(u.Message)
+	return w
 }
 
-func (w writer) invalidation(inv core.Invalidation) writer {
-	return w.u8(kindInvalidation).u8(byte(inv.Kind)).i64(int64(inv.App)).i64(int64(inv.Close)).str(inv.User).str(inv.PUID)
+func encodeInvalidation(origin [originLen]byte, inv core.Invalidation) []byte {
+	w := make(writer, 0, originLen+1+1+8+8+2+len(inv.User)+len(inv.PUID))
+	w = append(w, origin[:]...)
+	w = w.u8(kindInvalidation).u8(byte(inv.Kind)).i64(int64(inv.App)).i64(int64(inv.Close)).str(inv.User).str(inv.PUID)
+	return w
 }
 
-func (w writer) notifications(ns []core.Notification) writer {
+func encodeNotifications(origin [originLen]byte, ns []core.Notification) []byte {
+	size := originLen + 1 + 2
+	for _, n := range ns {
+		size += 8*3 + 5 + len(n.ID) + len(n.PUID) + len(n.UserID) + len(n.Message) + len(n.Action)
+	}
+	w := make(writer, 0, size)
+	w = append(w, origin[:]...)
 	w = binary.AppendUvarint(w.u8(kindNotifications), uint64(len(ns)))
 	for _, n := range ns {
 		w = w.str(n.ID).i64(int64(n.AppID)).str(n.PUID).str(n.UserID).str(n.Message).str(n.Action).
@@ -117,20 +128,13 @@ func (w writer) notifications(ns []core.Notification) writer {
 // grants of one app: one per "appear as" string).
 const maxPUIDs = 4096
 
-func (w writer) node(kind byte, node string) writer { return w.u8(kind).str(node) }
-
-func (w writer) appChannels(c core.AppChannels) writer {
-	held := byte(0)
-	switch {
-	case c.Ask:
-		held = 2
-	case c.Held:
-		held = 1
+func encodePresence(origin [originLen]byte, p core.NodePresence) []byte {
+	size := originLen + 1 + 8*2 + 1 + 8 + len(p.Node) + len(p.User) + len(p.Message)
+	for _, puid := range p.PUIDs {
+		size += 1 + len(puid)
 	}
-	return w.u8(kindAppChannels).str(c.Node).i64(int64(c.App)).u8(held)
-}
-
-func (w writer) presence(p core.NodePresence) writer {
+	w := make(writer, 0, size)
+	w = append(w, origin[:]...)
 	w = w.u8(kindPresence).str(p.Node).str(p.User).i64(int64(p.App)).u8(byte(p.Status)).str(p.Message).i64(p.At.UnixNano())
 	w = binary.AppendUvarint(w, uint64(len(p.PUIDs)))
 	for _, puid := range p.PUIDs {
@@ -143,7 +147,9 @@ func (w writer) presence(p core.NodePresence) writer {
 // connect's application_ids far below it).
 const maxApps = 4096
 
-func (w writer) device(e core.DeviceEvent) writer {
+func encodeDevice(origin [originLen]byte, e core.DeviceEvent) []byte {
+	w := make(writer, 0, 128+len(e.Apps)*16)
+	w = append(w, origin[:]...)
 	w = w.u8(kindDevice).u8(byte(e.Kind)).str(e.Node).str(e.To).str(e.User).str(e.DeviceID).str(e.SessionID).i64(e.At.UnixNano()).
 		u8(byte(e.Current.Status)).str(e.Current.Message)
 	w = binary.AppendUvarint(w, uint64(len(e.Apps)))
@@ -155,6 +161,7 @@ func (w writer) device(e core.DeviceEvent) writer {
 
 // message is one decoded bus message.
 type message struct {
+	origin   [originLen]byte
 	kind     byte
 	app      core.AppID
 	status   core.StatusUpdate
@@ -166,10 +173,13 @@ type message struct {
 	channels core.AppChannels
 }
 
-// decodeMessage decodes one message of a frame (its kind and fields).
-func decodeMessage(b []byte) (message, error) {
+func decode(b []byte) (message, error) {
 	var m message
-	r := &reader{b: b}
+	if len(b) < originLen {
+		return m, errShort
+	}
+	copy(m.origin[:], b)
+	r := &reader{b: b[originLen:]}
 	m.kind = r.u8()
 	switch m.kind {
 	case kindStatus:
