@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +38,7 @@ type Bus struct {
 	origin [originLen]byte
 	log    *slog.Logger
 
-	mu   sync.Mutex // guards: writes to subs
-	subs atomic.Pointer[[]core.BusSubscriber]
+	subs core.BusSubscribers
 
 	sendFailures atomic.Uint64 // publishes the connection refused (closed)
 	malformed    atomic.Uint64 // messages on the bus's subjects that did not decode
@@ -60,7 +57,6 @@ func New(nc *nats.Conn, log *slog.Logger) (*Bus, error) {
 	if _, err := rand.Read(b.origin[:]); err != nil {
 		return nil, err
 	}
-	b.subs.Store(new([]core.BusSubscriber))
 	sub, err := nc.Subscribe(everything, b.receive)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: subscribe %s: %w", everything, err)
@@ -94,24 +90,7 @@ func New(nc *nats.Conn, log *slog.Logger) (*Bus, error) {
 func (b *Bus) Close() error { return b.sub.Unsubscribe() }
 
 // Subscribe implements core.Bus.
-func (b *Bus) Subscribe(node core.BusSubscriber) func() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	next := append(slices.Clone(*b.subs.Load()), node)
-	b.subs.Store(&next)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			cur := *b.subs.Load()
-			if i := slices.Index(cur, node); i >= 0 {
-				next := slices.Delete(slices.Clone(cur), i, i+1)
-				b.subs.Store(&next)
-			}
-		})
-	}
-}
+func (b *Bus) Subscribe(node core.BusSubscriber) func() { return b.subs.Subscribe(node) }
 
 // PublishStatus implements core.Bus: this node's subscribers get u before
 // it returns; other nodes get it through NATS, in the order of this
@@ -119,7 +98,7 @@ func (b *Bus) Subscribe(node core.BusSubscriber) func() {
 // blocks: while NATS is unreachable the client buffers, and a closed
 // connection drops (counted; Ping reports the link).
 func (b *Bus) PublishStatus(app core.AppID, u core.StatusUpdate) {
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		s.DeliverStatus(app, u)
 	}
 	subj := statusPrefix + strconv.FormatInt(int64(app), 10)
@@ -132,7 +111,7 @@ func (b *Bus) PublishStatus(app core.AppID, u core.StatusUpdate) {
 // before it returns; other nodes get it through NATS, in the order of
 // this node's calls. It never blocks.
 func (b *Bus) PublishPresence(p core.NodePresence) {
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		s.DeliverPresence(p)
 	}
 	if err := b.nc.Publish(presenceSubj, encodePresence(b.origin, p)); err != nil {
@@ -144,7 +123,7 @@ func (b *Bus) PublishPresence(p core.NodePresence) {
 // it returns; other nodes get it through NATS, in the order of this
 // node's calls. It never blocks.
 func (b *Bus) PublishDevice(e core.DeviceEvent) {
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		s.DeliverDevice(e)
 	}
 	if err := b.nc.Publish(deviceSubj, encodeDevice(b.origin, e)); err != nil {
@@ -175,7 +154,7 @@ func (b *Bus) PublishHeartbeat(node string) {
 // before it returns; other nodes get it through NATS, in the order of
 // this node's calls. It never blocks.
 func (b *Bus) PublishAppChannels(c core.AppChannels) {
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		s.DeliverAppChannels(c)
 	}
 	w := make(writer, 0, originLen+1+2+len(c.Node)+8+1)
@@ -199,7 +178,7 @@ func (b *Bus) PublishNotifications(ns []core.Notification) {
 	if len(ns) == 0 {
 		return
 	}
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		s.DeliverNotifications(ns)
 	}
 	if err := b.nc.Publish(notificationsSubj, encodeNotifications(b.origin, ns)); err != nil {
@@ -214,7 +193,7 @@ func (b *Bus) PublishNotifications(ns []core.Notification) {
 // reconnects (core.CachesLost).
 func (b *Bus) Invalidate(ctx context.Context, inv core.Invalidation) error {
 	pubErr := b.nc.Publish(invalidationSubj, encodeInvalidation(b.origin, inv))
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		s.Invalidated(inv)
 	}
 	if pubErr != nil {
@@ -275,7 +254,7 @@ func (b *Bus) receive(msg *nats.Msg) {
 }
 
 func (b *Bus) dispatch(m message) {
-	for _, s := range *b.subs.Load() {
+	for _, s := range b.subs.All() {
 		switch m.kind {
 		case kindStatus:
 			s.DeliverStatus(m.app, m.status)
