@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -118,16 +120,37 @@ func connectNATS(cfg *presence.Config, log *slog.Logger, link *linkWatch) (*nats
 		opts = append(opts, nats.UserCredentials(path))
 	}
 	if path := cfg.Cluster.NATSCA; path != "" {
-		if err := readable(path); err != nil {
+		// The client would read it at connect and fail as a connection
+		// error; a file that holds no certificate is the key's fault.
+		pem, err := os.ReadFile(path)
+		if err != nil {
 			return nil, fmt.Errorf("cluster.nats_ca: cannot read the NATS CA file %s: %w", path, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cluster.nats_ca: %s holds no PEM certificate: give the certificate of the CA that signed the NATS servers' certificates, in PEM (-----BEGIN CERTIFICATE-----)", path)
 		}
 		opts = append(opts, nats.RootCAs(path))
 	}
 	nc, err := nats.Connect(cfg.Cluster.NATSURL, opts...)
 	if err != nil {
+		var untrusted *tls.CertificateVerificationError
+		if errors.As(err, &untrusted) {
+			return nil, fmt.Errorf("cluster.nats_url: cannot reach NATS at %s: %s: %w", cfg.Cluster.NATSURL, untrustedHint(cfg.Cluster.NATSCA), err)
+		}
 		return nil, fmt.Errorf("cluster.nats_url: cannot reach NATS at %s: %w", cfg.Cluster.NATSURL, err)
 	}
 	return nc, nil
+}
+
+// untrustedHint says what to do when the NATS servers' TLS certificate
+// did not verify, against the system's roots or cluster.nats_ca.
+func untrustedHint(ca string) string {
+	if ca == "" {
+		return "the servers' TLS certificate is not trusted by this system's CA roots: " +
+			"if a private CA signed it, set cluster.nats_ca to that CA's PEM file"
+	}
+	return "the servers' TLS certificate does not verify against cluster.nats_ca " + ca +
+		": give the CA that signed it, and a certificate that names the host of each URL"
 }
 
 // readable returns nil when path is a file this process can open.
