@@ -74,7 +74,10 @@ func OpenNotifications(ctx context.Context, js jetstream.JetStream, grants Grant
 		Replicas:    cfg.Replicas,
 		// The cap per queue, enforced by the server in the same step as
 		// the write that exceeds it (PROTOCOL §4: the oldest is dropped).
-		MaxMsgsPerSubject:  int64(cfg.QueueSize),
+		MaxMsgsPerSubject: int64(cfg.QueueSize),
+		// Each message's id (its nonce) is remembered this long, for a
+		// second try of its batch (storeBatch).
+		Duplicates:         duplicateWindow,
 		Discard:            jetstream.DiscardOld,
 		AllowDirect:        true, // batch reads of a user's queues
 		AllowAtomicPublish: true, // a POST's batch stored whole or not at all
@@ -116,10 +119,13 @@ func (s *stored) notification(seq uint64) core.Notification {
 // AddNotifications stores the batch with one atomic batch publish: it
 // returns once the stream's leader has stored every item and a majority
 // of its replicas have them (an R3 stream: two servers), or with an
-// error. An error means nothing was stored, except for a commit whose
-// answer was lost (a server died after storing it, or the answer took
-// longer than requestTimeout): then the whole batch may be stored, and
-// the app, told of an error, may send it again (at least once). Each PUID must be a grant of app (else an
+// error. A try whose answer is lost with the stream's leader is sent
+// again after publishAttempt, and refused as a duplicate if the first
+// was stored (storeBatch): the caller hears OK with the ids of the one
+// copy stored. An error means nothing was stored, except when no try was
+// answered within requestTimeout (JetStream unreachable, or answering
+// slower than that): then the whole batch may be stored, and the app,
+// told of an error, may send it again (at least once). Each PUID must be a grant of app (else an
 // *core.ItemError with errno 44 naming the first bad item, and nothing is
 // stored). queueSize is the cap of every queue: the stream's
 // max_msgs_per_subject, set at OpenNotifications; another value (0 keeps
@@ -152,6 +158,7 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 
 	ns := make([]core.Notification, len(items))
 	msgs := make([]*nats.Msg, len(items))
+	nonces := make([]string, len(items))
 	for i, it := range items {
 		if err := core.CheckNotification(it); err != nil {
 			return nil, nil, itemError(i, core.ErrnoOf(err), core.ReasonOf(err))
@@ -166,26 +173,23 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 		if err != nil {
 			return nil, nil, err
 		}
-		msgs[i] = &nats.Msg{Subject: notificationSubject(users[i], app, it.PUID), Data: data, Header: nats.Header{}}
+		// The nonce, random, is also the message's JetStream id: a second
+		// try of the batch after a lost answer is refused as a duplicate
+		// when the first was stored (storeBatch).
+		msgs[i] = &nats.Msg{Subject: notificationSubject(users[i], app, it.PUID), Data: data,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{s.Nonce}}}
 		ns[i] = s.notification(0)
+		nonces[i] = s.Nonce
 	}
 
 	pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	ack, err := publishBatch(pctx, n.js, msgs)
+	first, err := storeBatch(pctx, n.js, msgs)
 	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream: add notifications of app %d: %w", app, err)
 	}
-	// An atomic batch is stored as one step: its items have consecutive
-	// sequences, the last one acknowledged.
-	if ack.BatchSize != uint64(len(msgs)) || ack.Sequence < uint64(len(msgs)) {
-		return nil, nil, fmt.Errorf("jetstream: add notifications of app %d: batch of %d acknowledged as %d up to sequence %d", app, len(msgs), ack.BatchSize, ack.Sequence)
-	}
-	first := ack.Sequence - uint64(len(msgs)) + 1
 	for i := range ns {
-		var s stored
-		json.Unmarshal(msgs[i].Data, &s)
-		ns[i].ID = notificationID(first+uint64(i), s.Nonce)
+		ns[i].ID = notificationID(first+uint64(i), nonces[i])
 	}
 	sizes, err := n.queueSizes(ctx, app, users, msgs)
 	if err != nil {

@@ -3,8 +3,10 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -124,9 +126,29 @@ func (n *Notifications) subjectCounts(ctx context.Context, filter string) (subje
 	req, _ := json.Marshal(map[string]string{"subjects_filter": filter})
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := n.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.INFO."+NotificationStream, req)
-	if err != nil {
-		return subjectCountsAnswer{}, err
+	var resp *nats.Msg
+	var err error
+	for {
+		// A read sent to a leader that is lost has no answer coming: it is
+		// asked again each publishAttempt (a read is safe to repeat), so
+		// that the batch it follows, stored, is answered soon after the
+		// new leader is there.
+		actx, acancel := context.WithTimeout(ctx, publishAttempt)
+		resp, err = n.js.Conn().RequestWithContext(actx, "$JS.API.STREAM.INFO."+NotificationStream, req)
+		acancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)) {
+			return subjectCountsAnswer{}, err
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			select {
+			case <-ctx.Done():
+				return subjectCountsAnswer{}, err
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 	var info struct {
 		Error *jetstream.APIError `json:"error"`
