@@ -32,6 +32,7 @@ commands:
   migrate      apply schema.sql to the database
   apps         list | add | activate | rotate-key | disable
   token        mint a dev assertion: token --email E
+  cluster      forget-secrets: let the next node record the cluster's secrets anew
   version      print the version
 
 Every command takes -config presence.toml (default: the embedded default)
@@ -64,6 +65,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runApps(ctx, rest, stdout, stderr)
 	case "token":
 		return runToken(ctx, rest, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, rest, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	}

@@ -89,6 +89,13 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 			b.Close()
 		}
 	}()
+	if cfg.Clustered() {
+		// Before the node joins: a node with other secrets would refuse
+		// the sign-ins and keys of the others (docs/cluster.md).
+		if err := checkClusterSecrets(ctx, cfg, b.nats, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.router.Start(ctx); err != nil {
 		return nil, fmt.Errorf("load waiting status queues: %w", err)
 	}
