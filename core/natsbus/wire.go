@@ -196,6 +196,13 @@ func decode(b []byte) (message, error) {
 		m.inv.Close = core.Errno(r.i64())
 		m.inv.User = r.str()
 		m.inv.PUID = r.str()
+		switch m.inv.Kind {
+		case core.GrantAdded, core.GrantRevoked, core.AppChanged:
+		default: // CachesLost too: a node's own bus raises it, none sends it
+			if r.err == nil {
+				r.err = errors.New("natsbus: bad invalidation kind")
+			}
+		}
 	case kindPresence:
 		p := &m.pres
 		p.Node, p.User, p.App = r.str(), r.str(), core.AppID(r.i64())
@@ -225,6 +232,12 @@ func decode(b []byte) (message, error) {
 		if r.err != nil {
 			break
 		}
+		if e.Kind != core.DeviceConnected && e.Kind != core.DeviceHandover {
+			return m, errors.New("natsbus: bad device event kind")
+		}
+		if e.Current.Status > core.Online {
+			return m, errors.New("natsbus: unknown status")
+		}
 		count, k := binary.Uvarint(r.b)
 		if k <= 0 || count > maxApps {
 			return m, errors.New("natsbus: bad app count")
@@ -235,7 +248,11 @@ func decode(b []byte) (message, error) {
 		}
 		for range count {
 			app := core.AppID(r.i64())
-			e.Apps[app] = core.Presence{Status: core.Status(r.u8()), Message: r.str()}
+			p := core.Presence{Status: core.Status(r.u8()), Message: r.str()}
+			if p.Status > core.Online && r.err == nil {
+				r.err = errors.New("natsbus: unknown status")
+			}
+			e.Apps[app] = p
 		}
 	case kindHeartbeat, kindSyncRequest:
 		m.node = r.str()
