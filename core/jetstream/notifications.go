@@ -296,7 +296,18 @@ func parseID(id string) (seq uint64, nonce string, ok bool) {
 	if len(id) <= 16 {
 		return 0, "", false
 	}
-	if _, err := fmt.Sscanf(id[:16], "%016x", &seq); err != nil || seq == 0 {
+	// Exactly the 16 lower-case hex digits notificationID writes.
+	for _, c := range []byte(id[:16]) {
+		switch {
+		case '0' <= c && c <= '9':
+			seq = seq<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			seq = seq<<4 | uint64(c-'a'+10)
+		default:
+			return 0, "", false
+		}
+	}
+	if seq == 0 {
 		return 0, "", false
 	}
 	return seq, id[16:], true
