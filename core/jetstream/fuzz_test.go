@@ -2,8 +2,11 @@ package jetstream
 
 import (
 	"cmp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/presence-service/presence/core"
 )
 
 // The parsers of what the streams hold: notification ids (from devices'
@@ -59,6 +62,106 @@ func FuzzNotificationID(f *testing.F) {
 		}
 		if c := strings.Compare(id, notificationID(b, nonce)); c != cmp.Compare(a, b) {
 			t.Fatalf("ids of %d and %d compare as %d", a, b, c)
+		}
+	})
+}
+
+// matches says whether subject matches the NATS filter.
+func matches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
+}
+
+// validSubject says whether s is a subject a message can be published
+// to: non-empty tokens, no wildcards, no white space.
+func validSubject(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if !validToken(tok) {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzSubjects: the subject builders make valid subjects that their
+// filters match, and userOfSubject reads the user back from each.
+func FuzzSubjects(f *testing.F) {
+	f.Add("ann@example.com", int64(7), "p1")
+	f.Add("a.b.c", int64(1), "x")
+	f.Add("*", int64(-1), "p")
+	f.Add(">", int64(1<<63-1), "q")
+	f.Add("\x00\xff é", int64(0), "-")
+	f.Fuzz(func(t *testing.T, user string, app int64, puid string) {
+		if user == "" || !validToken(puid) {
+			return // user ids are never empty; PUIDs are checked first
+		}
+		a := core.AppID(app)
+		tok := encodeUser(user)
+		if strings.Trim(tok, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Fatalf("user %q encoded as %q", user, tok)
+		}
+		subj := notificationSubject(user, a, puid)
+		if !validSubject(subj) {
+			t.Fatalf("notificationSubject(%q, %d, %q) = %q: not a valid subject", user, a, puid, subj)
+		}
+		for _, filter := range []string{notificationRoot + ".>", userNotifications(user), userAppNotifications(user, a), appNotifications(a), puidNotifications(puid)} {
+			if !matches(filter, subj) {
+				t.Fatalf("%q does not match %q", filter, subj)
+			}
+		}
+		if matches(userNotifications(user+"x"), subj) {
+			t.Fatalf("another user's filter matches %q", subj)
+		}
+		back, err := userOfSubject(subj)
+		if err != nil || back != user {
+			t.Fatalf("userOfSubject(%q) = %q, %v; want %q", subj, back, err, user)
+		}
+		st := statusSubject(a, puid)
+		if !validSubject(st) || !matches(appStatuses(a), st) || !matches(statusRoot+".>", st) {
+			t.Fatalf("statusSubject(%d, %q) = %q: not a valid subject of %q", a, puid, st, appStatuses(a))
+		}
+	})
+}
+
+// FuzzUserOfSubject: any subject, as the stream's subject list may hold
+// (any client can publish under presence.n.>), never panics
+// userOfSubject, and a subject it reads a user from is the subject of
+// that user's queue: one the builders make.
+func FuzzUserOfSubject(f *testing.F) {
+	for _, s := range []string{
+		notificationSubject("ann@example.com", 7, "p1"), notificationSubject("a", 1, "x"),
+		"presence.n", "presence.n.x", "presence.n.mfxg.1", "presence.n.mfxg.1.p.q", "presence.n..1.p",
+		"presence.n.MFXA.1.p", "presence.n.mfxg.1.p", "presence.n.a.1.p", "presence.n.mfxa.x.p", "other.n.mfxa.1.p",
+		"presence.n.mfxa.1.*", "presence.n.mfxa.-1.p", "presence.n.mfxa.01.p", "presence.n.mfxa.+1.p", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, subject string) {
+		user, err := userOfSubject(subject)
+		if err != nil {
+			return
+		}
+		if user == "" {
+			t.Fatalf("userOfSubject(%q) read an empty user", subject)
+		}
+		parts := strings.Split(subject, ".")
+		app, err := strconv.ParseInt(parts[len(parts)-2], 10, 64)
+		if err != nil {
+			t.Fatalf("userOfSubject(%q) = %q, but its app is %q", subject, user, parts[len(parts)-2])
+		}
+		if built := notificationSubject(user, core.AppID(app), parts[len(parts)-1]); built != subject {
+			t.Fatalf("userOfSubject(%q) = %q, whose queue of app %d is %q", subject, user, app, built)
+		}
+		if !matches(userNotifications(user), subject) {
+			t.Fatalf("userOfSubject(%q) = %q, whose filter %q does not match it", subject, user, userNotifications(user))
 		}
 	})
 }

@@ -230,7 +230,10 @@ func (n *Notifications) UsersWithNotifications(ctx context.Context) ([]string, e
 	for subj := range info.State.Subjects {
 		u, err := userOfSubject(subj)
 		if err != nil {
-			return nil, err
+			// Not a queue this service made: any client of the account
+			// can publish under presence.n.>, and one such subject must
+			// not hide every user's queue (a node could not start).
+			continue
 		}
 		if !seen[u] {
 			seen[u] = true

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"encoding/base32"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/presence-service/presence/core"
@@ -23,8 +24,14 @@ var userToken = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPaddi
 
 func encodeUser(id string) string { return userToken.EncodeToString([]byte(id)) }
 
+// decodeUser reads a token encodeUser made, and refuses any other: the
+// decoder would also take an empty token, and one whose last character
+// has unused bits set (a second spelling of the same user).
 func decodeUser(tok string) (string, error) {
 	b, err := userToken.DecodeString(tok)
+	if err == nil && (len(b) == 0 || encodeUser(string(b)) != tok) {
+		err = fmt.Errorf("jetstream: not a user token: %q", tok)
+	}
 	return string(b), err
 }
 
@@ -52,10 +59,14 @@ func puidNotifications(puid string) string {
 	return fmt.Sprintf("%s.*.*.%s", notificationRoot, puid)
 }
 
-// userOfSubject reads the user id back from a notification subject.
+// userOfSubject reads the user id back from a notification subject,
+// refusing any subject that notificationSubject does not make.
 func userOfSubject(subject string) (string, error) {
 	parts := strings.Split(subject, ".")
-	if len(parts) != 5 {
+	if len(parts) != 5 || parts[0]+"."+parts[1] != notificationRoot || !validToken(parts[4]) {
+		return "", fmt.Errorf("jetstream: not a notification subject: %q", subject)
+	}
+	if app, err := strconv.ParseInt(parts[3], 10, 64); err != nil || strconv.FormatInt(app, 10) != parts[3] {
 		return "", fmt.Errorf("jetstream: not a notification subject: %q", subject)
 	}
 	return decodeUser(parts[2])
