@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"cmp"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -162,6 +163,50 @@ func FuzzUserOfSubject(f *testing.F) {
 		}
 		if !matches(userNotifications(user), subject) {
 			t.Fatalf("userOfSubject(%q) = %q, whose filter %q does not match it", subject, user, userNotifications(user))
+		}
+	})
+}
+
+// FuzzStoredNotification: a message read from the notification stream,
+// whatever its subject and bytes, either is refused or lists a
+// notification its user can ack: its id parses back to the message's
+// sequence and nonce, and it is what storing that notification under that
+// subject writes.
+func FuzzStoredNotification(f *testing.F) {
+	s := stored{Nonce: "0123456789abcdef0123456789abcdef", App: 7, PUID: "p1", User: "ann@example.com",
+		Message: "hi", Action: "https://a.example/", CreatedAt: 1_700_000_000_000_000_000, ExpiresAt: 1_700_000_060_000_000_000}
+	good, _ := json.Marshal(&s)
+	subj := notificationSubject(s.User, s.App, s.PUID)
+	for _, d := range []string{
+		string(good), string(good[:len(good)-1]), `{}`, `null`, `[]`, `""`, `{"nonce":""}`, `{"nonce":"n","user":"u","puid":"p","app":1}`,
+		`{"nonce":"n","user":"u","puid":"a.b","app":1}`, `{"nonce":"n","user":"u","puid":"p","app":"1"}`, `{"created_at":1e400}`, "\xff",
+		`{"nonce":"n","user":"ann@example.com","puid":"p1","app":7}`, `{"nonce":"n","user":"ann@example.com","puid":"p1","app":8}`,
+	} {
+		f.Add(subj, []byte(d), uint64(42))
+	}
+	f.Add("presence.n.ovzq.1.p", []byte(`{"nonce":"n","user":"u","puid":"p","app":1}`), uint64(1))
+	f.Fuzz(func(t *testing.T, subject string, data []byte, seq uint64) {
+		if seq == 0 {
+			return // stream sequences start at 1
+		}
+		s, err := decodeStored(subject, data)
+		if err != nil {
+			return
+		}
+		n := s.notification(seq)
+		gotSeq, nonce, ok := parseID(n.ID)
+		if !ok || gotSeq != seq || nonce != s.Nonce {
+			t.Fatalf("%q at %d: listed as id %q, which parses as %d, %q, %v", data, seq, n.ID, gotSeq, nonce, ok)
+		}
+		if user, err := userOfSubject(subject); err != nil || user != n.UserID {
+			t.Fatalf("%q under %q: listed for user %q, but the subject is %q's (%v)", data, subject, n.UserID, user, err)
+		}
+		again, err := json.Marshal(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := decodeStored(subject, again); err != nil || back != s {
+			t.Fatalf("%q: decoded as %+v, which stores as %s, read back as %+v, %v", data, s, again, back, err)
 		}
 	})
 }

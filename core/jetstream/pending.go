@@ -39,9 +39,11 @@ func (n *Notifications) PendingNotifications(ctx context.Context, userID string,
 			return nil, err
 		}
 		for _, m := range msgs {
-			var s stored
-			if err := json.Unmarshal(m.Data, &s); err != nil {
-				return nil, fmt.Errorf("jetstream: notification %d: %w", m.Sequence, err)
+			s, err := decodeStored(m.Subject, m.Data)
+			if err != nil {
+				// Not a notification this service stored: it is no item
+				// of the user's, and must not hide theirs.
+				continue
 			}
 			read = append(read, s.notification(m.Sequence))
 			seqs = append(seqs, m.Sequence)
