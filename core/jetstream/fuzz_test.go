@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-service/presence/core"
 )
@@ -207,6 +210,40 @@ func FuzzStoredNotification(f *testing.F) {
 		}
 		if back, err := decodeStored(subject, again); err != nil || back != s {
 			t.Fatalf("%q: decoded as %+v, which stores as %s, read back as %+v, %v", data, s, again, back, err)
+		}
+	})
+}
+
+// FuzzWaitingStatuses: messages read from the status stream, whatever
+// their bytes, never panic updatesSince, and what it returns is what they
+// hold: statuses of the contract, at or after since, oldest first.
+func FuzzWaitingStatuses(f *testing.F) {
+	w1, _ := json.Marshal(&waiting{App: 7, PUID: "p1", Status: core.Online, Message: "m", At: 2_000})
+	w2, _ := json.Marshal(&waiting{App: 7, PUID: "p2", Status: core.Unavailable, At: 1_000})
+	f.Add(w1, w2, int64(0))
+	f.Add(w1, []byte(`{"app":7,"puid":"p","status":"busy","at":5}`), int64(1_500))
+	f.Add([]byte(`{"status":3}`), []byte(`{}`), int64(-1))
+	f.Add([]byte(`null`), []byte(`{"app":1,"status":"online","at":-9223372036854775808}`), int64(-1<<63))
+	f.Fuzz(func(t *testing.T, a, b []byte, since int64) {
+		msgs := []*jetstream.RawStreamMsg{{Data: a, Sequence: 1}, {Data: b, Sequence: 2}}
+		byApp := updatesSince(msgs, time.Unix(0, since))
+		total := 0
+		for app, us := range byApp {
+			for i, u := range us {
+				total++
+				if u.Status > core.Online {
+					t.Fatalf("app %d: status %d", app, u.Status)
+				}
+				if u.At.UnixNano() < since {
+					t.Fatalf("app %d: an update at %d, before %d", app, u.At.UnixNano(), since)
+				}
+				if i > 0 && u.At.Before(us[i-1].At) {
+					t.Fatalf("app %d: updates out of order: %v", app, us)
+				}
+			}
+		}
+		if total > len(msgs) {
+			t.Fatalf("%d updates of %d messages", total, len(msgs))
 		}
 	})
 }
