@@ -133,9 +133,7 @@ func (b *Bus) PublishDevice(e core.DeviceEvent) {
 
 // RequestPresences implements core.Bus. Only the other nodes answer.
 func (b *Bus) RequestPresences(node string) {
-	w := make(writer, 0, originLen+2+len(node))
-	w = append(w, b.origin[:]...)
-	if err := b.nc.Publish(syncSubj, w.u8(kindSyncRequest).str(node)); err != nil {
+	if err := b.nc.Publish(syncSubj, encodeNode(b.origin, kindSyncRequest, node)); err != nil {
 		b.sendFailures.Add(1)
 	}
 }
@@ -143,9 +141,7 @@ func (b *Bus) RequestPresences(node string) {
 // PublishHeartbeat implements core.Bus. It is not delivered to this
 // node's own subscribers: a node does not watch its own liveness.
 func (b *Bus) PublishHeartbeat(node string) {
-	w := make(writer, 0, originLen+2+len(node))
-	w = append(w, b.origin[:]...)
-	if err := b.nc.Publish(heartbeatSubj, w.u8(kindHeartbeat).str(node)); err != nil {
+	if err := b.nc.Publish(heartbeatSubj, encodeNode(b.origin, kindHeartbeat, node)); err != nil {
 		b.sendFailures.Add(1)
 	}
 }
@@ -157,16 +153,7 @@ func (b *Bus) PublishAppChannels(c core.AppChannels) {
 	for _, s := range b.subs.All() {
 		s.DeliverAppChannels(c)
 	}
-	w := make(writer, 0, originLen+1+2+len(c.Node)+8+1)
-	w = append(w, b.origin[:]...)
-	held := byte(0)
-	switch {
-	case c.Ask:
-		held = 2
-	case c.Held:
-		held = 1
-	}
-	if err := b.nc.Publish(channelsSubj, w.u8(kindAppChannels).str(c.Node).i64(int64(c.App)).u8(held)); err != nil {
+	if err := b.nc.Publish(channelsSubj, encodeAppChannels(b.origin, c)); err != nil {
 		b.sendFailures.Add(1)
 	}
 }

@@ -16,11 +16,9 @@ import (
 // node sends (truncated, unknown kinds, values out of range), and what it
 // accepts must be what the encoders would write for the same values.
 
-// encodeMessage writes m as the node that sent it would. Heartbeats, sync
-// requests and app channels are written inline by Bus's methods; these
-// lines are theirs.
+// encodeMessage writes m as the node that sent it would, with the Bus's
+// own encoders.
 func encodeMessage(m message) []byte {
-	w := writer(append([]byte(nil), m.origin[:]...))
 	switch m.kind {
 	case kindStatus:
 		return encodeStatus(m.origin, m.app, m.status)
@@ -33,16 +31,9 @@ func encodeMessage(m message) []byte {
 	case kindDevice:
 		return encodeDevice(m.origin, m.dev)
 	case kindHeartbeat, kindSyncRequest:
-		return w.u8(m.kind).str(m.node)
+		return encodeNode(m.origin, m.kind, m.node)
 	case kindAppChannels:
-		held := byte(0)
-		switch {
-		case m.channels.Ask:
-			held = 2
-		case m.channels.Held:
-			held = 1
-		}
-		return w.u8(kindAppChannels).str(m.channels.Node).i64(int64(m.channels.App)).u8(held)
+		return encodeAppChannels(m.origin, m.channels)
 	}
 	panic("encodeMessage: kind " + strconv.Itoa(int(m.kind)))
 }

@@ -147,6 +147,28 @@ func encodePresence(origin [originLen]byte, p core.NodePresence) []byte {
 // connect's application_ids far below it).
 const maxApps = 4096
 
+// encodeNode writes a message whose one field is a node id: a heartbeat
+// (kindHeartbeat) or a starting node's sync request (kindSyncRequest).
+func encodeNode(origin [originLen]byte, kind byte, node string) []byte {
+	w := make(writer, 0, originLen+1+2+len(node))
+	w = append(w, origin[:]...)
+	return w.u8(kind).str(node)
+}
+
+// encodeAppChannels writes c; held is 1 for Held, 2 for Ask, else 0.
+func encodeAppChannels(origin [originLen]byte, c core.AppChannels) []byte {
+	w := make(writer, 0, originLen+1+2+len(c.Node)+8+1)
+	w = append(w, origin[:]...)
+	held := byte(0)
+	switch {
+	case c.Ask:
+		held = 2
+	case c.Held:
+		held = 1
+	}
+	return w.u8(kindAppChannels).str(c.Node).i64(int64(c.App)).u8(held)
+}
+
 func encodeDevice(origin [originLen]byte, e core.DeviceEvent) []byte {
 	w := make(writer, 0, 128+len(e.Apps)*16)
 	w = append(w, origin[:]...)
