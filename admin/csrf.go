@@ -37,7 +37,11 @@ func macEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
 // checkCSRF returns the session of a POST whose csrf_token is right, or
 // answers 403 and returns nil.
 func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request) *session {
-	sess := s.sessionOf(r)
+	sess, err := s.checkSession(r)
+	if err != nil {
+		s.failUnchecked(w, r)
+		return nil
+	}
 	if sess == nil {
 		s.fail(w, r, http.StatusForbidden, "You are not signed in (or your session has ended). Sign in and try again.")
 		return nil

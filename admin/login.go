@@ -171,10 +171,19 @@ func hashOf(v string) string {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if s.checkCSRF(w, r) == nil {
+	sess := s.checkCSRF(w, r)
+	if sess == nil {
 		return
 	}
-	s.signOut(w, r)
+	if err := s.signOut(w, r, sess); err != nil {
+		// Fail closed: the session is still valid on other servers, so
+		// the user must not be told it ended (docs/decisions.md, Web).
+		s.log.Error("admin: sign-out refused", "err", err)
+		w.Header().Set("Retry-After", "5")
+		s.render(w, r, http.StatusServiceUnavailable, "error", page{Title: http.StatusText(http.StatusServiceUnavailable), User: sess,
+			Data: "You are still signed in: your sign-out could not be recorded on every server of the service. Try again in a moment."})
+		return
+	}
 	s.setFlash(w, "ok", "You are signed out.")
 	seeOther(w, r, "/")
 }

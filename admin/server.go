@@ -53,6 +53,11 @@ type Config struct {
 	// expire, so that a restart does not bring a signed-out cookie back;
 	// "": in memory only.
 	SignedOutFile string
+	// SignOuts shares sign-outs with the other servers that have the
+	// same SessionKey (a cluster); nil on one server. A sign-out is
+	// answered only once recorded there, and a session is refused (503)
+	// while it cannot be asked.
+	SignOuts SignOuts
 	// DevAssertions mints the /device page's assertions; set only when
 	// auth.verifier is dev (nil: the page cannot connect by itself).
 	DevAssertions AssertionMinter
@@ -112,7 +117,7 @@ func New(c Config) (*Server, error) {
 		ttl = 12 * time.Hour
 	}
 	var err error
-	if s.sessions, err = newSessionStore(ttl, c.Router.Now, s.key, c.SignedOutFile); err != nil {
+	if s.sessions, err = newSessionStore(ttl, c.Router.Now, s.key, c.SignedOutFile, c.SignOuts); err != nil {
 		return nil, err
 	}
 	pub, err := url.Parse(c.Config.Server.PublicURL)
@@ -202,6 +207,8 @@ type page struct {
 	Flash   *flash
 	IsAdmin bool
 	Data    any
+
+	signedOut bool // render as signed out, without asking (the session cannot be checked)
 }
 
 // breakable escapes a domain or an email and lets it break after its
@@ -264,7 +271,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if p.User == nil {
+	if p.User == nil && !p.signedOut {
 		p.User = s.sessionOf(r)
 	}
 	if p.User != nil {
