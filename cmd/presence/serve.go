@@ -119,7 +119,7 @@ func startServer(ctx context.Context, cfg *presence.Config, log *slog.Logger) (*
 	mux := http.NewServeMux()
 	s.edge = ws.New(ws.Config{Router: b.router, Verifier: verifier, Config: cfg, Logger: log})
 	s.edge.Register(mux)
-	handler, err := registerWeb(mux, s, codeFlow, verifier)
+	handler, err := registerWeb(ctx, mux, s, codeFlow, verifier)
 	if err != nil {
 		return nil, err
 	}

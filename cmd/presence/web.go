@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ const (
 // registerWeb adds the web pages: sign-in, grants, /myapps, /me, /device,
 // /admin. It returns the server's handler: mux, with the site's 404 page
 // for page loads that nothing serves.
-func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) (http.Handler, error) {
+func registerWeb(ctx context.Context, mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier core.Verifier) (http.Handler, error) {
 	// The session key lives in the data folder, like the dev secret, so
 	// that a restart signs nobody out (docs/decisions.md, Web).
 	sessionKey, err := core.LoadOrCreateSecret(filepath.Join(s.cfg.DataDir(), sessionKeyFile), 32)
@@ -37,8 +38,20 @@ func registerWeb(mux *http.ServeMux, s *server, codeFlow core.CodeFlow, verifier
 		CodeFlow:      codeFlow,
 		Verifier:      verifier,
 		Logger:        s.log,
+		SessionTTL:    sessionTTL,
 		SessionKey:    sessionKey,
 		SignedOutFile: filepath.Join(s.cfg.DataDir(), signedOutFile),
+	}
+	if s.cfg.Clustered() {
+		// Every node has the same session key, so a sign-out must reach
+		// every node: the bucket holds it for all of them (docs/cluster.md).
+		ctx, cancel := context.WithTimeout(ctx, secretsTimeout)
+		defer cancel()
+		signOuts, err := openSignOuts(ctx, s.backend.nats, s.cfg.Cluster.Replicas)
+		if err != nil {
+			return nil, err
+		}
+		ac.SignOuts = signOuts
 	}
 	if s.cfg.Auth.Verifier == "dev" {
 		// The /device page gets its assertions from the server in dev
