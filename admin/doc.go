@@ -30,7 +30,11 @@
 // sign-in; every sign-in gets a new id. Sign-out really ends the session,
 // a copied cookie with it: the id is refused until its expiry, and
 // recorded in Config.SignedOutFile (signed_out in the data folder) so
-// that a restart does not bring it back.
+// that a restart does not bring it back. Servers that share the session
+// key (a cluster) share sign-outs through Config.SignOuts: recorded there
+// before the sign-out is answered, asked at each request; while it cannot
+// be asked, sessions are refused (503), and a sign-out it cannot record is
+// answered 503 with the session left as it was.
 //
 // CSRF. Every form carries csrf_token; every POST checks it before
 // anything else (403 when missing or wrong). Signed in, the token is
