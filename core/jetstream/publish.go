@@ -54,6 +54,10 @@ const (
 //     message's id before the commit is proposed, and answers 10201
 //     without the stored sequence), and storedAt asks for the sequence.
 //
+// A batch of one message is a plain publish (atomicity is trivial for
+// one message, and it costs the leader one step instead of two), whose
+// duplicate is answered with the stored sequence at once.
+//
 // A new stream leader applies what its predecessor committed before it
 // takes writes (raft's aflr), so the ids of a first try stored by the
 // old leader are known to the new one when the second try reaches it.
@@ -67,14 +71,32 @@ func storeBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (
 			attempt = min(attempt, max(time.Until(d), time.Millisecond))
 		}
 		actx, cancel := context.WithTimeout(ctx, attempt)
-		ack, err := jetstreamext.PublishMsgBatch(actx, js, msgs,
-			jetstreamext.BatchFlowControl{AckFirst: true, AckTimeout: attempt})
+		var (
+			last uint64 // the sequence of the batch's last message
+			err  error
+		)
+		if n == 1 {
+			// One message is stored whole or not at all by a plain
+			// publish, which costs the leader one step where an atomic
+			// batch costs two (stage, then commit).
+			last, err = publishOne(actx, js, msgs[0])
+		} else {
+			var ack *jetstreamext.BatchAck
+			ack, err = jetstreamext.PublishMsgBatch(actx, js, msgs,
+				jetstreamext.BatchFlowControl{AckFirst: true, AckTimeout: attempt})
+			if err == nil {
+				if ack.BatchSize != n {
+					err = fmt.Errorf("batch of %d acknowledged as %d up to sequence %d", n, ack.BatchSize, ack.Sequence)
+				}
+				last = ack.Sequence
+			}
+		}
 		cancel()
 		if err == nil {
-			if ack.BatchSize != n || ack.Sequence < n {
-				return 0, fmt.Errorf("batch of %d acknowledged as %d up to sequence %d", n, ack.BatchSize, ack.Sequence)
+			if last < n {
+				return 0, fmt.Errorf("batch of %d acknowledged up to sequence %d", n, last)
 			}
-			return ack.Sequence - n + 1, nil
+			return last - n + 1, nil
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) {
@@ -105,6 +127,31 @@ func storeBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (
 		}
 		backoff = min(backoff*2, 250*time.Millisecond)
 	}
+}
+
+// publishOne publishes m alone and returns its sequence. A duplicate of
+// a stored message id is answered with the stored message's sequence: it
+// is the first try's, stored.
+func publishOne(ctx context.Context, js jetstream.JetStream, m *nats.Msg) (uint64, error) {
+	resp, err := js.Conn().RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	var ack struct {
+		Error    *jetstream.APIError `json:"error"`
+		Stream   string              `json:"stream"`
+		Sequence uint64              `json:"seq"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, jetstream.ErrInvalidJSAck
+	}
+	if ack.Error != nil {
+		return 0, ack.Error
+	}
+	if ack.Stream == "" || ack.Sequence == 0 {
+		return 0, jetstream.ErrInvalidJSAck
+	}
+	return ack.Sequence, nil
 }
 
 // storedAt asks the stream's leader whether it stored m's message id, and
