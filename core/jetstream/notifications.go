@@ -52,6 +52,8 @@ type Notifications struct {
 	// read (queuesizes.go), which bounds what a read of an app's queues
 	// can return; math.MaxInt64 until a read has said.
 	streamSubjects atomic.Int64
+
+	sizeReads sizeReads // one size read for the one-queue batches waiting
 }
 
 var _ core.NotificationQueues = (*Notifications)(nil)

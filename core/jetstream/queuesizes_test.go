@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,4 +86,53 @@ func TestQueueSizesAreExactOnTheCluster(t *testing.T) {
 	add(3, "a batch of 30 queues", many[100:]...)
 	add(1, "two users in a large stream", item(pb), item(pc))
 	add(1, "two users in a large stream, again", item(pc), item(pb), item(pa))
+}
+
+// Single items added at once, by many callers, to queues of two apps and
+// several users, share their size reads (one read serves every one-queue
+// batch waiting on the node) and still get their own queue's exact size:
+// each caller owns a queue, so its j-th item finds min(j, cap) there,
+// whatever the other queues in the same read hold. Callers sharing one
+// queue get sizes between 1 and the cap.
+func TestConcurrentSingleItemsGetTheirQueuesSizes(t *testing.T) {
+	const queueCap = 5
+	e := newEnv(t, queueCap)
+	ctx := ctxT(t)
+	// 100 queues of a third app first: early reads, of few waiters, are
+	// made queue by queue; later ones, of many, app-wide.
+	var many []core.NotificationInput
+	for i := range 100 {
+		many = append(many, core.NotificationInput{PUID: e.grants.add(fmt.Sprintf("many%d", i), 3, fmt.Sprintf("m%d", i)), Message: "m"})
+	}
+	if _, _, err := e.n.AddNotifications(ctx, 3, many, time.Now(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	const owners, adds = 40, 8
+	shared := e.grants.add("shared", 1, "shared")
+	var wg sync.WaitGroup
+	for w := range owners {
+		app := core.AppID(1 + w%2)
+		puid := e.grants.add(fmt.Sprintf("user%d", w%7), app, fmt.Sprintf("p%d", w))
+		wg.Go(func() {
+			for j := 1; j <= adds; j++ {
+				_, sizes, err := e.n.AddNotifications(ctx, app, []core.NotificationInput{{PUID: puid, Message: "m"}}, time.Now(), 0, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if want := min(j, queueCap); sizes[0] != want {
+					t.Errorf("%s, item %d: queue_size %d, want %d", puid, j, sizes[0], want)
+				}
+			}
+		})
+		wg.Go(func() {
+			_, sizes, err := e.n.AddNotifications(ctx, 1, []core.NotificationInput{{PUID: shared, Message: "m"}}, time.Now(), 0, 0)
+			if err != nil {
+				t.Error(err)
+			} else if sizes[0] < 1 || sizes[0] > queueCap {
+				t.Errorf("shared queue: queue_size %d, want 1 to %d", sizes[0], queueCap)
+			}
+		})
+	}
+	wg.Wait()
 }
