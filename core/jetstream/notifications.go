@@ -175,11 +175,15 @@ func (n *Notifications) AddNotifications(ctx context.Context, app core.AppID, it
 		if err != nil {
 			return nil, nil, err
 		}
-		// The nonce, random, is also the message's JetStream id: a second
-		// try of the batch after a lost answer is refused as a duplicate
-		// when the first was stored (storeBatch).
-		msgs[i] = &nats.Msg{Subject: notificationSubject(users[i], app, it.PUID), Data: data,
-			Header: nats.Header{jetstream.MsgIDHeader: []string{s.Nonce}}}
+		msgs[i] = &nats.Msg{Subject: notificationSubject(users[i], app, it.PUID), Data: data}
+		if i == 0 {
+			// The first item's nonce, random, is also its message's
+			// JetStream id: a second try of the batch after a lost answer
+			// is refused whole as a duplicate when the first was stored
+			// (storeBatch). One id names the batch; an id on every item
+			// would cost every server a duplicate-table entry per item.
+			msgs[i].Header = nats.Header{jetstream.MsgIDHeader: []string{s.Nonce}}
+		}
 		ns[i] = s.notification(0)
 		nonces[i] = s.Nonce
 	}

@@ -18,15 +18,15 @@ import (
 // stream leader that died has no answer coming; it is sent again after
 // publishAttempt (a new leader is elected well within it: a server shut
 // down hands its leaderships over), rather than held for requestTimeout,
-// as an ack is (ackAttempt). Every message carries a JetStream message
-// id (Nats-Msg-Id), so a second try of a batch that the first stored is
-// refused as a duplicate, never stored twice (storeBatch).
+// as an ack is (ackAttempt). A batch's first message carries a JetStream
+// message id (Nats-Msg-Id), so a second try of a batch that the first
+// stored is refused as a duplicate, never stored twice (storeBatch).
 const publishAttempt = time.Second
 
 // duplicateWindow is how long the stream remembers a message id
 // (the stream's duplicate_window). A second try is sent at most
 // requestTimeout after the first, so twice that covers it; a longer
-// window only costs the servers memory, an entry per message stored.
+// window only costs the servers memory, an entry per batch stored.
 const duplicateWindow = 2 * requestTimeout
 
 // JetStream's answers that a message id was seen before
@@ -41,12 +41,12 @@ const (
 	errCodeDuplicateInProcess jetstream.ErrorCode = 10158
 )
 
-// storeBatch publishes msgs, each with a Nats-Msg-Id of its own, as one
-// atomic batch and returns the stream sequence of its first message (an
+// storeBatch publishes msgs, the first with a Nats-Msg-Id of its own, as
+// one atomic batch and returns the stream sequence of its first message (an
 // atomic batch is stored as one step: its messages have consecutive
 // sequences). A try whose answer does not come within publishAttempt, or
 // is lost with the server that should have sent it, is sent again, with
-// the same ids, until ctx ends:
+// the same id, until ctx ends:
 //
 //   - if the first try was not stored, the second is, as any batch;
 //   - if it was, the stream refuses the second whole as a duplicate
@@ -59,8 +59,8 @@ const (
 // duplicate is answered with the stored sequence at once.
 //
 // A new stream leader applies what its predecessor committed before it
-// takes writes (raft's aflr), so the ids of a first try stored by the
-// old leader are known to the new one when the second try reaches it.
+// takes writes (raft's aflr), so the id of a first try stored by the
+// old leader is known to the new one when the second try reaches it.
 // An answer from JetStream's API (a refusal) is returned as it is.
 func storeBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error) {
 	n := uint64(len(msgs))
