@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -197,29 +196,39 @@ func retrySoon(ctx context.Context, f func() error) error {
 	}
 }
 
-// secretsKV opens the bucket, creating it (or updating its replicas)
-// when create is set.
-func secretsKV(ctx context.Context, nc *nats.Conn, replicas int, create bool) (jetstream.KeyValue, error) {
+// clusterBucket opens a key-value bucket of the cluster's (the shared
+// secrets' and the web sign-outs'), creating it or updating its settings
+// to cfg when create is set; it tries again while a bucket just created
+// has no responders.
+func clusterBucket(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig, create bool) (jetstream.KeyValue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.nats_url: JetStream: %w", err)
 	}
 	var kv jetstream.KeyValue
-	if create {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      secretsBucket,
-			Description: "Presence: fingerprints of the secrets every node shares (docs/cluster.md)",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
-	} else {
-		kv, err = js.KeyValue(ctx, secretsBucket)
-	}
+	err = retrySoon(ctx, func() (err error) {
+		if create {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		} else {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("cluster.nats_url: the key-value bucket %s: %w", secretsBucket, err)
+		return nil, fmt.Errorf("cluster.nats_url: the key-value bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// secretsKV opens the shared secrets' bucket (see clusterBucket).
+func secretsKV(ctx context.Context, nc *nats.Conn, replicas int, create bool) (jetstream.KeyValue, error) {
+	return clusterBucket(ctx, nc, jetstream.KeyValueConfig{
+		Bucket:      secretsBucket,
+		Description: "Presence: fingerprints of the secrets every node shares (docs/cluster.md)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}, create)
 }
 
 // compareSecrets compares this node's secrets with the recorded
@@ -259,56 +268,4 @@ func compareSecrets(cfg *presence.Config, value []byte) error {
 		return nil
 	}
 	return fmt.Errorf("%s (the cluster's fingerprints were %s); %s", strings.Join(differ, "; and "), recorded, rotate)
-}
-
-// runCluster is `presence cluster forget-secrets`: it deletes the
-// recorded fingerprints, so that the next node to start records its own
-// (docs/cluster.md, "Changing the shared secrets").
-func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "forget-secrets" {
-		fmt.Fprintln(stderr, "usage: presence cluster forget-secrets [-config presence.toml] [--json]")
-		return errors.New("cluster: want forget-secrets")
-	}
-	var c common
-	fs := newFlags("cluster forget-secrets", stderr, &c)
-	if _, err := parseInterspersed(fs, args[1:]); err != nil {
-		return err
-	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
-	}
-	if !cfg.Clustered() {
-		return errors.New("cluster forget-secrets: cluster.nats_url is not set: one node keeps its secrets in its data folder and checks nothing")
-	}
-	fmt.Fprintf(stderr, "presence: NATS %s\n", cfg.Cluster.NATSURL)
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	nc, err := connectNATS(cfg, log, &linkWatch{})
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, secretsTimeout)
-	defer cancel()
-	kv, err := secretsKV(ctx, nc, cfg.Cluster.Replicas, false)
-	forgot := true
-	switch {
-	case errors.Is(err, jetstream.ErrBucketNotFound):
-		forgot = false // no node has started yet
-	case err != nil:
-		return err
-	default:
-		if err := kv.Purge(ctx, secretsKey); err != nil {
-			return fmt.Errorf("cluster.nats_url: forget the fingerprints: %w", err)
-		}
-	}
-	if c.json {
-		return printJSON(stdout, map[string]bool{"forgotten": forgot})
-	}
-	if forgot {
-		fmt.Fprintln(stdout, "forgot the cluster's secret fingerprints: the next node to start records its own; running nodes go on with theirs")
-	} else {
-		fmt.Fprintln(stdout, "no fingerprints recorded yet: nothing to forget")
-	}
-	return nil
 }

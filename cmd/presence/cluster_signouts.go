@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -40,24 +39,16 @@ type kvSignOuts struct {
 
 // openSignOuts creates the bucket (or updates its replicas and age).
 func openSignOuts(ctx context.Context, nc *nats.Conn, replicas int) (*kvSignOuts, error) {
-	js, err := jetstream.New(nc)
+	kv, err := clusterBucket(ctx, nc, jetstream.KeyValueConfig{
+		Bucket:      signOutsBucket,
+		Description: "Presence: web sessions signed out before they expired (docs/cluster.md)",
+		History:     1,
+		TTL:         sessionTTL + signOutsSkew,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}, true)
 	if err != nil {
-		return nil, fmt.Errorf("cluster.nats_url: JetStream: %w", err)
-	}
-	var kv jetstream.KeyValue
-	err = retrySoon(ctx, func() (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      signOutsBucket,
-			Description: "Presence: web sessions signed out before they expired (docs/cluster.md)",
-			History:     1,
-			TTL:         sessionTTL + signOutsSkew,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster.nats_url: the key-value bucket %s: %w", signOutsBucket, err)
+		return nil, err
 	}
 	return &kvSignOuts{nc: nc, kv: kv}, nil
 }
