@@ -46,6 +46,28 @@ func (n *node) appsList() (string, error) {
 	return out.String(), err
 }
 
+// stopPostgres stops the cluster's PostgreSQL and returns the function
+// that starts it again on its data; if the test ends first, cleanup does.
+func stopPostgres(t *testing.T, pg *pgtest.Server) (restart func()) {
+	t.Helper()
+	if err := pg.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	away := true
+	t.Cleanup(func() {
+		if away {
+			pg.Restart()
+		}
+	})
+	return func() {
+		t.Helper()
+		away = false
+		if err := pg.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // PROTOCOL §10 and issue 19: a PostgreSQL restart under three running
 // nodes (PostgreSQL is stopped, then started again on its data; the
 // nodes are not restarted). While it is away:
@@ -84,15 +106,7 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	visitor.Login("dan@example.com")
 	other, otherKey := a.newApp("other.example") // an app no node has looked up
 
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	away := true
-	t.Cleanup(func() {
-		if away {
-			pg.Restart()
-		}
-	})
+	restart := stopPostgres(t, pg)
 
 	// What needs the registry fails at once, and says so.
 	for i, n := range nodes {
@@ -160,10 +174,7 @@ func TestClusterPostgresRestartLiveTrafficGoesOn(t *testing.T) {
 	}
 
 	// PostgreSQL back: the same calls succeed, the nodes untouched.
-	if err := pg.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	away = false
+	restart()
 	for _, n := range nodes {
 		n.waitHealthz(http.StatusOK, 10*time.Second)
 		n.mustPostNote(app, key, cyPUID, "PostgreSQL back", http.StatusOK)

@@ -44,15 +44,7 @@ func TestClusterStatusQueueTakenWhilePostgresAway(t *testing.T) {
 	feed.Conn.Close()
 	b.waitNoAppChannels()
 
-	if err := pg.StopServer(); err != nil {
-		t.Fatal(err)
-	}
-	away := true
-	t.Cleanup(func() {
-		if away {
-			pg.Restart()
-		}
-	})
+	restart := stopPostgres(t, pg)
 	status(phone, sid, "unavailable", "PostgreSQL away")
 	b.waitShows(app, puid, "PostgreSQL away")
 	attached := time.Now()
@@ -64,8 +56,5 @@ func TestClusterStatusQueueTakenWhilePostgresAway(t *testing.T) {
 	status(phone, sid, "online", "live")
 	again.Expect(puid, "online", "live")
 
-	if err := pg.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	away = false
+	restart()
 }
