@@ -224,6 +224,24 @@ func (n *Notifications) setQueueSize(ctx context.Context, size int) (int, error)
 	if _, err := n.js.UpdateStream(ctx, cfg); err != nil {
 		return 0, fmt.Errorf("jetstream: queue size %d: %w", size, err)
 	}
+	// The update is answered once the cluster agreed on it, which may be
+	// before the stream's leader applies it: a batch stored in between
+	// would meet the old cap, and its queue's size exceed the new one.
+	// The leader answers STREAM.INFO with the config it applies.
+	for {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("jetstream: queue size %d: %w", size, err)
+		}
+		if info.Config.MaxMsgsPerSubject == int64(size) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("jetstream: queue size %d: not applied by the stream's leader: %w", size, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	n.queueSize = size
 	return size, nil
 }
